@@ -1,0 +1,341 @@
+"""The Kafka event bus on kafka-python: typed protobuf producer and consumer, and the Worker loop.
+
+Delivery contract (DESIGN.md): at least once per message, effectively once in results.
+- One consumer group per service; offsets are committed manually, and only after every output of a
+  message has been acknowledged by the broker.
+- A failing handler is retried with exponential backoff up to `max_attempts`; then the message goes
+  to haic.deadletter.v1 with the error, and the worker moves on. A message that cannot be decoded is
+  dead-lettered at once (retrying cannot help).
+- SIGTERM or SIGINT: the in-flight message finishes, its offset is committed, the consumer leaves
+  its group and the producer flushes. A second signal exits at once and hands the message back
+  (uncommitted, so another member of the group redelivers it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from google.protobuf.message import DecodeError, Message
+from google.protobuf.timestamp_pb2 import Timestamp
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import TopicAlreadyExistsError
+from kafka.structs import OffsetAndMetadata
+
+from haic.v1 import events_pb2
+from services.core import metrics, topics
+from services.core.logs import log_context
+from services.core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TYPE_HEADER = "haic-type"
+
+
+class PoisonMessageError(Exception):
+    """The message can never be processed (undecodable, or invalid content): dead-letter without retrying."""
+
+
+class OutputDeliveryError(RuntimeError):
+    """The broker did not acknowledge an output."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """A decoded message with where it came from."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: str
+    message: Message
+    headers: dict[str, bytes] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Output:
+    """A message a handler wants produced; the key is the video id."""
+
+    topic: str
+    key: str
+    message: Message
+
+
+Handler = Callable[[Event], Iterable[Output]]
+
+
+class OffsetStore(Protocol):
+    """Where a sink keeps its own offsets (e.g. the catalog, in the same transaction as its writes)."""
+
+    def load_offset(self, topic: str, partition: int) -> int | None: ...
+
+
+def client_config(settings: Settings, service: str) -> dict:
+    return {"bootstrap_servers": settings.kafka_bootstrap_servers.split(","), "client_id": f"haic-{service}"}
+
+
+def ensure_topics(settings: Settings, names: Iterable[str] = topics.ALL_TOPICS) -> None:
+    """Creates the topics with the configured partitions; existing topics are left as they are."""
+    admin = KafkaAdminClient(**client_config(settings, "admin"))
+    try:
+        existing = set(admin.list_topics())
+        missing = [
+            NewTopic(name, settings.topic_partitions, settings.topic_replication_factor)
+            for name in names
+            if name not in existing
+        ]
+        if missing:
+            # another service may create them between list and create
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics(missing)
+    finally:
+        admin.close()
+
+
+def decode(topic: str, payload: bytes) -> Message:
+    message = topics.message_type(topic)()
+    try:
+        message.ParseFromString(payload)
+    except DecodeError as exc:
+        raise PoisonMessageError(f"payload is not a {message.DESCRIPTOR.full_name}: {exc}") from exc
+    return message
+
+
+def now_timestamp() -> Timestamp:
+    ts = Timestamp()
+    ts.GetCurrentTime()
+    return ts
+
+
+class EventProducer:
+    """Produces protobuf messages keyed by video id; `deliver` waits for the broker's acknowledgements."""
+
+    def __init__(self, settings: Settings, service: str) -> None:
+        self.service = service
+        self._producer = KafkaProducer(
+            **client_config(settings, service),
+            acks="all",
+            linger_ms=5,
+            max_request_size=16 * 1024 * 1024,
+            retries=5,
+        )
+
+    def send(self, output: Output):
+        expected = topics.message_type(output.topic)
+        if not isinstance(output.message, expected):
+            raise TypeError(
+                f"{output.topic} carries {expected.DESCRIPTOR.full_name}, got {output.message.DESCRIPTOR.full_name}"
+            )
+        future = self._producer.send(
+            output.topic,
+            key=output.key.encode(),
+            value=output.message.SerializeToString(),
+            headers=[(TYPE_HEADER, output.message.DESCRIPTOR.full_name.encode())],
+        )
+        metrics.MESSAGES_PRODUCED.labels(self.service, output.topic).inc()
+        return future
+
+    def deliver(self, outputs: Iterable[Output], timeout_s: float = 30.0) -> None:
+        """Sends every output and returns once the broker acknowledged all of them."""
+        futures = [(o, self.send(o)) for o in outputs]
+        self._producer.flush(timeout_s)
+        for output, future in futures:
+            try:
+                future.get(timeout=timeout_s)
+            except Exception as exc:
+                raise OutputDeliveryError(f"{output.topic} key {output.key}: {exc}") from exc
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        self._producer.flush(timeout_s)
+        self._producer.close(timeout_s)
+
+
+class _SeekToStoredOffsets(ConsumerRebalanceListener):
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self.worker.assigned.clear()
+
+    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        store = self.worker.offset_store
+        consumer = self.worker.consumer
+        if store is not None and consumer is not None:
+            for tp in assigned:
+                offset = store.load_offset(tp.topic, tp.partition)
+                if offset is None:
+                    consumer.seek_to_beginning(tp)
+                else:
+                    consumer.seek(tp, offset)
+        self.worker.assigned.set()
+
+
+class Worker:
+    """Consumes `input_topics` as consumer group `group_id` and runs `handler` on every message."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        service: str,
+        input_topics: Iterable[str],
+        handler: Handler,
+        *,
+        group_id: str | None = None,
+        offset_store: OffsetStore | None = None,
+        producer: EventProducer | None = None,
+    ) -> None:
+        self.settings = settings
+        self.service = service
+        self.input_topics = list(input_topics)
+        self.handler = handler
+        self.group_id = group_id or f"haic-{service}"
+        self.offset_store = offset_store
+        self.producer = producer or EventProducer(settings, service)
+        self.consumer: KafkaConsumer | None = None
+        self.assigned = threading.Event()  # set while the group has given this worker its partitions
+        self._stop = threading.Event()
+        self._signals = 0
+
+    # --- lifecycle ---
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def install_signal_handlers(self) -> None:
+        """First SIGTERM/SIGINT: finish the in-flight message and stop. Second: exit, handing it back."""
+
+        def on_signal(signum: int, _frame: object) -> None:
+            self._signals += 1
+            if self._signals > 1:
+                log.warning("second signal %d: exiting without committing the in-flight message", signum)
+                os._exit(128 + signum)
+            log.info("signal %d: stopping after the in-flight message", signum)
+            self.stop()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+    def run(self) -> None:
+        ensure_topics(self.settings, {*self.input_topics, topics.DEADLETTER})
+        self.consumer = KafkaConsumer(
+            **client_config(self.settings, self.service),
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=self.settings.kafka_session_timeout_ms,
+            heartbeat_interval_ms=max(500, self.settings.kafka_session_timeout_ms // 3),
+            max_poll_interval_ms=self.settings.kafka_max_poll_interval_ms,
+            max_poll_records=1,
+            fetch_max_wait_ms=200,
+        )
+        self.consumer.subscribe(self.input_topics, listener=_SeekToStoredOffsets(self))
+        log.info("consuming %s as group %s", self.input_topics, self.group_id)
+        try:
+            while not self._stop.is_set():
+                batches = self.consumer.poll(timeout_ms=300)
+                self._update_lag()
+                for records in batches.values():
+                    for record in records:
+                        if self._stop.is_set():
+                            break  # not processed, not committed: the next owner gets it
+                        self._process(record)
+        finally:
+            self.assigned.clear()
+            self.consumer.close(autocommit=False)
+            self.producer.close()
+            log.info("worker %s stopped", self.service)
+
+    # --- one message ---
+    def _process(self, record) -> None:
+        key = record.key.decode(errors="replace") if record.key else ""
+        labels = (self.service, record.topic)
+        metrics.MESSAGES_CONSUMED.labels(*labels).inc()
+        metrics.IN_FLIGHT.labels(self.service).inc()
+        started = time.perf_counter()
+        try:
+            with log_context(video_id=key):
+                self._handle_with_retries(record, key)
+            self._commit(record)
+        finally:
+            metrics.IN_FLIGHT.labels(self.service).dec()
+            metrics.PROCESSING_SECONDS.labels(*labels).observe(time.perf_counter() - started)
+
+    def _handle_with_retries(self, record, key: str) -> None:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                event = Event(
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    key,
+                    decode(record.topic, record.value or b""),
+                    {k: v for k, v in (record.headers or [])},
+                )
+                self.producer.deliver(self.handler(event))
+                return
+            except PoisonMessageError as exc:
+                metrics.MESSAGES_FAILED.labels(self.service, record.topic).inc()
+                self._dead_letter(record, key, exc, attempt)
+                return
+            except OutputDeliveryError:
+                raise  # the broker is unreachable: dead-lettering would fail too; crash and redeliver
+            except Exception as exc:  # noqa: BLE001 - any handler error is retried, then dead-lettered
+                metrics.MESSAGES_FAILED.labels(self.service, record.topic).inc()
+                if attempt >= self.settings.max_attempts:
+                    self._dead_letter(record, key, exc, attempt)
+                    return
+                delay = self.settings.retry_backoff_s * 2 ** (attempt - 1)
+                log.warning("attempt %d failed (%s: %s); retrying in %.1f s", attempt, type(exc).__name__, exc, delay)
+                time.sleep(delay)
+
+    def _dead_letter(self, record, key: str, exc: Exception, attempts: int) -> None:
+        log.error(
+            "dead-lettering %s[%d]@%d after %d attempt(s): %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            attempts,
+            exc,
+        )
+        letter = events_pb2.DeadLetter(
+            original_topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key or b"",
+            payload=record.value or b"",
+            error=str(exc),
+            error_type=type(exc).__name__,
+            attempts=attempts,
+            service=self.service,
+            failed_at=now_timestamp(),
+        )
+        self.producer.deliver([Output(topics.DEADLETTER, key, letter)])
+        metrics.MESSAGES_DEAD_LETTERED.labels(self.service, record.topic).inc()
+
+    def _commit(self, record) -> None:
+        assert self.consumer is not None
+        tp = TopicPartition(record.topic, record.partition)
+        self.consumer.commit({tp: OffsetAndMetadata(record.offset + 1, "", -1)})
+
+    def _update_lag(self) -> None:
+        assert self.consumer is not None
+        for tp in self.consumer.assignment():
+            highwater = self.consumer.highwater(tp)
+            if highwater is None:
+                continue
+            lag = max(0, highwater - self.consumer.position(tp))
+            metrics.CONSUMER_LAG.labels(self.service, tp.topic, str(tp.partition)).set(lag)

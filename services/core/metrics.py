@@ -1,0 +1,31 @@
+"""Prometheus metrics shared by every service; each service serves them on its own /metrics port."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+MESSAGES_CONSUMED = Counter("haic_messages_consumed_total", "Messages taken from a topic", ["service", "topic"])
+MESSAGES_PRODUCED = Counter("haic_messages_produced_total", "Messages produced to a topic", ["service", "topic"])
+MESSAGES_FAILED = Counter(
+    "haic_messages_failed_total", "Failed processing attempts (retried or dead-lettered)", ["service", "topic"]
+)
+MESSAGES_DEAD_LETTERED = Counter(
+    "haic_messages_dead_lettered_total", "Messages sent to the dead-letter topic", ["service", "topic"]
+)
+PROCESSING_SECONDS = Histogram(
+    "haic_processing_seconds",
+    "Time to process one message, outputs included",
+    ["service", "topic"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+)
+IN_FLIGHT = Gauge("haic_in_flight_messages", "Messages being processed now", ["service"])
+CONSUMER_LAG = Gauge("haic_consumer_lag", "Messages behind the partition end", ["service", "topic", "partition"])
+CLIP_VERDICTS = Counter(
+    "haic_clip_verdicts_total", "Clip outcomes by stage and reason", ["service", "stage", "verdict", "reason"]
+)
+
+
+def start_metrics_server(port: int) -> None:
+    """Serves /metrics on the port; 0 leaves it off (tests that run several workers in one process)."""
+    if port:
+        start_http_server(port)

@@ -1,0 +1,134 @@
+"""Configuration for every service, from environment variables prefixed HAIC_.
+
+One Settings class: services read the fields they need. Thresholds of the HAIC paper (ACL 2025)
+default to the paper's values and cite the section they come from. `haic config` prints the table.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class LongScenePolicy(StrEnum):
+    drop = "drop"  # the paper: scenes longer than the maximum are discarded
+    split = "split"  # cut into equal windows no longer than the maximum
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HAIC_", env_file=None, extra="ignore")
+
+    # --- Kafka ---
+    kafka_bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, comma separated")
+    topic_partitions: int = Field(3, ge=1, description="Partitions of every topic created by the services")
+    topic_replication_factor: int = Field(1, ge=1, description="Replication factor of created topics")
+    kafka_session_timeout_ms: int = Field(
+        6000, description="Consumer session timeout; low values make group joins fast (about 3 s on tansu)"
+    )
+    kafka_max_poll_interval_ms: int = Field(
+        900_000, description="Longest time one message may take before the consumer leaves its group"
+    )
+    max_attempts: int = Field(3, ge=1, description="Attempts per message before it goes to the dead-letter topic")
+    retry_backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles on each attempt")
+
+    # --- ports (each service binds its own; the launcher assigns fixed defaults) ---
+    grpc_port: int = Field(50051, description="gRPC port of the service")
+    metrics_port: int = Field(9101, description="Prometheus /metrics port of a worker service (0: off)")
+    http_host: str = Field("127.0.0.1", description="Gateway HTTP bind address")
+    http_port: int = Field(8080, description="Gateway HTTP port")
+
+    # --- storage and catalog ---
+    data_dir: Path = Field(Path(".haic"), description="Local state: broker logs, videos, catalog, API key")
+    storage_url: str = Field(
+        "", description="Video store: a local directory (default <data_dir>/videos) or s3://bucket/prefix"
+    )
+    s3_endpoint_url: str = Field("", description="Endpoint of an S3-compatible store (MinIO, Ceph, ...)")
+    catalog_url: str = Field(
+        "", description="Catalog database URL: sqlite (default <data_dir>/catalog.db) or postgresql+psycopg://"
+    )
+    catalog_final_stage: str = Field(
+        "filter", description="Last stage deployed: a video is settled when every clip has passed it or was rejected"
+    )
+
+    # --- gateway ---
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Accepted API keys, comma separated (Authorization: Bearer KEY)"
+    )
+    max_upload_bytes: int = Field(2 * 1024**3, ge=1, description="Largest accepted upload in bytes (413 above)")
+
+    # --- filter: metadata (HAIC section 3.1) ---
+    min_short_side_px: int = Field(
+        360, ge=1, description="Low-resolution filter: shortest side in pixels (section 3.1 drops low resolution)"
+    )
+    require_description_verb: bool = Field(
+        True, description="Drop videos whose description has no verb (section 3.1, spaCy POS)"
+    )
+    strict_description: bool = Field(False, description="Treat a missing description as having no verb")
+    # --- filter: scenes (HAIC section 3.1, PySceneDetect) ---
+    min_clip_s: float = Field(5.0, gt=0, description="Shortest kept clip in seconds (section 3.1: 5 s)")
+    max_clip_s: float = Field(20.0, gt=0, description="Longest kept clip in seconds (section 3.1: 20 s)")
+    long_scene_policy: LongScenePolicy = Field(
+        LongScenePolicy.drop, description="Scenes over max_clip_s: drop (the paper) or split into windows"
+    )
+    scene_detector: str = Field("content", description="PySceneDetect detector: content or adaptive")
+    scene_threshold: float = Field(27.0, gt=0, description="Content detector threshold (PySceneDetect default)")
+    scene_analysis_width: int = Field(256, ge=32, description="Frames are decoded at this width for scene detection")
+    scene_analysis_fps: float = Field(
+        0.0, ge=0, description="Analyse at most this many frames per second for scenes (0: every frame)"
+    )
+
+    # --- pose: human existence (HAIC section 3.1) ---
+    existence_frames: int = Field(16, ge=1, description="Frames sampled uniformly per clip (section 3.1: 16)")
+    min_people: int = Field(1, ge=0, description="Fewest people in every sampled frame (section 3.1: 1)")
+    max_people: int = Field(5, ge=1, description="Most people in every sampled frame (section 3.1: 5)")
+    min_person_area_ratio: float = Field(
+        0.10, ge=0, le=1, description="People's boxes must cover this fraction of the frame (section 3.1: 10%)"
+    )
+    # --- pose: human action (HAIC section 3.1) ---
+    action_fps: float = Field(
+        1.0, gt=0, description="Keypoint sampling rate for the action filter (section 3.1: 1 fps)"
+    )
+    min_keypoint_l1: float = Field(
+        0.085, ge=0, description="Adjacent-frame keypoint L1 distance, normalized coordinates (section 3.1: 0.085)"
+    )
+    min_affine_residual: float = Field(
+        0.0016, ge=0, description="Residual of the affine fit P(t+1)=T P(t) (section 3.1: 0.0016)"
+    )
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [k.strip() for k in value.split(",") if k.strip()]
+        return value
+
+    @property
+    def resolved_storage_url(self) -> str:
+        return self.storage_url or str((self.data_dir / "videos").resolve())
+
+    @property
+    def resolved_catalog_url(self) -> str:
+        return self.catalog_url or f"sqlite:///{(self.data_dir / 'catalog.db').resolve()}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def settings_table() -> str:
+    """The configuration as a Markdown table (README's configuration section)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = field.default_factory() if field.default_factory else field.default
+        if isinstance(default, StrEnum):
+            default = default.value
+        if isinstance(default, list):
+            default = ",".join(default)
+        rows.append(f"| `HAIC_{name.upper()}` | `{default}` | {field.description} |")
+    return "\n".join(rows)
