@@ -38,11 +38,10 @@ def video_labels(shared_videos: Path) -> dict[str, dict]:
     return {name: value for name, value in labels.items() if not name.startswith("_")}
 
 
-@pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
-    """One tansu broker per test session; tests isolate themselves with their own topics or groups."""
-    log_path = tmp_path_factory.mktemp("broker") / "tansu.log"
-    with EmbeddedBroker(free_port(), log_path=log_path) as running:
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
+    """A fresh tansu broker per test (it starts in milliseconds), so tests never see each other's events."""
+    with EmbeddedBroker(free_port(), log_path=tmp_path / "tansu.log") as running:
         yield running
 
 
