@@ -1,0 +1,231 @@
+"""The `haic` command line: run the local stack, submit videos, follow them, read topics."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from clients.sdk import GatewayError, HaicClient
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_VIDEO = REPO_ROOT / "samples" / "juggle_one_person.mp4"
+SAMPLE_DESCRIPTION = "A man juggles a football with his feet in a park"
+
+
+def _settings():
+    from services.core.settings import Settings
+
+    return Settings()
+
+
+def _client(args: argparse.Namespace) -> HaicClient:
+    from services.local import ensure_api_key
+
+    key = os.environ.get("HAIC_API_KEY") or ensure_api_key(_settings())
+    return HaicClient(args.gateway, key)
+
+
+def format_video(video: dict[str, Any]) -> str:
+    """A human-readable account of a video: status, video-level rejection, then one line per clip."""
+    info = video.get("info") or {}
+    lines = [
+        f"video {video['video_id']}: {video['status']}"
+        + (f"  ({info.get('width')}x{info.get('height')}, {info.get('duration_s', 0):.1f} s)" if info else "")
+    ]
+    rejection = video.get("rejection")
+    if rejection:
+        lines.append(f"  rejected at {rejection['stage']}: {rejection['reason_code']} - {rejection['reason']}")
+        lines.append(f"    values {json.dumps(rejection.get('values', {}), sort_keys=True)}")
+    for clip in video.get("clips", []):
+        lines.append(
+            f"  clip {clip['clip_index']} {clip['start_s']:7.2f}-{clip['end_s']:7.2f} s  {clip['verdict']:<9} "
+            f"{clip.get('stage', '')} {clip.get('reason_code', '')}".rstrip()
+        )
+        if clip.get("reason"):
+            lines.append(f"    {clip['reason']}")
+        if clip.get("values"):
+            lines.append(f"    values {json.dumps(clip['values'], sort_keys=True)}")
+    for letter in video.get("dead_letters", []):
+        lines.append(f"  dead letter from {letter['service']} on {letter['topic']}: {letter['error']}")
+    return "\n".join(lines)
+
+
+def submit_and_report(client: HaicClient, path: Path, description: str, source_url: str, wait: bool) -> int:
+    try:
+        accepted = client.submit(path, description=description, source_url=source_url)
+    except GatewayError as exc:
+        print(f"rejected by the gateway: {exc}", file=sys.stderr)
+        return 1
+    video_id = accepted["video_id"]
+    note = " (already known: same content)" if accepted.get("duplicate") else ""
+    print(f"submitted {path.name}: video {video_id}, status {accepted['status']}{note}")
+    if not wait:
+        return 0
+    for name, data in client.events(video_id):
+        if name != "settled":
+            print(f"  event {data.get('sequence')}: {name} -> status {data.get('status')}")
+    print(format_video(client.video(video_id)))
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from services.core.logs import configure_logging
+    from services.local import LocalStack, StackError
+
+    configure_logging("launcher", "WARNING")
+    settings = _settings()
+    stack = LocalStack(settings, embedded_broker=not args.external_kafka)
+
+    def on_signal(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    print("starting the local stack ...", flush=True)
+    try:
+        stack.start()
+        print(stack.describe(), flush=True)
+        if args.submit_sample:
+            with HaicClient(stack.gateway_url, stack.api_key) as client:
+                submit_and_report(client, SAMPLE_VIDEO, SAMPLE_DESCRIPTION, "", wait=True)
+        if args.exit_after_sample:
+            return 0
+        print("stack is up; Ctrl-C stops it", flush=True)
+        while True:
+            stack.check_children()
+            time.sleep(1)
+    except KeyboardInterrupt:
+        print("\nstopping ...", flush=True)
+        return 0
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        stack.stop()
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        return submit_and_report(client, Path(args.file), args.description, args.source_url, args.wait)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        try:
+            video = client.video(args.video_id)
+        except GatewayError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    print(json.dumps(video, indent=2) if args.json else format_video(video))
+    return 0
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    from google.protobuf.json_format import MessageToDict
+    from kafka import KafkaConsumer
+
+    from services.core.bus import PoisonMessageError, decode
+    from services.core.topics import ALL_TOPICS
+
+    if args.topic not in ALL_TOPICS:
+        print(f"unknown topic {args.topic}; topics: {', '.join(ALL_TOPICS)}", file=sys.stderr)
+        return 2
+    consumer = KafkaConsumer(
+        args.topic,
+        bootstrap_servers=_settings().kafka_bootstrap_servers.split(","),
+        auto_offset_reset="earliest" if args.from_beginning else "latest",
+        enable_auto_commit=False,
+        group_id=None,
+        consumer_timeout_ms=int(args.idle_timeout * 1000) if args.idle_timeout else float("inf"),
+    )
+    printed = 0
+    try:
+        for record in consumer:
+            try:
+                event: Any = MessageToDict(decode(record.topic, record.value), preserving_proto_field_name=True)
+            except PoisonMessageError as exc:
+                event = {"undecodable": str(exc)}
+            line = {
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "key": (record.key or b"").decode(errors="replace"),
+                "event": event,
+            }
+            print(json.dumps(line), flush=True)
+            printed += 1
+            if args.max and printed >= args.max:
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        consumer.close()
+    return 0
+
+
+def cmd_config(_args: argparse.Namespace) -> int:
+    from services.core.settings import settings_table
+
+    print(settings_table())
+    return 0
+
+
+def cmd_protos(_args: argparse.Namespace) -> int:
+    from services.core import protogen
+
+    for path in protogen.generate():
+        print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="haic", description=__doc__)
+    parser.add_argument(
+        "--gateway", default=os.environ.get("HAIC_GATEWAY_URL", "http://127.0.0.1:8080"), help="gateway base URL"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="start the broker and every service on this machine")
+    up.add_argument("--submit-sample", action="store_true", help="upload the bundled sample and print its outcome")
+    up.add_argument("--exit-after-sample", action="store_true", help="stop once the sample has settled")
+    up.add_argument("--external-kafka", action="store_true", help="use HAIC_KAFKA_BOOTSTRAP_SERVERS, no tansu")
+    up.set_defaults(func=cmd_up)
+
+    submit = sub.add_parser("submit", help="upload a video")
+    submit.add_argument("file")
+    submit.add_argument("--description", default="")
+    submit.add_argument("--source-url", default="")
+    submit.add_argument("--wait", action="store_true", help="follow its progress until it settles")
+    submit.set_defaults(func=cmd_submit)
+
+    status = sub.add_parser("status", help="a video's status and clips")
+    status.add_argument("video_id")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
+
+    tail = sub.add_parser("tail", help="print a topic's events as JSON lines")
+    tail.add_argument("topic")
+    tail.add_argument("--from-beginning", action="store_true")
+    tail.add_argument("--max", type=int, default=0, help="stop after this many events")
+    tail.add_argument("--idle-timeout", type=float, default=0, help="stop after this many idle seconds")
+    tail.set_defaults(func=cmd_tail)
+
+    sub.add_parser("config", help="print the configuration table (HAIC_ variables)").set_defaults(func=cmd_config)
+    sub.add_parser("protos", help="regenerate the Python contracts from protos/").set_defaults(func=cmd_protos)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING)
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""The Kafka bus against a real tansu broker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from kafka import KafkaProducer
+
+from haic.v1 import events_pb2
+from services.core import topics
+from services.core.bus import Event, EventProducer, Output, Worker, ensure_topics
+from services.core.settings import Settings
+from tests.conftest import REPO_ROOT
+from tests.core.kafka_helpers import read_topic, running, wait_until
+
+pytestmark = pytest.mark.kafka
+
+
+def upload(video_id: str) -> Output:
+    return Output(topics.VIDEOS, video_id, events_pb2.VideoUploaded(video_id=video_id))
+
+
+def to_candidate(event: Event) -> list[Output]:
+    return [Output(topics.CLIPS_CANDIDATE, event.key, events_pb2.ClipCandidate(video_id=event.message.video_id))]
+
+
+def test_round_trip(kafka_settings: Settings) -> None:
+    producer = EventProducer(kafka_settings, "test")
+    producer.deliver([upload("vid_a"), upload("vid_b")])
+    with running(Worker(kafka_settings, "copier", [topics.VIDEOS], to_candidate)):
+        out = read_topic(kafka_settings, topics.CLIPS_CANDIDATE, expected=2)
+    assert sorted(out) == [
+        ("vid_a", events_pb2.ClipCandidate(video_id="vid_a")),
+        ("vid_b", events_pb2.ClipCandidate(video_id="vid_b")),
+    ]
+
+
+def test_producer_refuses_wrong_message_type(kafka_settings: Settings) -> None:
+    producer = EventProducer(kafka_settings, "test")
+    with pytest.raises(TypeError, match=r"haic\.videos\.v1 carries haic\.v1\.VideoUploaded"):
+        producer.send(Output(topics.VIDEOS, "v", events_pb2.ClipCandidate()))
+
+
+def test_two_consumers_of_one_group_split_the_partitions(kafka_settings: Settings) -> None:
+    ensure_topics(kafka_settings)
+    seen: dict[str, list[tuple[int, str]]] = {"one": [], "two": []}
+    lock = threading.Lock()
+
+    def recorder(name: str):
+        def handle(event: Event) -> list[Output]:
+            with lock:
+                seen[name].append((event.partition, event.key))
+            return []
+
+        return handle
+
+    one = Worker(kafka_settings, "one", [topics.VIDEOS], recorder("one"), group_id="shared")
+    two = Worker(kafka_settings, "two", [topics.VIDEOS], recorder("two"), group_id="shared")
+    with running(one), running(two):
+        assert wait_until(lambda: len(one.consumer.assignment()) + len(two.consumer.assignment()) == 3)
+        partitions_one = {tp.partition for tp in one.consumer.assignment()}
+        partitions_two = {tp.partition for tp in two.consumer.assignment()}
+        assert partitions_one and partitions_two and not partitions_one & partitions_two
+        keys = [f"vid_{i}" for i in range(30)]
+        EventProducer(kafka_settings, "test").deliver(upload(k) for k in keys)
+        assert wait_until(lambda: len(seen["one"]) + len(seen["two"]) == 30)
+    assert sorted(k for _, k in seen["one"] + seen["two"]) == sorted(keys)
+    assert {p for p, _ in seen["one"]} <= partitions_one
+    assert {p for p, _ in seen["two"]} <= partitions_two
+
+
+def test_committed_offsets_resume_after_restart(kafka_settings: Settings) -> None:
+    handled: list[str] = []
+
+    def handle(event: Event) -> list[Output]:
+        handled.append(event.key)
+        return []
+
+    producer = EventProducer(kafka_settings, "test")
+    producer.deliver(upload(f"first_{i}") for i in range(3))
+    with running(Worker(kafka_settings, "resumer", [topics.VIDEOS], handle)):
+        assert wait_until(lambda: len(handled) == 3)
+    producer.deliver(upload(f"second_{i}") for i in range(2))
+    with running(Worker(kafka_settings, "resumer", [topics.VIDEOS], handle)):
+        assert wait_until(lambda: len(handled) == 5)
+    assert sorted(handled[3:]) == ["second_0", "second_1"]
+    assert len(set(handled)) == 5
+
+
+def test_failing_handler_retries_then_dead_letters(kafka_settings: Settings) -> None:
+    attempts: dict[str, int] = {}
+
+    def flaky(event: Event) -> list[Output]:
+        attempts[event.key] = attempts.get(event.key, 0) + 1
+        if event.key == "vid_bad":
+            raise ValueError(f"cannot handle {event.key}")
+        return to_candidate(event)
+
+    EventProducer(kafka_settings, "test").deliver([upload("vid_bad"), upload("vid_good")])
+    with running(Worker(kafka_settings, "flaky", [topics.VIDEOS], flaky)):
+        letters = read_topic(kafka_settings, topics.DEADLETTER, expected=1)
+        outputs = read_topic(kafka_settings, topics.CLIPS_CANDIDATE, expected=1)
+    assert attempts["vid_bad"] == kafka_settings.max_attempts == 3
+    [(key, letter)] = letters
+    assert key == "vid_bad"
+    assert letter.original_topic == topics.VIDEOS
+    assert letter.error == "cannot handle vid_bad" and letter.error_type == "ValueError"
+    assert letter.attempts == 3 and letter.service == "flaky"
+    assert events_pb2.VideoUploaded.FromString(letter.payload).video_id == "vid_bad"
+    assert [k for k, _ in outputs] == ["vid_good"]
+
+
+def test_undecodable_message_is_dead_lettered_at_once(kafka_settings: Settings) -> None:
+    ensure_topics(kafka_settings)
+    raw = KafkaProducer(bootstrap_servers=kafka_settings.kafka_bootstrap_servers)
+    raw.send(topics.VIDEOS, key=b"vid_poison", value=b"\xff\xff not protobuf")
+    raw.flush()
+    raw.close()
+    calls: list[str] = []
+
+    def handle(event: Event) -> list[Output]:
+        calls.append(event.key)
+        return []
+
+    with running(Worker(kafka_settings, "strict", [topics.VIDEOS], handle)):
+        [(key, letter)] = read_topic(kafka_settings, topics.DEADLETTER, expected=1)
+    assert key == "vid_poison" and letter.attempts == 1 and letter.error_type == "PoisonMessageError"
+    assert letter.payload == b"\xff\xff not protobuf"
+    assert calls == []
+
+
+def test_sigterm_mid_message_loses_nothing_and_duplicates_nothing(kafka_settings: Settings, tmp_path: Path) -> None:
+    keys = [f"vid_{i}" for i in range(4)]
+    EventProducer(kafka_settings, "test").deliver(upload(k) for k in keys)
+    marker = tmp_path / "marker.txt"
+    marker.touch()
+    command = [sys.executable, "-m", "tests.core.slow_worker", kafka_settings.kafka_bootstrap_servers, str(marker)]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+
+    first = subprocess.Popen(command, cwd=REPO_ROOT, env=env)
+    try:
+        assert wait_until(lambda: marker.read_text().count("start") >= 2, timeout_s=60)
+        first.send_signal(signal.SIGTERM)  # in the middle of the second message
+        assert first.wait(30) == 0
+    finally:
+        first.kill()
+    started_before_stop = marker.read_text().count("start")
+
+    second = subprocess.Popen(command, cwd=REPO_ROOT, env=env)
+    try:
+        outputs = read_topic(kafka_settings, topics.CLIPS_CANDIDATE, expected=len(keys), timeout_s=60)
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(30) == 0
+    finally:
+        second.kill()
+    assert sorted(k for k, _ in outputs) == keys  # every input exactly once
+    # The first worker finished the message it was in when signalled, so nothing was processed twice.
+    assert marker.read_text().count("start") == len(keys) >= started_before_stop
