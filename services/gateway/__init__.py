@@ -1,0 +1,1 @@
+"""The gateway: HTTP upload and catalog API, gRPC progress stream, and the catalog Kafka consumer."""

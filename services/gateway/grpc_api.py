@@ -1,0 +1,39 @@
+"""gRPC haic.v1.Pipeline: WatchVideo streams a video's event log as VideoProgress until it settles."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+
+from haic.v1 import pipeline_pb2, pipeline_pb2_grpc
+from services.core.grpc_server import ServiceRegistration
+from services.gateway.catalog import Catalog
+from services.gateway.progress import POLL_INTERVAL_S, follow_events, video_progress
+
+SERVICE_NAME = pipeline_pb2.DESCRIPTOR.services_by_name["Pipeline"].full_name
+
+
+class PipelineServicer(pipeline_pb2_grpc.PipelineServicer):
+    def __init__(self, catalog: Catalog, poll_interval_s: float = POLL_INTERVAL_S) -> None:
+        self.catalog = catalog
+        self.poll_interval_s = poll_interval_s
+
+    def WatchVideo(
+        self, request: pipeline_pb2.WatchVideoRequest, context: grpc.ServicerContext
+    ) -> Iterator[pipeline_pb2.VideoProgress]:
+        if not request.video_id:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "video_id is required")
+        if self.catalog.video_state(request.video_id) is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"video {request.video_id} is not in the catalog")
+        # is_active turns false when the client cancels, the deadline passes or the server stops.
+        for record in follow_events(
+            self.catalog, request.video_id, request.after_sequence, context.is_active, self.poll_interval_s
+        ):
+            yield video_progress(record)
+
+
+def pipeline_registration(catalog: Catalog) -> ServiceRegistration:
+    return ServiceRegistration(
+        pipeline_pb2_grpc.add_PipelineServicer_to_server, PipelineServicer(catalog), SERVICE_NAME
+    )

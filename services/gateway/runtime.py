@@ -1,0 +1,66 @@
+"""What the gateway runs beside its HTTP app: catalog, store, producer, catalog consumer, gRPC server."""
+
+from __future__ import annotations
+
+import logging
+
+from services.core.bus import EventProducer, ensure_topics
+from services.core.grpc_server import GrpcServer
+from services.core.settings import Settings
+from services.core.storage import Storage, open_storage
+from services.gateway.catalog import Catalog
+from services.gateway.consumer import CatalogConsumer
+from services.gateway.grpc_api import pipeline_registration
+from services.gateway.upload import Uploader
+
+log = logging.getLogger(__name__)
+
+
+class GatewayRuntime:
+    """Started in the FastAPI lifespan (blocking calls: run it in a thread) and stopped on shutdown."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.catalog: Catalog | None = None
+        self.storage: Storage | None = None
+        self.producer: EventProducer | None = None
+        self.consumer: CatalogConsumer | None = None
+        self.grpc: GrpcServer | None = None
+        self.uploader: Uploader | None = None
+
+    @classmethod
+    def start(cls, settings: Settings) -> GatewayRuntime:
+        runtime = cls(settings)
+        try:
+            runtime.catalog = Catalog(settings.resolved_catalog_url, settings.catalog_final_stage)
+            runtime.storage = open_storage(settings)
+            ensure_topics(settings)  # the first upload must not race the topic's creation
+            runtime.producer = EventProducer(settings, "gateway")
+            runtime.uploader = Uploader(runtime.storage, runtime.catalog, runtime.producer, settings.max_upload_bytes)
+            runtime.consumer = CatalogConsumer(settings, runtime.catalog)
+            runtime.consumer.start()
+            runtime.grpc = GrpcServer([pipeline_registration(runtime.catalog)], settings.grpc_port)
+            runtime.grpc.start()
+        except BaseException:
+            runtime.stop()
+            raise
+        log.info(
+            "gateway started: gRPC %d, catalog %s", runtime.grpc.port, runtime.catalog.engine.url.render_as_string()
+        )
+        return runtime
+
+    @property
+    def grpc_port(self) -> int:
+        return self.grpc.port if self.grpc is not None else 0
+
+    def stop(self) -> None:
+        """gRPC first (watchers drain), then the consumer (in-flight message committed), then the rest."""
+        if self.grpc is not None:
+            self.grpc.stop()
+        if self.consumer is not None:
+            self.consumer.stop()
+        if self.producer is not None:
+            self.producer.close()
+        if self.catalog is not None:
+            self.catalog.close()
+        log.info("gateway stopped")

@@ -1,0 +1,204 @@
+"""Response bodies of the gateway's HTTP API, built from catalog rows."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from services.gateway.catalog import VideoView, utc
+from services.gateway.status import ClipStatus, VideoStatus
+
+
+def status_url(video_id: str) -> str:
+    return f"/v1/videos/{video_id}"
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Machine-readable reason, e.g. not_a_video, truncated, too_large")
+    message: str
+    video_id: str | None = None
+
+
+class ErrorBody(BaseModel):
+    detail: ErrorDetail
+
+
+class UploadAccepted(BaseModel):
+    video_id: str
+    status: VideoStatus
+    status_url: str
+    duplicate: bool = Field(description="True when identical content was uploaded before (nothing re-emitted)")
+
+
+class VideoInfoOut(BaseModel):
+    width: int
+    height: int
+    fps: float
+    duration_s: float
+    frame_count: int
+    codec: str
+    container: str
+
+
+class Rejection(BaseModel):
+    stage: str
+    reason_code: str
+    reason: str
+    values: dict[str, float]
+
+
+class ClipOut(BaseModel):
+    clip_id: str
+    clip_index: int
+    scene_index: int
+    start_s: float
+    end_s: float
+    verdict: ClipStatus
+    stage: str = Field(description="Rejecting stage, or the furthest stage the clip passed")
+    reason_code: str
+    reason: str
+    values: dict[str, float]
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ClipOut:
+        return cls(
+            clip_id=row["clip_id"],
+            clip_index=row["clip_index"] or 0,
+            scene_index=row["scene_index"] or 0,
+            start_s=row["start_s"] or 0.0,
+            end_s=row["end_s"] or 0.0,
+            verdict=ClipStatus(row["verdict"]),
+            stage=row["stage"],
+            reason_code=row["reason_code"],
+            reason=row["reason"],
+            values=row["measured_values"] or {},
+        )
+
+
+class ClipDetail(ClipOut):
+    video_id: str
+    clip_count: int
+    caption_text: str | None = None
+    caption_judge_passed: bool | None = None
+    qa_item_count: int | None = None
+    score_average: float | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ClipDetail:
+        base = ClipOut.from_row(row).model_dump()
+        return cls(
+            **base,
+            video_id=row["video_id"],
+            clip_count=row["clip_count"] or 0,
+            caption_text=row["caption_text"],
+            caption_judge_passed=row["caption_judge_passed"],
+            qa_item_count=row["qa_item_count"],
+            score_average=row["score_average"],
+        )
+
+
+class DeadLetterOut(BaseModel):
+    topic: str
+    error: str
+    error_type: str
+    attempts: int
+    service: str
+
+
+class VideoSummary(BaseModel):
+    video_id: str
+    status: VideoStatus
+    settled: bool
+    description: str | None
+    source_url: str | None
+    sha256: str | None
+    size_bytes: int | None
+    clip_count: int | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> VideoSummary:
+        return cls(
+            video_id=row["video_id"],
+            status=VideoStatus(row["status"]),
+            settled=bool(row["settled"]),
+            description=row["description"] or None,
+            source_url=row["source_url"] or None,
+            sha256=row["sha256"],
+            size_bytes=row["size_bytes"],
+            clip_count=row["clip_count"],
+            created_at=utc(row["created_at"]),
+            updated_at=utc(row["updated_at"]),
+        )
+
+
+class VideoDetail(VideoSummary):
+    info: VideoInfoOut | None = Field(description="Probed properties; null until the upload is known")
+    rejection: Rejection | None
+    clips: list[ClipOut]
+    dead_letters: list[DeadLetterOut]
+
+    @classmethod
+    def from_view(cls, view: VideoView) -> VideoDetail:
+        row = view.video
+        info = None
+        if row["sha256"] is not None:
+            info = VideoInfoOut(
+                width=row["width"] or 0,
+                height=row["height"] or 0,
+                fps=row["fps"] or 0.0,
+                duration_s=row["duration_s"] or 0.0,
+                frame_count=row["frame_count"] or 0,
+                codec=row["codec"] or "",
+                container=row["container"] or "",
+            )
+        clips = [ClipOut.from_row(clip) for clip in view.clips]
+        return cls(
+            **VideoSummary.from_row(row).model_dump(),
+            info=info,
+            rejection=_rejection(row, clips),
+            clips=clips,
+            dead_letters=[
+                DeadLetterOut(
+                    topic=letter["original_topic"],
+                    error=letter["error"],
+                    error_type=letter["error_type"],
+                    attempts=letter["attempts"],
+                    service=letter["service"],
+                )
+                for letter in view.dead_letters
+            ],
+        )
+
+
+def _rejection(row: Mapping[str, Any], clips: list[ClipOut]) -> Rejection | None:
+    """The video-level rejection, or a summary when the video is rejected because every clip was."""
+    if row["rejection_stage"] is not None:
+        return Rejection(
+            stage=row["rejection_stage"],
+            reason_code=row["rejection_reason_code"] or "",
+            reason=row["rejection_reason"] or "",
+            values=row["rejection_values"] or {},
+        )
+    if row["status"] != VideoStatus.rejected or not clips:
+        return None
+    by_reason = Counter(clip.reason_code or "unspecified" for clip in clips)
+    stages = sorted({clip.stage for clip in clips})
+    return Rejection(
+        stage=",".join(stages),
+        reason_code="all_clips_rejected",
+        reason="every clip was rejected: " + ", ".join(f"{n} {code}" for code, n in by_reason.most_common()),
+        values={code: float(n) for code, n in by_reason.items()},
+    )
+
+
+class VideoPage(BaseModel):
+    items: list[VideoSummary]
+    total: int
+    limit: int
+    offset: int

@@ -1,0 +1,145 @@
+"""Fixtures of the gateway tests: settings with an API key, the app in-process, topic readers, events."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+from fastapi.testclient import TestClient
+from google.protobuf.message import Message
+from kafka import KafkaConsumer, TopicPartition
+
+from haic.v1 import events_pb2
+from services.core import topics
+from services.core.broker import EmbeddedBroker
+from services.core.bus import EventProducer, Output, decode
+from services.core.ids import clip_id
+from services.core.settings import Settings
+from services.gateway.app import create_app
+
+API_KEY = "test-key-1"
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+
+T = TypeVar("T")
+
+
+def wait_until(probe: Callable[[], T | None], timeout_s: float = 30.0, what: str = "condition") -> T:
+    """Polls `probe` until it returns something truthy; fails the test after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
+
+
+def read_topic(settings: Settings, topic: str) -> list[tuple[str, Message]]:
+    """Every message on the topic so far (key, decoded message), read without a consumer group."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers.split(","), enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        end_offsets = consumer.end_offsets(partitions)
+        messages: list[tuple[str, Message]] = []
+        deadline = time.monotonic() + 20
+        while any(consumer.position(tp) < end_offsets[tp] for tp in partitions):
+            assert time.monotonic() < deadline, f"could not read {topic} to its end"
+            for records in consumer.poll(timeout_ms=200).values():
+                messages += [(r.key.decode(), decode(topic, r.value)) for r in records]
+        return messages
+    finally:
+        consumer.close()
+
+
+@pytest.fixture
+def gateway_settings(broker: EmbeddedBroker, make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings(kafka_bootstrap_servers=broker.bootstrap_servers, retry_backoff_s=0.05, api_keys=[API_KEY])
+
+
+@contextlib.contextmanager
+def running_gateway(settings: Settings) -> Iterator[TestClient]:
+    """The gateway app with its lifespan running (catalog consumer, gRPC server), once it is ready.
+
+    Waiting for readiness also keeps teardown short: a consumer stopped in the middle of its first
+    group join makes kafka-python finish the join before leaving.
+    """
+    with TestClient(create_app(settings)) as client:
+        wait_until(lambda: client.get("/readyz").status_code == 200, what="gateway readiness")
+        yield client
+
+
+@pytest.fixture
+def gateway(gateway_settings: Settings) -> Iterator[TestClient]:
+    with running_gateway(gateway_settings) as client:
+        yield client
+
+
+@pytest.fixture
+def producer(gateway_settings: Settings) -> Iterator[EventProducer]:
+    events_producer = EventProducer(gateway_settings, "test")
+    yield events_producer
+    events_producer.close()
+
+
+def upload(client: TestClient, path: Path, name: str | None = None, **fields: str):
+    with open(path, "rb") as f:
+        return client.post("/v1/videos", files={"file": (name or path.name, f, "video/mp4")}, data=fields, headers=AUTH)
+
+
+def wait_for_status(client: TestClient, video_id: str, status: str, timeout_s: float = 30.0) -> dict:
+    def current() -> dict | None:
+        response = client.get(f"/v1/videos/{video_id}", headers=AUTH)
+        if response.status_code == 200 and response.json()["status"] == status:
+            return response.json()
+        return None
+
+    return wait_until(current, timeout_s, f"{video_id} to become {status}")
+
+
+# --- hand-made pipeline events, as the filter and pose stages emit them ---
+
+
+def span(video_id: str, index: int, count: int, start_s: float, end_s: float) -> events_pb2.ClipSpan:
+    return events_pb2.ClipSpan(
+        clip_id=clip_id(video_id, start_s, end_s),
+        start_s=start_s,
+        end_s=end_s,
+        clip_index=index,
+        clip_count=count,
+        scene_index=index,
+    )
+
+
+def candidate(video_id: str, clip: events_pb2.ClipSpan) -> Output:
+    message = events_pb2.ClipCandidate(video_id=video_id, span=clip, values={"duration_s": clip.end_s - clip.start_s})
+    return Output(topics.CLIPS_CANDIDATE, video_id, message)
+
+
+def rejected(
+    video_id: str, clip: events_pb2.ClipSpan | None, stage: str, reason_code: str, values: dict[str, float]
+) -> Output:
+    message = events_pb2.ClipVerdict(
+        video_id=video_id,
+        verdict=events_pb2.VERDICT_REJECTED,
+        stage=stage,
+        reason_code=reason_code,
+        reason=f"{reason_code}: {values}",
+        values=values,
+    )
+    if clip is not None:
+        message.span.CopyFrom(clip)
+    return Output(topics.CLIPS_REJECTED, video_id, message)
+
+
+def accepted(video_id: str, clip: events_pb2.ClipSpan, stage: str = "pose.human_action") -> Output:
+    message = events_pb2.ClipVerdict(
+        video_id=video_id, span=clip, verdict=events_pb2.VERDICT_ACCEPTED, stage=stage, values={"keypoint_l1": 0.2}
+    )
+    return Output(topics.CLIPS_ACCEPTED, video_id, message)
