@@ -7,6 +7,8 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
 
 from haic.v1 import events_pb2
@@ -41,6 +43,17 @@ def test_slideshow_has_three_six_second_scenes(shared_videos: Path, detector: st
     plans = scenes.plan_clips("vid_slides", found, long_scene_policy=LongScenePolicy.drop, **PAPER_BOUNDS)
     assert [p.kept for p in plans] == [True, True, True]
     assert [(p.clip_index, p.clip_count, p.scene.index) for p in plans] == [(0, 3, 0), (1, 3, 1), (2, 3, 2)]
+
+
+def test_reduced_analysis_rate_still_finds_the_cuts(shared_videos: Path) -> None:
+    """At 6 analysed frames per second (skip_nonref on for 24 fps), cuts are exact to a sampling step."""
+    settings = Settings(scene_analysis_fps=6.0)
+    with VideoReader(shared_videos / "slideshow_three_stills.mp4") as reader:
+        assert scenes.use_skip_nonref(settings.scene_analysis_fps, reader.info.fps)
+        cuts = scenes.detect_cuts(reader, settings)
+        decoded = reader.frames_decoded
+    assert cuts == [pytest.approx(6.0, abs=1 / 6), pytest.approx(12.0, abs=1 / 6)]
+    assert decoded < 432  # the skipped B-frames were never decoded
 
 
 def test_one_shot_video_is_one_scene(shared_videos: Path) -> None:
@@ -127,6 +140,41 @@ def test_skip_nonref_only_when_sampling_coarser_than_a_b_frame_run() -> None:
     assert not scenes.use_skip_nonref(12.0, 24.0)
     assert scenes.use_skip_nonref(6.0, 24.0)
     assert scenes.use_skip_nonref(2.0, 25.0)
+
+
+def encode_cut_on_b_frame(path: Path, cut_frame: int, fps: int = 24, frames: int = 120) -> None:
+    """Two moving synthetic shots, H.264 with non-reference B-frames and no keyframe at the cut.
+
+    scenecut=0 stops x264 from starting a new GOP at the cut, and b-pyramid=none makes every B-frame
+    non-reference, so with a fixed I BBB P pattern the cut frame (4k + 1) is a frame that skip_nonref drops.
+    """
+    height, width = 180, 320
+    rows, cols = np.mgrid[0:height, 0:width]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {
+            "preset": "ultrafast",
+            "x264-params": "scenecut=0:bframes=3:b-adapt=0:b-pyramid=none:keyint=250:min-keyint=250",
+        }
+        for i in range(frames):
+            if i < cut_frame:
+                channels = [(cols * 2 + i * 7) % 256, (rows * 3 + i * 5) % 256, np.full_like(cols, 60)]
+            else:
+                channels = [np.full_like(cols, 200), (cols + rows + i * 9) % 256, (rows * 4) % 256]
+            image = np.stack(channels, axis=-1).astype(np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode())
+
+
+def test_cut_on_a_non_reference_frame_is_found_at_its_frame(tmp_path: Path) -> None:
+    path, fps, cut_frame = tmp_path / "b_frame_cut.mp4", 24, 61
+    encode_cut_on_b_frame(path, cut_frame, fps)
+    with VideoReader(path) as reader:
+        reference_frames = {round(t * fps) for t, _ in reader.iter_frames(skip_nonref=True)}
+        assert cut_frame not in reference_frames  # the case skip_nonref would get wrong
+        cuts = scenes.detect_cuts(reader, Settings())
+    assert cuts == [pytest.approx(cut_frame / fps, abs=0.5 / fps)]
 
 
 def test_bad_scene_settings_fail_early(make_settings: Callable[..., Settings]) -> None:
