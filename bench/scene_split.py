@@ -6,7 +6,8 @@ Throughput is in video frames per second of wall time (frames of the video cover
 the best of --repeat runs. Ways to find the same cuts with the same ContentDetector settings:
 
 - filter: `services.filter.scenes.detect_cuts` with the default settings, frames decoded by PyAV and
-  scaled to 256 px in FFmpeg, opening (VideoReader probes the file) included;
+  scaled to 256 px in FFmpeg, opening included; as in the service, the reader gets the probe the
+  gateway made at upload (carried by the event) instead of probing again;
 - filter+skip: the same with the decoder skipping non-reference frames, which the filter does not do
   by default (it can miss or delay cuts; see `scenes.use_skip_nonref`): what that would buy;
 - pyscenedetect detect(): `scenedetect.detect(path, ContentDetector())`, the OpenCV backend decoding at
@@ -29,7 +30,7 @@ from unittest import mock
 from scenedetect import ContentDetector, SceneManager, detect, open_video
 
 from services.core.settings import Settings
-from services.core.video import VideoReader, probe
+from services.core.video import VideoInfo, VideoReader, probe
 from services.filter import scenes
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
@@ -41,23 +42,23 @@ class Measurement:
     cuts: list[float]
 
 
-def filter_cuts(path: Path) -> list[float]:
-    with VideoReader(path) as reader:
+def filter_cuts(path: Path, info: VideoInfo) -> list[float]:
+    with VideoReader(path, info) as reader:
         return scenes.detect_cuts(reader, Settings())
 
 
-def filter_skip_nonref_cuts(path: Path) -> list[float]:
+def filter_skip_nonref_cuts(path: Path, info: VideoInfo) -> list[float]:
     """The filter's detector with non-reference frames skipped (not its default; see use_skip_nonref)."""
-    with VideoReader(path) as reader, mock.patch.object(scenes, "use_skip_nonref", return_value=True):
+    with VideoReader(path, info) as reader, mock.patch.object(scenes, "use_skip_nonref", return_value=True):
         return scenes.detect_cuts(reader, Settings())
 
 
-def pyscenedetect_default_cuts(path: Path) -> list[float]:
+def pyscenedetect_default_cuts(path: Path, _info: VideoInfo) -> list[float]:
     scene_list = detect(str(path), ContentDetector())
     return [start.seconds for start, _ in scene_list[1:]]
 
 
-def pyscenedetect_full_resolution_cuts(path: Path) -> list[float]:
+def pyscenedetect_full_resolution_cuts(path: Path, _info: VideoInfo) -> list[float]:
     video = open_video(str(path))
     manager = SceneManager()
     manager.auto_downscale = False
@@ -67,7 +68,7 @@ def pyscenedetect_full_resolution_cuts(path: Path) -> list[float]:
     return [start.seconds for start, _ in manager.get_scene_list()[1:]]
 
 
-METHODS: dict[str, Callable[[Path], list[float]]] = {
+METHODS: dict[str, Callable[[Path, VideoInfo], list[float]]] = {
     "filter": filter_cuts,
     "filter+skip": filter_skip_nonref_cuts,
     "detect()": pyscenedetect_default_cuts,
@@ -76,12 +77,12 @@ METHODS: dict[str, Callable[[Path], list[float]]] = {
 BASELINES = ("detect()", "downscale=1")
 
 
-def best_of(run: Callable[[Path], list[float]], path: Path, repeat: int) -> Measurement:
+def best_of(run: Callable[[Path, VideoInfo], list[float]], path: Path, info: VideoInfo, repeat: int) -> Measurement:
     best = float("inf")
     cuts: list[float] = []
     for _ in range(repeat):
         started = time.perf_counter()
-        cuts = run(path)
+        cuts = run(path, info)
         best = min(best, time.perf_counter() - started)
     return Measurement(best, cuts)
 
@@ -116,7 +117,7 @@ def main() -> None:
     total_frames = 0
     for path in paths:
         info = probe(path)
-        measured = {name: best_of(run, path, args.repeat) for name, run in METHODS.items()}
+        measured = {name: best_of(run, path, info, args.repeat) for name, run in METHODS.items()}
         for name, measurement in measured.items():
             totals[name] += measurement.seconds
         total_frames += info.frame_count

@@ -56,6 +56,10 @@ class VideoInfo:
     def short_side(self) -> int:
         return min(self.width, self.height)
 
+    @classmethod
+    def from_proto(cls, info: events_pb2.VideoInfo) -> VideoInfo:
+        return cls(info.width, info.height, info.fps, info.duration_s, info.frame_count, info.codec, info.container)
+
     def to_proto(self) -> events_pb2.VideoInfo:
         return events_pb2.VideoInfo(
             width=self.width,
@@ -155,9 +159,10 @@ def _frame_time(frame: av.VideoFrame, stream: av.VideoStream) -> float:
 class VideoReader:
     """Decodes frames of one video; open it once per video and reuse it for every sample."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, info: VideoInfo | None = None) -> None:
+        """`info` from an earlier probe (the gateway's, carried by the event) skips probing again."""
         self.path = path
-        self.info = probe(path)
+        self.info = info or probe(path)
         self._container = av.open(str(path))
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"
@@ -210,7 +215,8 @@ class VideoReader:
                 if fps and t + 1e-6 < next_t:
                     continue
                 next_t = t + 1.0 / fps if fps else 0.0
-                yield t, frame.to_ndarray(width=w, height=h, format=fmt)
+                # Bilinear is enough for frame-difference scores and ~20% cheaper than FFmpeg's bicubic.
+                yield t, frame.to_ndarray(width=w, height=h, format=fmt, interpolation="FAST_BILINEAR")
         finally:
             ctx.skip_frame = "DEFAULT"
 

@@ -21,7 +21,7 @@ from services.core import metrics, topics
 from services.core.bus import Event, Handler, Output, PoisonMessageError, now_timestamp
 from services.core.settings import Settings
 from services.core.storage import Storage, StorageError, open_storage
-from services.core.video import VideoProbeError, VideoReader
+from services.core.video import VideoInfo, VideoProbeError, VideoReader
 from services.filter import scenes
 from services.filter.errors import InvalidVideoEventError, VideoUnreadableError
 from services.filter.metadata import check_metadata
@@ -112,7 +112,8 @@ def _split_local_video(
 ) -> SplitResult:
     video_id = uploaded.video_id
     try:
-        reader = VideoReader(path)
+        # The gateway's probe travels with the event; probing again would decode the first and last second.
+        reader = VideoReader(path, VideoInfo.from_proto(uploaded.info) if metadata_checked else None)
     except VideoProbeError as exc:
         raise VideoUnreadableError(video_id, exc.code, str(exc)) from exc
     except av.error.FFmpegError as exc:
