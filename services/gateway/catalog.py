@@ -306,9 +306,10 @@ class Catalog:
                 updated_at=now,
             )
             .on_conflict_do_nothing(index_elements=[videos.c.video_id])
+            .returning(videos.c.video_id)  # a row comes back only when this statement inserted it
         )
         with self.engine.begin() as conn:
-            inserted = conn.execute(statement).rowcount == 1
+            inserted = conn.execute(statement).first() is not None
         if inserted:
             self._notify()
         return inserted

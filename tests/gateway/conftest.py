@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
+import subprocess
+import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from google.protobuf.message import Message
 from kafka import KafkaConsumer, TopicPartition
 
 from haic.v1 import events_pb2
 from services.core import topics
-from services.core.broker import EmbeddedBroker
+from services.core.broker import EmbeddedBroker, free_port
 from services.core.bus import EventProducer, Output, decode
 from services.core.ids import clip_id
 from services.core.settings import Settings
@@ -61,6 +67,57 @@ def read_topic(settings: Settings, topic: str) -> list[tuple[str, Message]]:
 @pytest.fixture
 def gateway_settings(broker: EmbeddedBroker, make_settings: Callable[..., Settings]) -> Settings:
     return make_settings(kafka_bootstrap_servers=broker.bootstrap_servers, retry_backoff_s=0.05, api_keys=[API_KEY])
+
+
+def _postgres_bindir() -> Path | None:
+    on_path = shutil.which("pg_ctl")
+    if on_path:
+        return Path(on_path).resolve().parent
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    return versions[-1].parent if versions else None
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A throwaway PostgreSQL server (Debian's binaries) on a free port; yields its URL without a database."""
+    pytest.importorskip("psycopg")
+    bindir = _postgres_bindir()
+    if bindir is None or not (bindir / "initdb").exists():
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+    # not under pytest's base temp dir: that one is private to the user running the tests
+    root = Path(tempfile.mkdtemp(prefix="haic-postgres-"))
+    run_as: list[str] = []
+    if os.geteuid() == 0:  # the server refuses to run as root
+        shutil.chown(root, "postgres")
+        run_as = ["runuser", "-u", "postgres", "--"]
+    data, port = root / "data", free_port()
+    subprocess.run(
+        [*run_as, str(bindir / "initdb"), "-D", str(data), "-U", "haic", "--auth=trust", "-E", "UTF8"],
+        check=True,
+        capture_output=True,
+    )
+    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
+    pg_ctl = [*run_as, str(bindir / "pg_ctl"), "-D", str(data)]
+    subprocess.run([*pg_ctl, "-o", options, "-l", str(root / "log"), "-w", "start"], check=True, capture_output=True)
+    try:
+        yield f"postgresql+psycopg://haic@127.0.0.1:{port}"
+    finally:
+        subprocess.run([*pg_ctl, "-m", "fast", "-w", "stop"], check=False, capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty catalog database of each supported backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/catalog.db"
+    server = request.getfixturevalue("postgres_server")
+    name = f"catalog_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return f"{server}/{name}"
 
 
 @contextlib.contextmanager
@@ -143,3 +200,21 @@ def accepted(video_id: str, clip: events_pb2.ClipSpan, stage: str = "pose.human_
         video_id=video_id, span=clip, verdict=events_pb2.VERDICT_ACCEPTED, stage=stage, values={"keypoint_l1": 0.2}
     )
     return Output(topics.CLIPS_ACCEPTED, video_id, message)
+
+
+def wait_caught_up(client: TestClient, settings: Settings, timeout_s: float = 30.0) -> None:
+    """Waits until the catalog has stored, for every partition, an offset at the partition's end."""
+    catalog = client.app.state.runtime.catalog
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers.split(","))
+    try:
+        partitions = [
+            TopicPartition(topic, p) for topic in topics.ALL_TOPICS for p in consumer.partitions_for_topic(topic) or []
+        ]
+        ends = consumer.end_offsets(partitions)
+    finally:
+        consumer.close()
+
+    def caught_up() -> bool:
+        return all(end == 0 or (catalog.load_offset(tp.topic, tp.partition) or 0) >= end for tp, end in ends.items())
+
+    wait_until(caught_up, timeout_s, "the catalog to consume every partition to its end")

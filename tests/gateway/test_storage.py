@@ -1,0 +1,104 @@
+"""Core's video storage as the gateway uses it: a local directory and an S3-compatible store (moto server)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from services.core import topics
+from services.core.settings import Settings
+from services.core.storage import LocalStorage, S3Storage, StorageError, open_storage
+
+from .conftest import API_KEY, read_topic, running_gateway, upload
+
+
+@pytest.fixture
+def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A real S3-compatible HTTP server (moto) on a free port, with a bucket named `videos`."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="videos")
+    yield endpoint
+    server.stop()
+
+
+def test_local_storage_round_trip(tmp_path: Path) -> None:
+    store = LocalStorage(tmp_path / "store")
+    spooled = store.spool_dir() / "upload.part"
+    spooled.write_bytes(b"video bytes")
+    uri = store.put_file(spooled, "videos/vid_1/source.mp4")
+    assert not spooled.exists()  # moved, not copied
+    assert uri == (tmp_path / "store" / "videos" / "vid_1" / "source.mp4").as_uri()
+    assert store.exists("videos/vid_1/source.mp4") and not store.exists("videos/vid_2/source.mp4")
+    with store.local_path(uri) as path:
+        assert path.read_bytes() == b"video bytes"
+    with pytest.raises(StorageError, match="escapes"):
+        store.put_file(spooled, "../outside.mp4")
+    with pytest.raises(StorageError), store.local_path((tmp_path / "elsewhere.mp4").as_uri()):
+        pass
+
+
+def test_s3_storage_round_trip(s3_endpoint: str, tmp_path: Path) -> None:
+    store = S3Storage("videos", "/haic/", s3_endpoint, tmp_path / "cache")
+    spooled = store.spool_dir() / "upload.part"
+    spooled.write_bytes(b"\x00\x01video" * 1000)
+    uri = store.put_file(spooled, "videos/vid_1/source.mp4")
+    assert uri == "s3://videos/haic/videos/vid_1/source.mp4"
+    assert not spooled.exists()
+    assert store.exists("videos/vid_1/source.mp4") and not store.exists("videos/vid_2/source.mp4")
+    stored = boto3.client("s3", endpoint_url=s3_endpoint).get_object(
+        Bucket="videos", Key="haic/videos/vid_1/source.mp4"
+    )
+    assert stored["Body"].read() == b"\x00\x01video" * 1000
+    with store.local_path(uri) as path:
+        assert path.read_bytes() == b"\x00\x01video" * 1000
+        assert path.is_relative_to(tmp_path / "cache")
+    assert not path.exists()  # the downloaded copy is removed after the block
+    with pytest.raises(StorageError, match="bucket"), store.local_path("s3://other-bucket/x.mp4"):
+        pass
+
+
+def test_open_storage_picks_the_store_from_the_url(
+    s3_endpoint: str, make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    assert isinstance(open_storage(make_settings()), LocalStorage)
+    assert isinstance(open_storage(make_settings(storage_url=f"file://{tmp_path}/v")), LocalStorage)
+    s3 = open_storage(make_settings(storage_url="s3://videos/prefix", s3_endpoint_url=s3_endpoint))
+    assert isinstance(s3, S3Storage) and s3.uri("k") == "s3://videos/prefix/k"
+    with pytest.raises(StorageError, match="unsupported"):
+        open_storage(make_settings(storage_url="ftp://host/dir"))
+
+
+@pytest.mark.kafka
+def test_gateway_stores_uploads_in_s3(
+    s3_endpoint: str, broker, make_settings: Callable[..., Settings], shared_videos: Path
+) -> None:
+    settings = make_settings(
+        kafka_bootstrap_servers=broker.bootstrap_servers,
+        api_keys=[API_KEY],
+        storage_url="s3://videos/haic",
+        s3_endpoint_url=s3_endpoint,
+    )
+    source = shared_videos / "pedestrians_small_long.avi"
+    with running_gateway(settings) as client:
+        response = upload(client, source, name="v.mp4")
+    assert response.status_code == 202, response.text
+    video_id = response.json()["video_id"]
+    key = f"haic/videos/{video_id}/source.avi"
+    body = boto3.client("s3", endpoint_url=s3_endpoint).get_object(Bucket="videos", Key=key)["Body"].read()
+    assert body == source.read_bytes()
+    [(_, announced)] = read_topic(settings, topics.VIDEOS)
+    assert announced.storage_uri == f"s3://videos/{key}"
+    assert list((settings.data_dir / "cache").iterdir()) == []  # the spooled upload was removed
