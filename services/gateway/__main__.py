@@ -1,7 +1,8 @@
 """`python -m services.gateway`: the HTTP API on HAIC_HTTP_HOST:HAIC_HTTP_PORT and gRPC on HAIC_GRPC_PORT.
 
 uvicorn owns SIGTERM/SIGINT: it stops accepting, drains requests (SSE streams end), then the app's
-lifespan shutdown stops the gRPC server and the catalog consumer thread.
+lifespan shutdown stops the gRPC server and the catalog consumer thread. Afterwards uvicorn re-raises
+the signal, so the process ends as killed by SIGTERM (status 143), or returns 130 after SIGINT.
 """
 
 from __future__ import annotations
@@ -34,7 +35,11 @@ def main() -> int:
         log_config=None,  # keep the JSON logging configured above
         timeout_graceful_shutdown=30,
     )
-    uvicorn.Server(config).run()
+    try:
+        uvicorn.Server(config).run()
+    except KeyboardInterrupt:
+        # uvicorn re-raises the signal it shut down for, once everything has stopped
+        return 130
     return 0
 
 

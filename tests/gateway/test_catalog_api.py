@@ -48,6 +48,10 @@ def test_filter_outcomes_make_the_video_processing_then_completed(
     assert gateway.app.state.runtime.catalog.events_after(video_id, 0) == events_before
     assert len(events_before) == 3  # uploaded, candidate, rejected
 
+    metrics = gateway.get("/metrics").text
+    assert 'haic_gateway_request_seconds_count{method="GET",route="/v1/videos/{video_id}",status="200"}' in metrics
+    assert 'haic_gateway_uploads_total{outcome="accepted"}' in metrics
+
 
 def test_every_clip_rejected_and_video_level_rejection(
     gateway: TestClient, producer: EventProducer, shared_videos: Path

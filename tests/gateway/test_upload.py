@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from haic.v1 import events_pb2
 from services.core import topics
+from services.core.bus import OutputDeliveryError
 from services.core.settings import Settings
 from services.core.video import probe
 from services.gateway.app import create_app
@@ -222,3 +224,34 @@ def test_readyz_once_the_catalog_consumer_has_its_partitions(gateway_settings: S
         assert "catalog database unreachable" in unready.json()["detail"]["message"]
         assert client.get("/readyz").status_code == 200
     assert client.app.state.runtime is None  # the lifespan shutdown ran
+
+
+def test_concurrent_identical_uploads_announce_once(
+    gateway: TestClient, gateway_settings: Settings, shared_videos: Path
+) -> None:
+    source = shared_videos / "slideshow_three_stills.mp4"
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        responses = list(pool.map(lambda _: upload(gateway, source), range(4)))
+    assert sorted(r.status_code for r in responses) == [200, 200, 200, 202]
+    assert len({r.json()["video_id"] for r in responses}) == 1
+    assert len(read_topic(gateway_settings, topics.VIDEOS)) == 1
+
+
+def test_upload_that_cannot_be_announced_is_503_and_can_be_retried(
+    gateway: TestClient, gateway_settings: Settings, shared_videos: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    producer = gateway.app.state.runtime.producer
+
+    def broker_down(outputs: object, timeout_s: float = 30.0) -> None:
+        raise OutputDeliveryError("haic.videos.v1: broker unreachable")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(producer, "deliver", broker_down)
+        failed = upload(gateway, shared_videos / "static_no_person.mp4")
+    assert failed.status_code == 503
+    assert failed.json()["detail"]["code"] == "bus_unavailable"
+    video_id = failed.json()["detail"]["video_id"]
+    assert gateway.get(f"/v1/videos/{video_id}", headers=AUTH).status_code == 404  # registration undone
+    retried = upload(gateway, shared_videos / "static_no_person.mp4")
+    assert (retried.status_code, retried.json()["video_id"]) == (202, video_id)
+    assert [key for key, _ in read_topic(gateway_settings, topics.VIDEOS)] == [video_id]
