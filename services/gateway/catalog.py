@@ -319,6 +319,25 @@ class Catalog:
         with self.engine.begin() as conn:
             conn.execute(sa.delete(videos).where(videos.c.video_id == video_id, videos.c.announced.is_(False)))
 
+    def claim_stale_registration(self, video_id: str, registered_before: datetime) -> bool:
+        """Takes over an upload registered before `registered_before` whose VideoUploaded never reached
+        the catalog (the gateway stopped between registering and announcing). True for the one caller
+        that claimed it; that caller announces the video again."""
+        now = _now()
+        with self.engine.begin() as conn:
+            claimed = conn.execute(
+                sa.update(videos)
+                .where(
+                    videos.c.video_id == video_id,
+                    videos.c.announced.is_(False),
+                    videos.c.sha256.is_not(None),  # registered by an upload, not a placeholder
+                    videos.c.created_at < registered_before,
+                )
+                .values(created_at=now, updated_at=now)
+                .returning(videos.c.video_id)
+            ).first()
+        return claimed is not None
+
     # --- OffsetStore ---
     def load_offset(self, topic: str, partition: int) -> int | None:
         with self.engine.connect() as conn:

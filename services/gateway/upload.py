@@ -14,6 +14,7 @@ import logging
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
 from urllib.parse import urlparse
@@ -40,6 +41,9 @@ log = logging.getLogger(__name__)
 FILE_FIELD = "file"
 TEXT_FIELDS = ("description", "source_url")
 MAX_TEXT_FIELD_BYTES = 16 * 1024
+# A registered upload whose VideoUploaded the catalog has not seen after this long was never announced
+# (the gateway stopped in between): an identical upload then announces it instead of answering 200.
+UNANNOUNCED_GRACE_S = 300
 # Room for the multipart framing and the text fields on top of the file itself.
 FORM_OVERHEAD_BYTES = 64 * 1024
 
@@ -307,12 +311,17 @@ class Uploader:
             _validate_source_url(upload.fields.get("source_url", ""))
             video_id = video_id_from_sha256(upload.sha256)
             existing = await run_in_threadpool(self.catalog.video_state, video_id)
+            reannounce = False
             if existing is not None:
-                return 200, UploadAccepted(
-                    video_id=video_id, status=existing.status, status_url=status_url(video_id), duplicate=True
-                )
+                stale_before = datetime.now(UTC) - timedelta(seconds=UNANNOUNCED_GRACE_S)
+                reannounce = await run_in_threadpool(self.catalog.claim_stale_registration, video_id, stale_before)
+                if not reannounce:
+                    return 200, UploadAccepted(
+                        video_id=video_id, status=existing.status, status_url=status_url(video_id), duplicate=True
+                    )
+                log.warning("%s was registered but never announced; announcing it now", video_id)
             info = await run_in_threadpool(self._probe, upload.path, video_id)
-            return await self._store_and_announce(upload, video_id, info)
+            return await self._store_and_announce(upload, video_id, info, already_registered=reannounce)
         finally:
             upload.discard()
 
@@ -329,7 +338,7 @@ class Uploader:
             metrics.UPLOAD_STAGE_SECONDS.labels("probe").observe(time.perf_counter() - started)
 
     async def _store_and_announce(
-        self, upload: SpooledUpload, video_id: str, info: VideoInfo
+        self, upload: SpooledUpload, video_id: str, info: VideoInfo, already_registered: bool = False
     ) -> tuple[int, UploadAccepted]:
         assert upload.path is not None
         started = time.perf_counter()
@@ -349,7 +358,7 @@ class Uploader:
             uploaded_at=now_timestamp(),
         )
         # The insert decides between concurrent identical uploads: only its winner announces.
-        if not await run_in_threadpool(self.catalog.register_upload, message):
+        if not already_registered and not await run_in_threadpool(self.catalog.register_upload, message):
             state = await run_in_threadpool(self.catalog.video_state, video_id)
             current = state.status if state is not None else VideoStatus.uploaded
             return 200, UploadAccepted(

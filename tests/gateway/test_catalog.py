@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -12,7 +13,7 @@ from google.protobuf.message import Message
 from haic.v1 import events_pb2
 from services.core import topics
 from services.core.bus import Event, Output, PoisonMessageError
-from services.gateway.catalog import Catalog, clips, events
+from services.gateway.catalog import Catalog, clips, events, videos
 from services.gateway.schemas import VideoDetail
 from services.gateway.status import VideoStatus
 
@@ -267,3 +268,20 @@ def test_list_videos_filters_and_pages(catalog: Catalog) -> None:
     assert (len(rows), total) == (3, 4)
     rows, total = catalog.list_videos("rejected", limit=10, offset=0)
     assert [r["video_id"] for r in rows] == [ids[0]] and total == 1
+
+
+def test_only_one_caller_claims_a_stale_unannounced_registration(catalog: Catalog) -> None:
+    _, message = announced()
+    catalog.register_upload(message)
+    grace = timedelta(minutes=5)
+    assert catalog.claim_stale_registration(VIDEO, datetime.now(UTC) - grace) is False  # recent: not stale
+    with catalog.engine.begin() as conn:  # as if registered an hour ago and never announced
+        conn.execute(
+            sa.update(videos)
+            .where(videos.c.video_id == VIDEO)
+            .values(created_at=datetime.now(UTC) - timedelta(hours=1))
+        )
+    assert catalog.claim_stale_registration(VIDEO, datetime.now(UTC) - grace) is True
+    assert catalog.claim_stale_registration(VIDEO, datetime.now(UTC) - grace) is False  # claimed: renewed
+    Feed(catalog)(announced())  # once the catalog has seen the announcement, nobody claims it
+    assert catalog.claim_stale_registration(VIDEO, datetime.now(UTC) + timedelta(hours=1)) is False

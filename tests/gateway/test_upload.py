@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,9 +15,12 @@ from fastapi.testclient import TestClient
 from haic.v1 import events_pb2
 from services.core import topics
 from services.core.bus import OutputDeliveryError
+from services.core.ids import video_id_from_sha256
 from services.core.settings import Settings
 from services.core.video import probe
 from services.gateway.app import create_app
+from services.gateway.catalog import videos
+from services.gateway.upload import UNANNOUNCED_GRACE_S
 
 from .conftest import AUTH, read_topic, running_gateway, upload, wait_until
 
@@ -255,3 +260,37 @@ def test_upload_that_cannot_be_announced_is_503_and_can_be_retried(
     retried = upload(gateway, shared_videos / "static_no_person.mp4")
     assert (retried.status_code, retried.json()["video_id"]) == (202, video_id)
     assert [key for key, _ in read_topic(gateway_settings, topics.VIDEOS)] == [video_id]
+
+
+def test_registration_never_announced_is_announced_by_a_later_identical_upload(
+    gateway: TestClient, gateway_settings: Settings, shared_videos: Path
+) -> None:
+    source = shared_videos / "test_card_no_person.mp4"
+    sha256 = hashlib.sha256(source.read_bytes()).hexdigest()
+    video_id = video_id_from_sha256(sha256)
+    catalog = gateway.app.state.runtime.catalog
+    # what a gateway that stopped between registering and announcing leaves behind
+    assert catalog.register_upload(events_pb2.VideoUploaded(video_id=video_id, sha256=sha256, size_bytes=1))
+
+    recent = upload(gateway, source)  # within the grace period: an announcement may still be on its way
+    assert (recent.status_code, recent.json()["duplicate"]) == (200, True)
+    assert read_topic(gateway_settings, topics.VIDEOS) == []
+
+    with catalog.engine.begin() as conn:
+        conn.execute(
+            sqlalchemy.update(videos)
+            .where(videos.c.video_id == video_id)
+            .values(created_at=datetime.now(UTC) - timedelta(seconds=UNANNOUNCED_GRACE_S + 60))
+        )
+    late = upload(gateway, source)
+    assert (late.status_code, late.json()["video_id"], late.json()["duplicate"]) == (202, video_id, False)
+    [(key, message)] = read_topic(gateway_settings, topics.VIDEOS)
+    assert (key, message.size_bytes, message.info.width) == (video_id, source.stat().st_size, 640)
+    announced = wait_until(
+        lambda: (body := gateway.get(f"/v1/videos/{video_id}", headers=AUTH).json())["size_bytes"] > 1 and body,
+        what="the catalog to consume the announcement",
+    )
+    assert announced["info"]["width"] == 640
+    again = upload(gateway, source)
+    assert (again.status_code, again.json()["duplicate"]) == (200, True)
+    assert len(read_topic(gateway_settings, topics.VIDEOS)) == 1
