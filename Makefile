@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo up test lint protos bench clean
+.PHONY: install system-deps demo up test lint protos bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,8 +25,16 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# Unit tests, tests against a real tansu broker, and the end-to-end test of the launched stack.
-test: lint
+# The catalog's PostgreSQL tests start a throwaway server from Debian's postgresql package; installed
+# here when missing and this runs as root with apt (otherwise those tests are skipped, and say so).
+system-deps:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; } || \
+	  echo "PostgreSQL server not installed: its catalog tests will be skipped"
+
+# Unit tests, tests against a real tansu broker and PostgreSQL, and the end-to-end test of the stack.
+test: lint system-deps
 	$(BIN)/pytest
 
 protos: install
