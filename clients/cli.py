@@ -77,11 +77,12 @@ def submit_and_report(client: HaicClient, path: Path, description: str, source_u
 
 def cmd_up(args: argparse.Namespace) -> int:
     from services.core.logs import configure_logging
-    from services.local import LocalStack, StackError
+    from services.local import LocalStack, StackError, StackPorts
 
     configure_logging("launcher", "WARNING")
     settings = _settings()
-    stack = LocalStack(settings, embedded_broker=not args.external_kafka)
+    ports = StackPorts.free() if args.free_ports else StackPorts()
+    stack = LocalStack(settings, ports, embedded_broker=not args.external_kafka)
 
     def on_signal(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
@@ -194,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="start the broker and every service on this machine")
     up.add_argument("--submit-sample", action="store_true", help="upload the bundled sample and print its outcome")
     up.add_argument("--exit-after-sample", action="store_true", help="stop once the sample has settled")
+    up.add_argument("--free-ports", action="store_true", help="pick free ports (beside another stack)")
     up.add_argument("--external-kafka", action="store_true", help="use HAIC_KAFKA_BOOTSTRAP_SERVERS, no tansu")
     up.set_defaults(func=cmd_up)
 

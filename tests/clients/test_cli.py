@@ -1,0 +1,87 @@
+"""The `haic` command line against a launched stack: up, submit --wait, status, tail, and a clean stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from clients.cli import main
+from services.core.settings import Settings
+from services.local import LocalStack, StackPorts
+from tests.conftest import REPO_ROOT
+from tests.core.kafka_helpers import wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
+
+
+def test_submit_wait_status_and_tail(
+    tmp_path: Path, shared_videos: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = Settings(data_dir=tmp_path / "haic", api_keys=["cli-key"])
+    with LocalStack(settings, StackPorts.free()) as stack:
+        monkeypatch.setenv("HAIC_API_KEY", "cli-key")
+        monkeypatch.setenv("HAIC_KAFKA_BOOTSTRAP_SERVERS", stack.bootstrap_servers)
+        video = shared_videos / "slideshow_three_stills.mp4"
+        gateway = ["--gateway", stack.gateway_url]
+        assert main([*gateway, "submit", str(video), "--description", "People pose", "--wait"]) == 0
+        out = capsys.readouterr().out
+        assert "submitted slideshow_three_stills.mp4" in out and ": completed" in out
+        assert out.count("candidate filter") == 3
+        video_id = out.split("video ", 1)[1].split(",", 1)[0]
+
+        assert main([*gateway, "status", video_id, "--json"]) == 0
+        status = json.loads(capsys.readouterr().out)
+        assert status["status"] == "completed" and len(status["clips"]) == 3
+
+        assert main(["tail", "haic.clips.candidate.v1", "--from-beginning", "--max", "3"]) == 0
+        lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert {line["key"] for line in lines} == {video_id}
+        # JSON of proto3 omits zero values: clip 0 has no clip_index field.
+        assert sorted(line["event"]["span"].get("clip_index", 0) for line in lines) == [0, 1, 2]
+
+        not_a_video = tmp_path / "notes.txt"
+        not_a_video.write_text("not a video")
+        assert main([*gateway, "submit", str(not_a_video)]) == 1
+        assert "415 not_a_video" in capsys.readouterr().err
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def test_up_stops_every_child_on_sigterm(tmp_path: Path) -> None:
+    env = {**os.environ, "HAIC_DATA_DIR": str(tmp_path / "haic"), "PYTHONPATH": str(REPO_ROOT)}
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "clients.cli", "up", "--free-ports"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert launcher.stdout is not None
+        for line in launcher.stdout:
+            if "stack is up" in line:
+                break
+        children = _children(launcher.pid)
+        assert len(children) == 3  # broker, gateway, filter
+        launcher.send_signal(signal.SIGTERM)
+        assert launcher.wait(60) == 0
+        assert wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in children), timeout_s=10)
+    finally:
+        launcher.kill()
