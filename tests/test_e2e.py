@@ -15,7 +15,7 @@ import pytest
 from clients.sdk import GatewayError, HaicClient
 from services.core.settings import Settings
 from services.local import LocalStack, StackPorts
-from tests.core.kafka_helpers import wait_until
+from tests.kafka_helpers import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
 

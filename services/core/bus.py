@@ -209,10 +209,6 @@ class Worker:
     def stop(self) -> None:
         self._stop.set()
 
-    @property
-    def stopping(self) -> bool:
-        return self._stop.is_set()
-
     def install_signal_handlers(self) -> None:
         """First SIGTERM/SIGINT: finish the in-flight message and stop. Second: exit, handing it back."""
 

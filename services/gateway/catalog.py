@@ -198,6 +198,18 @@ def _timestamp(ts: Timestamp) -> datetime | None:
     return ts.ToDatetime(tzinfo=UTC)
 
 
+def _new_video_columns(video_id: str, now: datetime) -> dict[str, Any]:
+    """A video row before anything is known of it beyond its id."""
+    return {
+        "video_id": video_id,
+        "announced": False,
+        "status": VideoStatus.uploaded.value,
+        "settled": False,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
 def _announced_video_columns(message: events_pb2.VideoUploaded) -> dict[str, Any]:
     info = message.info
     return {
@@ -296,15 +308,7 @@ class Catalog:
         now = _now()
         statement = (
             self._insert(videos)
-            .values(
-                video_id=message.video_id,
-                **_announced_video_columns(message),
-                announced=False,
-                status=VideoStatus.uploaded.value,
-                settled=False,
-                created_at=now,
-                updated_at=now,
-            )
+            .values(**_new_video_columns(message.video_id, now), **_announced_video_columns(message))
             .on_conflict_do_nothing(index_elements=[videos.c.video_id])
             .returning(videos.c.video_id)  # a row comes back only when this statement inserted it
         )
@@ -496,14 +500,7 @@ class Catalog:
         """
         conn.execute(
             self._insert(videos)
-            .values(
-                video_id=video_id,
-                announced=False,
-                status=VideoStatus.uploaded.value,
-                settled=False,
-                created_at=now,
-                updated_at=now,
-            )
+            .values(**_new_video_columns(video_id, now))
             .on_conflict_do_nothing(index_elements=[videos.c.video_id])
         )
         conn.execute(sa.select(videos.c.video_id).where(videos.c.video_id == video_id).with_for_update())

@@ -60,6 +60,13 @@ def video_progress(record: EventRecord) -> pipeline_pb2.VideoProgress:
     return progress
 
 
+def next_events(catalog: Catalog, video_id: str, after_sequence: int) -> tuple[list[EventRecord], bool]:
+    """The events after the cursor, and whether the stream is over (settled or unknown, nothing left)."""
+    state = catalog.video_state(video_id)  # read before the events: see the module docstring
+    records = catalog.events_after(video_id, after_sequence)
+    return records, not records and (state is None or state.settled)
+
+
 def follow_events(
     catalog: Catalog,
     video_id: str,
@@ -71,16 +78,14 @@ def follow_events(
     after = after_sequence
     while keep_going():
         seen = catalog.change_count
-        state = catalog.video_state(video_id)
-        records = catalog.events_after(video_id, after)
-        for record in records:
-            yield record
-            after = record.sequence
-        if records:
-            continue
-        if state is None or state.settled:
+        records, over = next_events(catalog, video_id, after)
+        if over:
             return
-        catalog.wait_for_change(seen, poll_interval_s)
+        yield from records
+        if records:
+            after = records[-1].sequence
+        else:
+            catalog.wait_for_change(seen, poll_interval_s)
 
 
 async def follow_events_async(
@@ -89,13 +94,12 @@ async def follow_events_async(
     """follow_events for the event loop: database reads run in the thread pool."""
     after = after_sequence
     while True:
-        state = await run_in_threadpool(catalog.video_state, video_id)
-        records = await run_in_threadpool(catalog.events_after, video_id, after)
+        records, over = await run_in_threadpool(next_events, catalog, video_id, after)
+        if over:
+            return
         for record in records:
             yield record
-            after = record.sequence
         if records:
-            continue
-        if state is None or state.settled:
-            return
-        await asyncio.sleep(poll_interval_s)
+            after = records[-1].sequence
+        else:
+            await asyncio.sleep(poll_interval_s)

@@ -15,7 +15,7 @@ from clients.cli import main
 from services.core.settings import Settings
 from services.local import LocalStack, StackPorts
 from tests.conftest import REPO_ROOT
-from tests.core.kafka_helpers import wait_until
+from tests.kafka_helpers import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
 

@@ -17,7 +17,7 @@ from services.core import topics
 from services.core.bus import Event, EventProducer, Output, Worker, ensure_topics
 from services.core.settings import Settings
 from tests.conftest import REPO_ROOT
-from tests.core.kafka_helpers import read_topic, running, wait_until
+from tests.kafka_helpers import read_topic, running, wait_until
 
 pytestmark = pytest.mark.kafka
 

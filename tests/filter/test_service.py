@@ -20,7 +20,7 @@ from services.core.settings import Settings
 from services.core.storage import LocalStorage
 from services.core.video import probe
 from services.filter.service import SERVICE, FilterServicer, make_handler
-from tests.core.kafka_helpers import read_topic, running
+from tests.kafka_helpers import read_topic, running
 
 
 def store_video(

@@ -7,61 +7,26 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
-from google.protobuf.message import Message
 from kafka import KafkaConsumer, TopicPartition
 
 from haic.v1 import events_pb2
 from services.core import topics
 from services.core.broker import EmbeddedBroker, free_port
-from services.core.bus import EventProducer, Output, decode
+from services.core.bus import EventProducer, Output
 from services.core.ids import clip_id
 from services.core.settings import Settings
 from services.gateway.app import create_app
+from tests.kafka_helpers import wait_until
 
 API_KEY = "test-key-1"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
-
-T = TypeVar("T")
-
-
-def wait_until(probe: Callable[[], T | None], timeout_s: float = 30.0, what: str = "condition") -> T:
-    """Polls `probe` until it returns something truthy; fails the test after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
-
-
-def read_topic(settings: Settings, topic: str) -> list[tuple[str, Message]]:
-    """Every message on the topic so far (key, decoded message), read without a consumer group."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers.split(","), enable_auto_commit=False)
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        end_offsets = consumer.end_offsets(partitions)
-        messages: list[tuple[str, Message]] = []
-        deadline = time.monotonic() + 20
-        while any(consumer.position(tp) < end_offsets[tp] for tp in partitions):
-            assert time.monotonic() < deadline, f"could not read {topic} to its end"
-            for records in consumer.poll(timeout_ms=200).values():
-                messages += [(r.key.decode(), decode(topic, r.value)) for r in records]
-        return messages
-    finally:
-        consumer.close()
 
 
 @pytest.fixture

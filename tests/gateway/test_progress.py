@@ -14,8 +14,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from haic.v1 import pipeline_pb2, pipeline_pb2_grpc
 from services.core.bus import EventProducer
 from services.core.topics import CLIPS_CANDIDATE, CLIPS_REJECTED, VIDEOS
+from tests.kafka_helpers import wait_until
 
-from .conftest import AUTH, candidate, rejected, span, upload, wait_until
+from .conftest import AUTH, candidate, rejected, span, upload
 
 pytestmark = pytest.mark.kafka
 

@@ -12,8 +12,9 @@ from moto.server import ThreadedMotoServer
 from services.core import topics
 from services.core.settings import Settings
 from services.core.storage import LocalStorage, S3Storage, StorageError, open_storage
+from tests.kafka_helpers import read_topic_to_end
 
-from .conftest import API_KEY, read_topic, running_gateway, upload
+from .conftest import API_KEY, running_gateway, upload
 
 
 @pytest.fixture
@@ -99,6 +100,6 @@ def test_gateway_stores_uploads_in_s3(
     key = f"haic/videos/{video_id}/source.avi"
     body = boto3.client("s3", endpoint_url=s3_endpoint).get_object(Bucket="videos", Key=key)["Body"].read()
     assert body == source.read_bytes()
-    [(_, announced)] = read_topic(settings, topics.VIDEOS)
+    [(_, announced)] = read_topic_to_end(settings, topics.VIDEOS)
     assert announced.storage_uri == f"s3://videos/{key}"
     assert list((settings.data_dir / "cache").iterdir()) == []  # the spooled upload was removed

@@ -21,8 +21,9 @@ from services.core.video import probe
 from services.gateway.app import create_app
 from services.gateway.catalog import videos
 from services.gateway.upload import UNANNOUNCED_GRACE_S
+from tests.kafka_helpers import read_topic_to_end, wait_until
 
-from .conftest import AUTH, read_topic, running_gateway, upload, wait_until
+from .conftest import AUTH, running_gateway, upload
 
 pytestmark = pytest.mark.kafka
 
@@ -52,7 +53,7 @@ def test_good_upload_is_stored_catalogued_and_announced(
     assert stored.read_bytes() == source.read_bytes()
     assert stored_files(gateway_settings) == [stored]  # the spool file was moved, not copied
 
-    [(key, message)] = read_topic(gateway_settings, topics.VIDEOS)
+    [(key, message)] = read_topic_to_end(gateway_settings, topics.VIDEOS)
     assert key == video_id
     assert isinstance(message, events_pb2.VideoUploaded)
     expected = probe(source)
@@ -118,7 +119,7 @@ def test_bad_uploads_are_rejected_with_a_reason_and_leave_nothing(
     assert detail["message"]
     assert detail["video_id"].startswith("vid_")
     assert stored_files(gateway_settings) == []  # temp file deleted, nothing stored
-    assert read_topic(gateway_settings, topics.VIDEOS) == []
+    assert read_topic_to_end(gateway_settings, topics.VIDEOS) == []
     assert gateway.get("/v1/videos", headers=AUTH).json()["total"] == 0
     metrics = gateway.get("/metrics").text
     assert f'haic_gateway_uploads_total{{outcome="{code}"}}' in metrics
@@ -138,7 +139,7 @@ def test_missing_file_field_is_422(gateway: TestClient, gateway_settings: Settin
     assert "file" in response.json()["detail"]["message"]
     not_multipart = gateway.post("/v1/videos", json={"file": "x"}, headers=AUTH)
     assert (not_multipart.status_code, not_multipart.json()["detail"]["code"]) == (415, "not_multipart")
-    assert read_topic(gateway_settings, topics.VIDEOS) == []
+    assert read_topic_to_end(gateway_settings, topics.VIDEOS) == []
 
 
 def test_invalid_source_url_is_422(gateway: TestClient, shared_videos: Path) -> None:
@@ -171,7 +172,7 @@ def test_oversize_upload_is_413(broker, make_settings: Callable[..., Settings], 
         assert (streamed.status_code, streamed.json()["detail"]["code"]) == (413, "too_large")
         assert stored_files(settings) == []
         assert list(Path(settings.resolved_storage_url, ".incoming").iterdir()) == []
-        assert read_topic(settings, topics.VIDEOS) == []
+        assert read_topic_to_end(settings, topics.VIDEOS) == []
 
 
 def test_duplicate_upload_returns_the_same_video_without_re_emitting(
@@ -189,7 +190,7 @@ def test_duplicate_upload_returns_the_same_video_without_re_emitting(
         "status_url": f"/v1/videos/{video_id}",
         "duplicate": True,
     }
-    assert [key for key, _ in read_topic(gateway_settings, topics.VIDEOS)] == [video_id]
+    assert [key for key, _ in read_topic_to_end(gateway_settings, topics.VIDEOS)] == [video_id]
     # the first upload's (absent) description stays
     assert gateway.get(f"/v1/videos/{video_id}", headers=AUTH).json()["description"] is None
     assert len(list(Path(gateway_settings.resolved_storage_url).rglob("source.*"))) == 1
@@ -204,7 +205,7 @@ def test_client_file_name_is_never_used_as_a_path(
     root = Path(gateway_settings.resolved_storage_url)
     assert stored_files(gateway_settings) == [root / "videos" / video_id / "source.mp4"]
     assert not any("passwd" in str(p) for p in tmp_path.rglob("*"))
-    [(_, message)] = read_topic(gateway_settings, topics.VIDEOS)
+    [(_, message)] = read_topic_to_end(gateway_settings, topics.VIDEOS)
     assert "passwd" not in message.storage_uri
 
 
@@ -239,7 +240,7 @@ def test_concurrent_identical_uploads_announce_once(
         responses = list(pool.map(lambda _: upload(gateway, source), range(4)))
     assert sorted(r.status_code for r in responses) == [200, 200, 200, 202]
     assert len({r.json()["video_id"] for r in responses}) == 1
-    assert len(read_topic(gateway_settings, topics.VIDEOS)) == 1
+    assert len(read_topic_to_end(gateway_settings, topics.VIDEOS)) == 1
 
 
 def test_upload_that_cannot_be_announced_is_503_and_can_be_retried(
@@ -259,7 +260,7 @@ def test_upload_that_cannot_be_announced_is_503_and_can_be_retried(
     assert gateway.get(f"/v1/videos/{video_id}", headers=AUTH).status_code == 404  # registration undone
     retried = upload(gateway, shared_videos / "static_no_person.mp4")
     assert (retried.status_code, retried.json()["video_id"]) == (202, video_id)
-    assert [key for key, _ in read_topic(gateway_settings, topics.VIDEOS)] == [video_id]
+    assert [key for key, _ in read_topic_to_end(gateway_settings, topics.VIDEOS)] == [video_id]
 
 
 def test_registration_never_announced_is_announced_by_a_later_identical_upload(
@@ -274,7 +275,7 @@ def test_registration_never_announced_is_announced_by_a_later_identical_upload(
 
     recent = upload(gateway, source)  # within the grace period: an announcement may still be on its way
     assert (recent.status_code, recent.json()["duplicate"]) == (200, True)
-    assert read_topic(gateway_settings, topics.VIDEOS) == []
+    assert read_topic_to_end(gateway_settings, topics.VIDEOS) == []
 
     with catalog.engine.begin() as conn:
         conn.execute(
@@ -284,7 +285,7 @@ def test_registration_never_announced_is_announced_by_a_later_identical_upload(
         )
     late = upload(gateway, source)
     assert (late.status_code, late.json()["video_id"], late.json()["duplicate"]) == (202, video_id, False)
-    [(key, message)] = read_topic(gateway_settings, topics.VIDEOS)
+    [(key, message)] = read_topic_to_end(gateway_settings, topics.VIDEOS)
     assert (key, message.size_bytes, message.info.width) == (video_id, source.stat().st_size, 640)
     announced = wait_until(
         lambda: (body := gateway.get(f"/v1/videos/{video_id}", headers=AUTH).json())["size_bytes"] > 1 and body,
@@ -293,4 +294,4 @@ def test_registration_never_announced_is_announced_by_a_later_identical_upload(
     assert announced["info"]["width"] == 640
     again = upload(gateway, source)
     assert (again.status_code, again.json()["duplicate"]) == (200, True)
-    assert len(read_topic(gateway_settings, topics.VIDEOS)) == 1
+    assert len(read_topic_to_end(gateway_settings, topics.VIDEOS)) == 1
