@@ -304,7 +304,7 @@ class Judgement(_message.Message):
     reasons: _containers.RepeatedScalarFieldContainer[str]
     scores: _containers.ScalarMap[str, float]
     judge: str
-    def __init__(self, passed: _Optional[bool] = ..., reasons: _Optional[_Iterable[str]] = ..., scores: _Optional[_Mapping[str, float]] = ..., judge: _Optional[str] = ...) -> None: ...
+    def __init__(self, passed: bool = ..., reasons: _Optional[_Iterable[str]] = ..., scores: _Optional[_Mapping[str, float]] = ..., judge: _Optional[str] = ...) -> None: ...
 
 class Caption(_message.Message):
     __slots__ = ("video_id", "span", "subjects", "interactions", "text", "backend", "judgement", "storage_uri", "produced_at")

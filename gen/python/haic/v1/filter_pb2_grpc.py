@@ -5,7 +5,7 @@ import warnings
 
 from haic.v1 import filter_pb2 as haic_dot_v1_dot_filter__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.78.0'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -25,7 +25,7 @@ if _version_not_supported:
     )
 
 
-class FilterServiceStub:
+class FilterServiceStub(object):
     """Missing associated documentation comment in .proto file."""
 
     def __init__(self, channel):
@@ -41,7 +41,7 @@ class FilterServiceStub:
                 _registered_method=True)
 
 
-class FilterServiceServicer:
+class FilterServiceServicer(object):
     """Missing associated documentation comment in .proto file."""
 
     def SplitVideo(self, request, context):
@@ -67,7 +67,7 @@ def add_FilterServiceServicer_to_server(servicer, server):
 
 
  # This class is part of an EXPERIMENTAL API.
-class FilterService:
+class FilterService(object):
     """Missing associated documentation comment in .proto file."""
 
     @staticmethod

@@ -5,7 +5,7 @@ import warnings
 
 from haic.v1 import pipeline_pb2 as haic_dot_v1_dot_pipeline__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.78.0'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -25,7 +25,7 @@ if _version_not_supported:
     )
 
 
-class PipelineStub:
+class PipelineStub(object):
     """Missing associated documentation comment in .proto file."""
 
     def __init__(self, channel):
@@ -41,7 +41,7 @@ class PipelineStub:
                 _registered_method=True)
 
 
-class PipelineServicer:
+class PipelineServicer(object):
     """Missing associated documentation comment in .proto file."""
 
     def WatchVideo(self, request, context):
@@ -68,7 +68,7 @@ def add_PipelineServicer_to_server(servicer, server):
 
 
  # This class is part of an EXPERIMENTAL API.
-class Pipeline:
+class Pipeline(object):
     """Missing associated documentation comment in .proto file."""
 
     @staticmethod

