@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     action_fps: float = Field(
         1.0, gt=0, description="Keypoint sampling rate for the action filter (section 3.1: 1 fps)"
     )
+    track_min_iou: float = Field(
+        0.1, ge=0, le=1, description="Least box IoU that links a person between adjacent 1 fps samples (section 3.1)"
+    )
     min_keypoint_l1: float = Field(
         0.085, ge=0, description="Adjacent-frame keypoint L1 distance, normalized coordinates (section 3.1: 0.085)"
     )
