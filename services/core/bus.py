@@ -39,10 +39,20 @@ from services.core.settings import Settings
 log = logging.getLogger(__name__)
 
 TYPE_HEADER = "haic-type"
+_DEPENDENCY_MAX_WAIT_S = 30.0
 
 
 class PoisonMessageError(Exception):
     """The message can never be processed (undecodable, or invalid content): dead-letter without retrying."""
+
+
+class DependencyUnavailableError(RuntimeError):
+    """A service the handler needs (e.g. Triton) is unreachable: the message is fine, so it is neither
+    dead-lettered nor committed; the worker waits and tries it again until the dependency is back."""
+
+
+class _HandBack(Exception):
+    """Stop was requested while a message waited on a dependency: leave it uncommitted for the next owner."""
 
 
 class OutputDeliveryError(RuntimeError):
@@ -264,12 +274,15 @@ class Worker:
             with log_context(video_id=key):
                 self._handle_with_retries(record, key)
             self._commit(record)
+        except _HandBack:
+            log.info("stopping: %s[%d]@%d handed back uncommitted", record.topic, record.partition, record.offset)
         finally:
             metrics.IN_FLIGHT.labels(self.service).dec()
             metrics.PROCESSING_SECONDS.labels(*labels).observe(time.perf_counter() - started)
 
     def _handle_with_retries(self, record, key: str) -> None:
         attempt = 0
+        waited: int | None = None  # consecutive waits on an unavailable dependency
         while True:
             attempt += 1
             try:
@@ -289,6 +302,14 @@ class Worker:
                 return
             except OutputDeliveryError:
                 raise  # the broker is unreachable: dead-lettering would fail too; crash and redeliver
+            except DependencyUnavailableError as exc:
+                metrics.MESSAGES_FAILED.labels(self.service, record.topic).inc()
+                waited = 0 if waited is None else waited + 1
+                delay = min(_DEPENDENCY_MAX_WAIT_S, self.settings.retry_backoff_s * 2**waited)
+                log.warning("%s; trying again in %.1f s", exc, delay)
+                if self._stop.wait(delay):
+                    raise _HandBack from exc
+                attempt = 0  # an outage is not the message's fault: it never counts toward dead-lettering
             except Exception as exc:  # noqa: BLE001 - any handler error is retried, then dead-lettered
                 metrics.MESSAGES_FAILED.labels(self.service, record.topic).inc()
                 if attempt >= self.settings.max_attempts:

@@ -14,10 +14,10 @@ from kafka import KafkaProducer
 
 from haic.v1 import events_pb2
 from services.core import topics
-from services.core.bus import Event, EventProducer, Output, Worker, ensure_topics
+from services.core.bus import DependencyUnavailableError, Event, EventProducer, Output, Worker, ensure_topics
 from services.core.settings import Settings
 from tests.conftest import REPO_ROOT
-from tests.kafka_helpers import read_topic, running, wait_until
+from tests.kafka_helpers import read_topic, read_topic_to_end, running, wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -114,6 +114,24 @@ def test_failing_handler_retries_then_dead_letters(kafka_settings: Settings) -> 
     assert letter.attempts == 3 and letter.service == "flaky"
     assert events_pb2.VideoUploaded.FromString(letter.payload).video_id == "vid_bad"
     assert [k for k, _ in outputs] == ["vid_good"]
+
+
+def test_an_unavailable_dependency_is_waited_for_not_dead_lettered(kafka_settings: Settings) -> None:
+    settings = kafka_settings.model_copy(update={"retry_backoff_s": 0.05})
+    outage = {"failures_left": settings.max_attempts + 2}
+
+    def needs_triton(event: Event) -> list[Output]:
+        if outage["failures_left"]:
+            outage["failures_left"] -= 1
+            raise DependencyUnavailableError("triton at 127.0.0.1:1 is unavailable")
+        return to_candidate(event)
+
+    EventProducer(settings, "test").deliver([upload("vid_waits")])
+    with running(Worker(settings, "waiter", [topics.VIDEOS], needs_triton)):
+        outputs = read_topic(settings, topics.CLIPS_CANDIDATE, expected=1)
+    assert [k for k, _ in outputs] == ["vid_waits"]
+    assert outage["failures_left"] == 0
+    assert read_topic_to_end(settings, topics.DEADLETTER) == []
 
 
 def test_undecodable_message_is_dead_lettered_at_once(kafka_settings: Settings) -> None:
