@@ -29,3 +29,19 @@ def start_metrics_server(port: int) -> None:
     """Serves /metrics on the port; 0 leaves it off (tests that run several workers in one process)."""
     if port:
         start_http_server(port)
+
+
+# --- pose stage ---
+FRAMES_DECODED = Histogram(
+    "haic_frames_decoded_per_clip",
+    "Video frames decoded to analyse one clip (seeking skips the rest)",
+    ["service"],
+    buckets=(4, 8, 16, 32, 64, 128, 256, 512, 1024),
+)
+PEOPLE_PER_CLIP = Histogram(
+    "haic_people_per_clip",
+    "Most people seen in one sampled frame of a clip",
+    ["service"],
+    buckets=(0, 1, 2, 3, 5, 8, 13),
+)
+ACCEPTED_RATIO = Gauge("haic_accepted_ratio", "Accepted clips / analysed clips since the service started", ["service"])

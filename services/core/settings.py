@@ -125,6 +125,9 @@ class Settings(BaseSettings):
     min_person_score: float = Field(0.3, ge=0, le=1, description="Detector confidence for a person box to count")
     min_keypoint_score: float = Field(0.2, ge=0, le=1, description="Keypoint confidence used by the motion rules")
     pose_crop_padding: float = Field(1.25, ge=1, description="Person crop = box enlarged by this factor (RTMPose's)")
+    pose_decode_width: int = Field(
+        1280, ge=64, description="Wider videos are decoded downscaled to this width for detection and pose"
+    )
     dense_track_fps: float = Field(4.0, gt=0, description="Keypoint rate of the dense tracks given to the captioner")
 
     @field_validator("api_keys", mode="before")

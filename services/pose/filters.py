@@ -67,7 +67,7 @@ def union_area(boxes: np.ndarray, width: int, height: int) -> float:
 
 
 def human_existence(
-    frames: Sequence[Sequence[Observation]],
+    frames: Sequence[np.ndarray],
     width: int,
     height: int,
     *,
@@ -75,14 +75,12 @@ def human_existence(
     max_people: int,
     min_area_ratio: float,
 ) -> FilterResult:
-    """Every sampled frame holds min_people..max_people people whose boxes cover min_area_ratio of it."""
-    counts = np.array([len(people) for people in frames])
-    coverage = np.array(
-        [
-            union_area(np.array([p.box for p in people]).reshape(-1, 4), width, height) / (width * height)
-            for people in frames
-        ]
-    )
+    """Every sampled frame holds min_people..max_people people whose boxes cover min_area_ratio of it.
+
+    frames: the person boxes [N, 4] (x1, y1, x2, y2 in pixels) of each sampled frame.
+    """
+    counts = np.array([len(boxes) for boxes in frames])
+    coverage = np.array([union_area(boxes, width, height) for boxes in frames]) / float(width * height)
     values = {
         "existence_frames": float(len(frames)),
         "people_min": float(counts.min()) if len(counts) else 0.0,

@@ -145,7 +145,7 @@ def test_union_area_counts_overlaps_once() -> None:
 
 def existence(frames: list[list[Observation]]):
     return human_existence(
-        frames,
+        [np.array([p.box for p in people]).reshape(-1, 4) for people in frames],
         W,
         H,
         min_people=SETTINGS.min_people,

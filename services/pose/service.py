@@ -1,0 +1,264 @@
+"""The pose stage: human-existence and human-action filters of one candidate clip, for Kafka and gRPC alike.
+
+`ClipAnalyzer.analyze` is the whole operation:
+1. plan the sampled frames (16 uniform for existence, 1 fps for action, 4 fps dense for accepted clips);
+2. decode the existence and action frames in one seeking pass, each frame once;
+3. detect people on them (Triton ``person_detector``) and apply the existence rule;
+4. estimate keypoints on the action frames (Triton ``pose_estimator``), link tracklets, apply the
+   motion rules;
+5. for an accepted clip, decode the remaining dense frames and build the captioner's dense tracks.
+A rejected clip stops at the first rule it fails, so most clips cost only detection on 26 frames.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import av.error
+import grpc
+import numpy as np
+from botocore.exceptions import ClientError
+
+from haic.v1 import events_pb2, pose_pb2, pose_pb2_grpc
+from services.core import metrics, topics
+from services.core.bus import DependencyUnavailableError, Event, Handler, Output, PoisonMessageError, now_timestamp
+from services.core.settings import Settings
+from services.core.storage import Storage, StorageError
+from services.core.video import VideoInfo, VideoReader
+from services.pose.errors import ClipUnreadableError, InvalidClipEventError
+from services.pose.estimator import PoseEstimator
+from services.pose.filters import FilterResult, human_action, human_existence
+from services.pose.sampling import plan_samples
+from services.pose.tracking import Observation, Track, build_tracks
+
+log = logging.getLogger(__name__)
+
+SERVICE = "pose"
+_S3_MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+
+
+class ClipAnalyzer:
+    """Runs the pose stage on candidate clips with one estimator (backed by Triton in the service)."""
+
+    def __init__(self, settings: Settings, storage: Storage, estimator: PoseEstimator) -> None:
+        self.settings = settings
+        self.storage = storage
+        self.estimator = estimator
+        self.analysed = 0
+        self.accepted = 0
+
+    def analyze(self, candidate: events_pb2.ClipCandidate) -> events_pb2.ClipVerdict:
+        _require_fields(candidate)
+        clip_id = candidate.span.clip_id
+        try:
+            with self.storage.local_path(candidate.storage_uri) as path:
+                verdict = self._analyze_local(candidate, path)
+        except (StorageError, FileNotFoundError) as exc:
+            raise ClipUnreadableError(clip_id, ClipUnreadableError.NOT_FOUND, str(exc)) from exc
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _S3_MISSING_CODES:
+                raise ClipUnreadableError(clip_id, ClipUnreadableError.NOT_FOUND, str(exc)) from exc
+            raise  # throttling, credentials, outage: worth the bus's retries
+        except av.error.FFmpegError as exc:
+            raise ClipUnreadableError(clip_id, "decode_failed", str(exc)) from exc
+        self._record(verdict)
+        return verdict
+
+    # --- the stages ---
+    def _analyze_local(self, candidate: events_pb2.ClipCandidate, path: Path) -> events_pb2.ClipVerdict:
+        s = self.settings
+        span, info = candidate.span, VideoInfo.from_proto(candidate.info)
+        plan = plan_samples(span.start_s, span.end_s, info.fps, s.existence_frames, s.action_fps, s.dense_track_fps)
+        with VideoReader(path, info) as reader:
+            frames = self._decode(reader, plan.curation, span.clip_id)
+            detections = dict(zip(plan.curation, self.estimator.detect(list(frames.values())), strict=True))
+            existence = human_existence(
+                [_boxes(detections[t], self._scale(frames[t], info)) for t in plan.existence],
+                info.width,
+                info.height,
+                min_people=s.min_people,
+                max_people=s.max_people,
+                min_area_ratio=s.min_person_area_ratio,
+            )
+            values = {**existence.values, "sampled_frames": float(len(plan.curation))}
+            metrics.PEOPLE_PER_CLIP.labels(SERVICE).observe(existence.values["people_max"])
+            if not existence.passed:
+                return self._verdict(candidate, existence, values, reader.frames_decoded)
+
+            people = self._people(plan.action, frames, detections, info)
+            tracks = build_tracks([people[t] for t in plan.action], s.track_min_iou)
+            action = human_action(
+                tracks,
+                info.width,
+                info.height,
+                min_keypoint_l1=s.min_keypoint_l1,
+                min_affine_residual=s.min_affine_residual,
+                min_keypoint_score=s.min_keypoint_score,
+            )
+            values.update(action.values)
+            if not action.passed:
+                return self._verdict(candidate, action, values, reader.frames_decoded)
+
+            # Accepted: the captioner gets denser tracks. Only accepted clips pay for these frames.
+            dense = self._decode(reader, plan.dense_only, span.clip_id)
+            dense_detections = dict(zip(plan.dense_only, self.estimator.detect(list(dense.values())), strict=True))
+            people.update(self._people(plan.dense_only, dense, dense_detections, info))
+            dense_tracks = build_tracks([people[t] for t in plan.dense], s.track_min_iou)
+            values["dense_frames"] = float(len(plan.dense))
+            return self._verdict(candidate, action, values, reader.frames_decoded, tracks, dense_tracks)
+
+    def _decode(self, reader: VideoReader, times: Sequence[float], clip_id: str) -> dict[float, np.ndarray]:
+        frames = dict(reader.frames_at(times, width=self._decode_width(reader.info)))
+        if len(frames) != len(times):
+            missing = sorted(set(times) - set(frames))
+            raise ClipUnreadableError(clip_id, "truncated", f"no frame at {missing[:3]} s")
+        return frames
+
+    def _decode_width(self, info: VideoInfo) -> int | None:
+        """Large sources are decoded downscaled (FFmpeg's scaler); results are mapped back to source pixels."""
+        return self.settings.pose_decode_width if info.width > self.settings.pose_decode_width else None
+
+    @staticmethod
+    def _scale(frame: np.ndarray, info: VideoInfo) -> np.ndarray:
+        return np.array([info.width / frame.shape[1], info.height / frame.shape[0]], dtype=np.float64)
+
+    def _people(
+        self,
+        times: Sequence[float],
+        frames: dict[float, np.ndarray],
+        detections: dict[float, list],
+        info: VideoInfo,
+    ) -> dict[float, list[Observation]]:
+        """Keypoints for the people detected at each time, in the source video's pixels."""
+        estimated = self.estimator.estimate([frames[t] for t in times], [detections[t] for t in times])
+        people: dict[float, list[Observation]] = {}
+        for t, persons in zip(times, estimated, strict=True):
+            scale = self._scale(frames[t], info)
+            people[t] = [
+                Observation(
+                    t,
+                    np.asarray(p.box, dtype=np.float64) * np.tile(scale, 2),
+                    float(p.score),
+                    np.hstack([np.asarray(p.keypoints)[:, :2] * scale, np.asarray(p.keypoints)[:, 2:3]]),
+                )
+                for p in persons
+            ]
+        return people
+
+    def _verdict(
+        self,
+        candidate: events_pb2.ClipCandidate,
+        result: FilterResult,
+        values: dict[str, float],
+        frames_decoded: int,
+        tracks: Sequence[Track] = (),
+        dense_tracks: Sequence[Track] = (),
+    ) -> events_pb2.ClipVerdict:
+        metrics.FRAMES_DECODED.labels(SERVICE).observe(frames_decoded)
+        values = {**values, "frames_decoded": float(frames_decoded)}
+        return events_pb2.ClipVerdict(
+            video_id=candidate.video_id,
+            span=candidate.span,
+            verdict=events_pb2.VERDICT_ACCEPTED if result.passed else events_pb2.VERDICT_REJECTED,
+            stage=result.stage,
+            reason_code=result.reason_code,
+            reason=result.reason or "a person acts: keypoints move beyond any camera motion",
+            values=values,
+            storage_uri=candidate.storage_uri,
+            info=candidate.info,
+            description=candidate.description,
+            tracks=[_track_proto(t) for t in tracks],
+            dense_tracks=[_track_proto(t) for t in dense_tracks],
+            produced_at=now_timestamp(),
+        )
+
+    def _record(self, verdict: events_pb2.ClipVerdict) -> None:
+        accepted = verdict.verdict == events_pb2.VERDICT_ACCEPTED
+        self.analysed += 1
+        self.accepted += accepted
+        metrics.CLIP_VERDICTS.labels(
+            SERVICE, verdict.stage, "accepted" if accepted else "rejected", verdict.reason_code or "passed"
+        ).inc()
+        metrics.ACCEPTED_RATIO.labels(SERVICE).set(self.accepted / self.analysed)
+        log.info(
+            "clip %s %s at %s %s (%d track(s), %d frames decoded)",
+            verdict.span.clip_id,
+            "accepted" if accepted else "rejected",
+            verdict.stage,
+            verdict.reason_code,
+            len(verdict.tracks),
+            int(verdict.values.get("frames_decoded", 0)),
+        )
+
+
+def _require_fields(candidate: events_pb2.ClipCandidate) -> None:
+    clip_id = candidate.span.clip_id
+    if not candidate.video_id or not clip_id:
+        raise InvalidClipEventError(clip_id, "the event has no video_id or span.clip_id")
+    if not candidate.storage_uri:
+        raise InvalidClipEventError(clip_id, "the event has no storage_uri")
+    if candidate.span.end_s <= candidate.span.start_s:
+        raise InvalidClipEventError(clip_id, f"empty span [{candidate.span.start_s}, {candidate.span.end_s})")
+    info = candidate.info
+    if info.width <= 0 or info.height <= 0 or info.fps <= 0:
+        raise InvalidClipEventError(clip_id, "the event has no video info (width, height, fps)")
+
+
+def _boxes(detections: list, scale: np.ndarray) -> np.ndarray:
+    if not detections:
+        return np.zeros((0, 4))
+    return np.array([np.asarray(d.box, dtype=np.float64) for d in detections]) * np.tile(scale, 2)
+
+
+def _track_proto(track: Track) -> events_pb2.PersonTrack:
+    return events_pb2.PersonTrack(
+        track_id=track.track_id,
+        samples=[
+            events_pb2.PoseSample(
+                t_s=o.t_s,
+                box=events_pb2.Box(
+                    x1=float(o.box[0]), y1=float(o.box[1]), x2=float(o.box[2]), y2=float(o.box[3]), score=o.score
+                ),
+                keypoints=[events_pb2.Keypoint(x=float(x), y=float(y), score=float(c)) for x, y, c in o.keypoints],
+            )
+            for o in track.samples
+        ],
+    )
+
+
+def make_handler(analyzer: ClipAnalyzer) -> Handler:
+    """The Kafka handler for haic.clips.candidate.v1."""
+
+    def handle(event: Event) -> list[Output]:
+        candidate = event.message
+        if not isinstance(candidate, events_pb2.ClipCandidate):
+            raise PoisonMessageError(f"{event.topic} carried {type(candidate).__name__}, not ClipCandidate")
+        verdict = analyzer.analyze(candidate)
+        topic = topics.CLIPS_ACCEPTED if verdict.verdict == events_pb2.VERDICT_ACCEPTED else topics.CLIPS_REJECTED
+        return [Output(topic, candidate.video_id, verdict)]
+
+    return handle
+
+
+class PoseServicer(pose_pb2_grpc.PoseServiceServicer):
+    """AnalyzeClip over gRPC: the same operation as the Kafka worker, answered synchronously."""
+
+    def __init__(self, analyzer: ClipAnalyzer) -> None:
+        self._analyzer = analyzer
+
+    def AnalyzeClip(  # the name is fixed by the generated servicer
+        self, request: pose_pb2.AnalyzeClipRequest, context: grpc.ServicerContext
+    ) -> pose_pb2.AnalyzeClipResponse:
+        if not request.HasField("candidate"):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "AnalyzeClipRequest.candidate is required")
+        try:
+            verdict = self._analyzer.analyze(request.candidate)
+        except ClipUnreadableError as exc:
+            context.abort(grpc.StatusCode.NOT_FOUND if exc.not_found else grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except InvalidClipEventError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except DependencyUnavailableError as exc:
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        return pose_pb2.AnalyzeClipResponse(verdict=verdict)
