@@ -3,6 +3,10 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The embedded Triton runs under its own interpreter: PyTriton 0.7.0 needs numpy<2, the main venv has numpy 2.
+TRITON_VENV := .venv-triton
+TRITON_STAMP := $(TRITON_VENV)/.installed
+TRITON_REQUIREMENTS := services/pose/triton-requirements.txt
 
 .PHONY: install system-deps demo up test lint protos bench clean
 
@@ -12,7 +16,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+$(TRITON_STAMP): $(TRITON_REQUIREMENTS)
+	test -x $(TRITON_VENV)/bin/python || $(PYTHON) -m venv $(TRITON_VENV)
+	$(TRITON_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(TRITON_VENV)/bin/python -m pip install --quiet -r $(TRITON_REQUIREMENTS)
+	touch $(TRITON_STAMP)
+
+install: $(STAMP) $(TRITON_STAMP)
 
 # Starts broker + services, uploads the bundled sample, prints its outcome, stays up until Ctrl-C.
 demo: install
@@ -45,4 +55,4 @@ bench: install
 	$(BIN)/python bench/upload_throughput.py
 
 clean:
-	rm -rf $(VENV) .haic .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TRITON_VENV) .haic .pytest_cache .ruff_cache
