@@ -241,8 +241,16 @@ class EmbeddedTriton:
         env.pop("VIRTUAL_ENV", None)
         started = time.monotonic()
         self._log = self.log_path.open("ab")
+        # Its own session: a terminal's Ctrl-C reaches only our process, which stops the pose service
+        # before the server it calls (stop() order), instead of every process at once.
         self.process = subprocess.Popen(
-            command, env=env, stdout=self._log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+            command,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+            start_new_session=True,
         )
         log.info("started embedded Triton (pid %d) for %s, log %s", self.process.pid, self.models, self.log_path)
         try:
