@@ -18,12 +18,14 @@ Imports from services/ only what .venv-triton has: numpy, onnxruntime, tritoncli
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import os
 import shutil
 import signal
 import sys
 import sysconfig
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +43,7 @@ log = logging.getLogger("haic.triton_server")
 
 # Triton waits this long for in-flight requests when it stops; the pose client retries anything cut off.
 EXIT_TIMEOUT_S = 5
+_MAX_SOCKET_PATH = 107  # sun_path of a Unix socket address holds 108 bytes with the terminating NUL
 
 
 class _Stop(BaseException):
@@ -80,10 +83,7 @@ def _infer_fn(session: object, input_names: list[str], output_names: list[str]) 
 def bind_repository(triton: Triton, repository: Path, threads: int | None) -> list[str]:
     """Binds every model of the repository with the knobs its config.pbtxt states. Returns the names."""
     names = []
-    model_dirs = models(repository)
-    if not model_dirs:
-        raise ModelRepositoryError(f"model repository {repository} holds no model; run `haic models build`")
-    for model_dir in model_dirs:
+    for model_dir in models(repository):
         config = read_config(model_dir)
         spec = spec_from_config(config)
         model_file = latest_version(model_dir)
@@ -123,13 +123,24 @@ def bind_repository(triton: Triton, repository: Path, threads: int | None) -> li
     return names
 
 
-def _fresh_workspace(parent: Path) -> Path:
-    """PyTriton creates its workspace itself and deletes it on stop; one left by a killed server is removed."""
-    workspace = parent / "pytriton"
+def _fresh_workspace(parent: Path, model_names: list[str]) -> Path:
+    """PyTriton creates its workspace itself and deletes it on stop; one left by a killed server is removed.
+
+    PyTriton binds Unix sockets named `<workspace>/<model>_0_<instance>-server.sock`, and a socket path
+    holds at most 107 bytes: under a deep directory (a pytest tmp_path, a long data_dir) the workspace
+    moves to a short one in the temp directory, named after the requested path so a stale one is found.
+    """
+    workspace = parent.resolve() / "pytriton"
+    longest_socket = max(len(f"{name}_0_99-server.sock") for name in model_names)
+    if len(str(workspace).encode()) + 1 + longest_socket > _MAX_SOCKET_PATH:
+        digest = hashlib.sha256(str(workspace).encode()).hexdigest()[:12]
+        short = Path(tempfile.gettempdir()) / f"haic-pytriton-{digest}"
+        log.info("workspace path %s is too long for Unix sockets; using %s", workspace, short)
+        workspace = short
     if workspace.exists():
         log.warning("removing stale PyTriton workspace %s", workspace)
         shutil.rmtree(workspace)
-    parent.mkdir(parents=True, exist_ok=True)
+    workspace.parent.mkdir(parents=True, exist_ok=True)
     return workspace
 
 
@@ -151,7 +162,10 @@ def serve(args: argparse.Namespace) -> int:
         allow_gpu_metrics=False,
         log_verbose=args.log_verbose,
     )
-    triton = Triton(config=config, workspace=_fresh_workspace(args.workspace))
+    model_names = [read_config(d).name for d in models(args.repository)]
+    if not model_names:
+        raise ModelRepositoryError(f"model repository {args.repository} holds no model; run `haic models build`")
+    triton = Triton(config=config, workspace=_fresh_workspace(args.workspace, model_names))
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     started = time.monotonic()

@@ -295,15 +295,17 @@ _HOLDER = """
 import json, sys, time
 from pathlib import Path
 from services.pose.triton_process import EmbeddedTriton, TritonPorts
-server = EmbeddedTriton(Path(sys.argv[1]), Path(sys.argv[2]), TritonPorts.free(), threads=1).start()
+server = EmbeddedTriton(
+    Path(sys.argv[1]), Path(sys.argv[2]), TritonPorts.free(), workspace=Path(sys.argv[3]), threads=1
+).start()
 print(json.dumps({"child": server.process.pid, "tree": [[p.pid, p.start, p.name] for p in server.tree]}), flush=True)
 time.sleep(600)
 """
 
 
-def _start_holder(repository: Path, python: Path) -> tuple[subprocess.Popen[str], dict]:
+def _start_holder(repository: Path, python: Path, workspace: Path) -> tuple[subprocess.Popen[str], dict]:
     holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLDER, str(repository), str(python)],
+        [sys.executable, "-c", _HOLDER, str(repository), str(python), str(workspace)],
         stdout=subprocess.PIPE,
         text=True,
         cwd=REPO_ROOT,
@@ -314,14 +316,17 @@ def _start_holder(repository: Path, python: Path) -> tuple[subprocess.Popen[str]
     return holder, json.loads(line)
 
 
-def test_a_killed_parent_leaves_no_tritonserver(triton_python: Path, tiny_repository: Path) -> None:
+def test_a_killed_parent_leaves_no_tritonserver(triton_python: Path, tiny_repository: Path, tmp_path: Path) -> None:
     """SIGKILL the process that holds EmbeddedTriton: PDEATHSIG stops the child, which stops tritonserver."""
-    holder, info = _start_holder(tiny_repository, triton_python)
+    holder, info = _start_holder(tiny_repository, triton_python, tmp_path / "workspace")
     tree = [(pid, start) for pid, start, _ in info["tree"]]
     assert "tritonserver" in [name for _, _, name in info["tree"]]
     os.kill(holder.pid, signal.SIGKILL)
     holder.wait()
     assert _gone(tree, timeout_s=30) == []
+    # It was the orderly stop (PDEATHSIG's SIGTERM handled by the child), not a kill.
+    log = (tmp_path / "workspace" / "triton.log").read_text()
+    assert "SIGTERM received; stopping tritonserver" in log and "haic.triton_server: stopped" in log
 
 
 def test_a_killed_server_process_leaves_no_tritonserver(triton_python: Path, tiny_repository: Path) -> None:
