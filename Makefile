@@ -8,7 +8,7 @@ TRITON_VENV := .venv-triton
 TRITON_STAMP := $(TRITON_VENV)/.installed
 TRITON_REQUIREMENTS := services/pose/triton-requirements.txt
 
-.PHONY: install system-deps demo up test lint protos bench clean
+.PHONY: install system-deps demo up test lint protos bench clean models
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ test: lint system-deps
 
 protos: install
 	$(BIN)/haic protos
+
+# The pose models' Triton repository (npm package -> ONNX in a throwaway TensorFlow venv); cached, so a
+# second run only checks that nothing changed.
+models: install
+	$(BIN)/haic models build
 
 bench: install
 	$(BIN)/python bench/scene_split.py

