@@ -29,6 +29,10 @@ class SamplePlan:
         return tuple(sorted(set(self.existence) | set(self.action)))
 
     @property
+    def all(self) -> tuple[float, ...]:
+        return tuple(sorted(set(self.curation) | set(self.dense)))
+
+    @property
     def dense_only(self) -> tuple[float, ...]:
         """Frames the dense tracks add to the curation frames."""
         return tuple(sorted(set(self.dense) - set(self.curation)))

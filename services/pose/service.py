@@ -72,8 +72,12 @@ class ClipAnalyzer:
         span, info = candidate.span, VideoInfo.from_proto(candidate.info)
         plan = plan_samples(span.start_s, span.end_s, info.fps, s.existence_frames, s.action_fps, s.dense_track_fps)
         with VideoReader(path, info) as reader:
-            frames = self._decode(reader, plan.curation, span.clip_id)
-            detections = dict(zip(plan.curation, self.estimator.detect(list(frames.values())), strict=True))
+            # One pass for every frame any rule or the dense tracks may need: a second pass would decode
+            # the clip's GOPs again, which costs more than converting the extra frames up front.
+            frames = self._decode(reader, plan.all, span.clip_id)
+            detections = dict(
+                zip(plan.curation, self.estimator.detect([frames[t] for t in plan.curation]), strict=True)
+            )
             existence = human_existence(
                 [_boxes(detections[t], self._scale(frames[t], info)) for t in plan.existence],
                 info.width,
@@ -101,10 +105,10 @@ class ClipAnalyzer:
             if not action.passed:
                 return self._verdict(candidate, action, values, reader.frames_decoded)
 
-            # Accepted: the captioner gets denser tracks. Only accepted clips pay for these frames.
-            dense = self._decode(reader, plan.dense_only, span.clip_id)
-            dense_detections = dict(zip(plan.dense_only, self.estimator.detect(list(dense.values())), strict=True))
-            people.update(self._people(plan.dense_only, dense, dense_detections, info))
+            # Accepted: the captioner gets denser tracks. Only accepted clips pay for their inference.
+            dense_only = self.estimator.detect([frames[t] for t in plan.dense_only])
+            detections.update(zip(plan.dense_only, dense_only, strict=True))
+            people.update(self._people([t for t in plan.dense if t not in people], frames, detections, info))
             dense_tracks = build_tracks([people[t] for t in plan.dense], s.track_min_iou)
             values["dense_frames"] = float(len(plan.dense))
             return self._verdict(candidate, action, values, reader.frames_decoded, tracks, dense_tracks)
