@@ -292,9 +292,13 @@ def _build_rtmpose(
     t = time.perf_counter()
     frames = sample_frames(1)
     built = []
-    for src, wrap in ((rtmdet, openmmlab.wrap_rtmdet), (rtmpose, openmmlab.wrap_rtmpose)):
-        dst = work / "onnx" / f"{src.stem}.contract.onnx"
-        spec = wrap(src, dst)
+    wrappers = (("rtmdet", rtmdet, openmmlab.wrap_rtmdet), ("rtmpose", rtmpose, openmmlab.wrap_rtmpose))
+    for kind, src, wrap in wrappers:
+        dst = work / "onnx" / f"{kind}.onnx"  # mmdeploy names both exports end2end.onnx
+        try:
+            spec = wrap(src, dst)
+        except (openmmlab.SourceModelError, openmmlab.WrappedModelError) as exc:
+            raise ModelBuildError(str(exc)) from exc
         _check_io(dst, spec)
         model_dir = write_model(staging, spec, dst, batching)
         height, width = spec.inputs[0].dims[:2]

@@ -1,0 +1,32 @@
+"""Pose fixtures shared by the test modules of this package."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from services.core.settings import Settings
+from services.pose.models.build import BuildReport, build_model_repository
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def models_settings() -> Settings:
+    """Settings whose models_dir is the test cache of `haic models build`.
+
+    Kept between sessions (the build is keyed by its manifest, so an unchanged build is a no-op), in
+    .haic/test-models unless HAIC_TEST_MODELS_DIR says otherwise: a fresh clone builds once, in about
+    a minute, and later sessions reuse the converter venv and the repository.
+    """
+    models_dir = Path(os.environ.get("HAIC_TEST_MODELS_DIR") or REPO_ROOT / ".haic" / "test-models")
+    return Settings(models_dir=models_dir, pose_model_family="movenet", triton_max_batch_size=8)
+
+
+@pytest.fixture(scope="session")
+def built_models(models_settings: Settings) -> BuildReport:
+    """The embedded default's model repository (CenterNet, MoveNet thunder, MoveNet multipose), built once
+    per session; `report.repository` is the Triton model repository."""
+    return build_model_repository(models_settings)
