@@ -125,6 +125,9 @@ class Settings(BaseSettings):
     min_person_score: float = Field(0.3, ge=0, le=1, description="Detector confidence for a person box to count")
     min_keypoint_score: float = Field(0.2, ge=0, le=1, description="Keypoint confidence used by the motion rules")
     pose_crop_padding: float = Field(1.25, ge=1, description="Person crop = box enlarged by this factor (RTMPose's)")
+    dense_track_max_gap_s: float = Field(
+        1.0, ge=0, description="Dense tracks bridge misses of a person up to this long (blur, occlusion)"
+    )
     pose_decode_width: int = Field(
         1280, ge=64, description="Wider videos are decoded downscaled to this width for detection and pose"
     )

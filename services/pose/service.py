@@ -109,7 +109,8 @@ class ClipAnalyzer:
             dense_only = self.estimator.detect([frames[t] for t in plan.dense_only])
             detections.update(zip(plan.dense_only, dense_only, strict=True))
             people.update(self._people([t for t in plan.dense if t not in people], frames, detections, info))
-            dense_tracks = build_tracks([people[t] for t in plan.dense], s.track_min_iou)
+            max_gap = round(s.dense_track_max_gap_s * s.dense_track_fps)
+            dense_tracks = build_tracks([people[t] for t in plan.dense], s.track_min_iou, max_gap)
             values["dense_frames"] = float(len(plan.dense))
             return self._verdict(candidate, action, values, reader.frames_decoded, tracks, dense_tracks)
 
@@ -173,8 +174,9 @@ class ClipAnalyzer:
             storage_uri=candidate.storage_uri,
             info=candidate.info,
             description=candidate.description,
-            tracks=[_track_proto(t) for t in tracks],
-            dense_tracks=[_track_proto(t) for t in dense_tracks],
+            # a box seen in one sample only is a false detection or a passer-by: no track to caption
+            tracks=[_track_proto(t) for t in tracks if len(t.samples) > 1],
+            dense_tracks=[_track_proto(t) for t in dense_tracks if len(t.samples) > 1],
             produced_at=now_timestamp(),
         )
 

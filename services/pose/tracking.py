@@ -2,8 +2,9 @@
 
 Between each pair of consecutive sampled frames, the pairs with the highest IoU are matched first
 (greedy, which equals the optimal assignment for the few well-separated people a curated clip
-holds); a person matched to nobody starts a new track. A track that misses a frame ends: the
-motion rules compare only adjacent samples of one person.
+holds); a person matched to nobody starts a new track. With ``max_gap`` 0 (the action filter) a
+track that misses a frame ends, so the motion rules compare only adjacent samples; the captioner's
+dense tracks bridge short misses (a blurred frame, a false detection) with ``max_gap`` > 0.
 """
 
 from __future__ import annotations
@@ -45,12 +46,13 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
-def build_tracks(frames: Sequence[Sequence[Observation]], min_iou: float) -> list[Track]:
-    """Links the observations of consecutive frames (given in time order) into tracks."""
+def build_tracks(frames: Sequence[Sequence[Observation]], min_iou: float, max_gap: int = 0) -> list[Track]:
+    """Links the observations of frames given in time order into tracks; a track may skip up to
+    ``max_gap`` frames."""
     tracks: list[Track] = []
-    open_tracks: list[Track] = []  # tracks that have an observation in the previous frame
-    for observations in frames:
-        continued: list[Track] = []
+    last_seen: dict[int, int] = {}  # track id -> index of the frame of its last observation
+    for index, observations in enumerate(frames):
+        open_tracks = [t for t in tracks if index - last_seen[t.track_id] - 1 <= max_gap]
         unmatched = list(range(len(observations)))
         if open_tracks and observations:
             iou = box_iou(np.stack([t.samples[-1].box for t in open_tracks]), np.stack([o.box for o in observations]))
@@ -64,10 +66,9 @@ def build_tracks(frames: Sequence[Sequence[Observation]], min_iou: float) -> lis
                 used_tracks.add(int(ti))
                 unmatched.remove(int(oi))
                 open_tracks[ti].samples.append(observations[oi])
-                continued.append(open_tracks[ti])
+                last_seen[open_tracks[ti].track_id] = index
         for oi in unmatched:
             track = Track(len(tracks), [observations[oi]])
             tracks.append(track)
-            continued.append(track)
-        open_tracks = continued
+            last_seen[track.track_id] = index
     return tracks

@@ -136,6 +136,16 @@ def test_tracks_follow_people_by_iou_and_split_when_they_jump() -> None:
     assert len(build_tracks([[a[0]], [far]], 0.1)) == 2
 
 
+def test_tracks_bridge_a_missed_frame_only_when_allowed() -> None:
+    walker = [person(float(t), shift(STANDING, 10 * t, 0)) for t in range(4)]
+    false_box = Observation(2.0, np.array([900, 100, 950, 150], dtype=np.float32), 0.5, walker[0].keypoints)
+    frames = [[walker[0]], [walker[1]], [false_box], [walker[3]]]  # the walker is missed at t=2
+    strict = build_tracks(frames, 0.1)
+    assert [[s.t_s for s in t.samples] for t in strict] == [[0, 1], [2], [3]]
+    bridged = build_tracks(frames, 0.1, max_gap=1)
+    assert [[s.t_s for s in t.samples] for t in bridged] == [[0, 1, 3], [2]]
+
+
 def test_union_area_counts_overlaps_once() -> None:
     boxes = np.array([[0, 0, 10, 10], [5, 5, 15, 15], [100, 100, 110, 110]], dtype=float)
     assert union_area(boxes, 200, 200) == pytest.approx(100 + 100 - 25 + 100)
