@@ -1,6 +1,6 @@
 """Serving overhead of the embedded Triton: the pose models through Triton against the same ONNX in-process.
 
-    .venv/bin/python bench/pose_serving.py [--repository DIR] [--threads 1] [--seconds 3] [--repeat 3]
+    .venv/bin/python bench/pose_serving.py [--repository DIR] [--threads 1] [--seconds 5]
 
 The repository defaults to the one `haic models build` writes (<models_dir>/repository). For each of
 person_detector and pose_estimator, frames/s at batch 1 and batch 8 of:
@@ -14,10 +14,12 @@ person_detector and pose_estimator, frames/s at batch 1 and batch 8 of:
 
 Both sides build their sessions with the same `onnx_backend.create_session` and the same intra-op
 thread count (--threads; inter-op 1, sequential), and run the same onnxruntime release. Inputs are
-random uint8 images at each model's input size. Figures are the best of --repeat rounds of --seconds
-each, after a warm-up; p50 is the median wall time of one call within the best round. CPU ms/frame
-counts every process that works: this one for in-process; the server's process tree plus this
-client for Triton. overhead = in-process frames/s / Triton frames/s (1.00 means serving is free).
+random uint8 images at each model's input size. After a warm-up, the sides of one row group are
+called in turn (one call each per round) for --seconds per side, so other load on the machine and
+clock drift hit them alike; frames/s = frames / time spent in that side's calls, p50 = median wall
+time of one call. CPU ms/frame counts every process that works: this one for in-process; the
+server's process tree plus this client for Triton. overhead = in-process frames/s / Triton frames/s
+(1.00 means serving is free). The load average printed first says how busy the machine was.
 """
 
 from __future__ import annotations
@@ -72,36 +74,36 @@ def _self_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def measure(
-    call: Callable[[], object], frames_per_call: int, seconds: float, repeat: int, tree: list[ProcessId]
-) -> Measurement:
-    for _ in range(3):  # warm-up: sessions' first runs, gRPC channel, server-side allocations
-        call()
-    best: Measurement | None = None
-    for _ in range(repeat):
-        latencies: list[float] = []
-        cpu_start = _self_cpu_s() + _tree_cpu_s(tree)
-        start = time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            t0 = time.perf_counter()
+def compare(
+    sides: dict[str, Callable[[], object]], trees: dict[str, list[ProcessId]], frames_per_call: int, seconds: float
+) -> dict[str, Measurement]:
+    """Calls the sides in turn, one call each per round, for `seconds` per side, so that drift and
+    other load on the machine hit every side alike."""
+    for call in sides.values():
+        for _ in range(3):  # warm-up: sessions' first runs, gRPC channel, server-side allocations
             call()
-            latencies.append(time.perf_counter() - t0)
-        wall = time.perf_counter() - start
-        cpu = _self_cpu_s() + _tree_cpu_s(tree) - cpu_start
-        frames = frames_per_call * len(latencies)
-        result = Measurement(frames / wall, statistics.median(latencies) * 1000, cpu / frames * 1000)
-        if best is None or result.frames_per_s > best.frames_per_s:
-            best = result
-    assert best is not None
-    return best
+    latencies: dict[str, list[float]] = {side: [] for side in sides}
+    cpu = dict.fromkeys(sides, 0.0)
+    deadline = time.perf_counter() + seconds * len(sides)
+    while time.perf_counter() < deadline:
+        for side, call in sides.items():
+            cpu_before = _self_cpu_s() + _tree_cpu_s(trees[side])
+            started = time.perf_counter()
+            call()
+            latencies[side].append(time.perf_counter() - started)
+            cpu[side] += _self_cpu_s() + _tree_cpu_s(trees[side]) - cpu_before
+    results = {}
+    for side, values in latencies.items():
+        frames = frames_per_call * len(values)
+        results[side] = Measurement(frames / sum(values), statistics.median(values) * 1000, cpu[side] / frames * 1000)
+    return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repository", type=Path, default=None, help="model repository (default: haic models build's)")
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads, both sides")
-    parser.add_argument("--seconds", type=float, default=3.0, help="length of one measured round")
-    parser.add_argument("--repeat", type=int, default=3, help="rounds per figure; the best one counts")
+    parser.add_argument("--seconds", type=float, default=5.0, help="measured time per side and figure")
     args = parser.parse_args()
     settings = Settings()
     repository = args.repository or settings.models_dir / "repository"
@@ -112,7 +114,7 @@ def main() -> None:
     print(f"repository {repository.resolve()}")
     print(
         f"onnxruntime intra-op threads: {args.threads} on both sides (inter-op 1, sequential); "
-        f"{os.cpu_count()} CPUs; best of {args.repeat} x {args.seconds:g} s"
+        f"{os.cpu_count()} CPUs; sides called in turn, {args.seconds:g} s each; load average {os.getloadavg()[0]:.2f}"
     )
     local = OnnxRuntimeInference(repository, threads=args.threads)
     server = EmbeddedTriton(repository, settings.triton_python, TritonPorts.free(), threads=args.threads)
@@ -130,23 +132,21 @@ def main() -> None:
                 if batch > max(config.max_batch_size, 1):
                     continue
                 images = np.random.default_rng(batch).integers(0, 256, (batch, height, width, 3), dtype=np.uint8)
-                sides: dict[str, tuple[Callable[[], object], TritonInference | None]] = {}
-                sides["in-process"] = (lambda: local.infer(name, images), None)  # noqa: B023
-                client = TritonInference(server.url, timeout_s=60, max_batch_size=batch)
-                sides["triton"] = (lambda c=client: c.infer(name, images), client)  # noqa: B023
+                clients = [TritonInference(server.url, timeout_s=60, max_batch_size=batch)]
+                sides: dict[str, Callable[[], object]] = {
+                    "in-process": lambda: local.infer(name, images),  # noqa: B023
+                    "triton": lambda c=clients[0]: c.infer(name, images),  # noqa: B023
+                }
                 if batch > 1:
-                    single = TritonInference(server.url, timeout_s=60, max_batch_size=1)
-                    sides["triton 8x1"] = (lambda c=single: c.infer(name, images), single)  # noqa: B023
-                baseline = 0.0
-                for side, (call, used_client) in sides.items():
-                    tree = [] if used_client is None else server.tree
-                    m = measure(call, batch, args.seconds, args.repeat, tree)
-                    if used_client is None:
-                        baseline = m.frames_per_s
-                        overhead = ""
-                    else:
-                        overhead = f"{baseline / m.frames_per_s:.2f}"
-                        used_client.close()
+                    clients.append(TritonInference(server.url, timeout_s=60, max_batch_size=1))
+                    sides[f"triton {batch}x1"] = lambda c=clients[1]: c.infer(name, images)  # noqa: B023
+                trees = {side: [] if side == "in-process" else server.tree for side in sides}
+                measured = compare(sides, trees, batch, args.seconds)
+                for client in clients:
+                    client.close()
+                baseline = measured["in-process"].frames_per_s
+                for side, m in measured.items():
+                    overhead = "" if side == "in-process" else f"{baseline / m.frames_per_s:.2f}"
                     print(
                         f"{name:16}{batch:>6}{side:>14}{m.frames_per_s:>10.1f}{m.p50_ms:>9.2f}"
                         f"{m.cpu_ms_per_frame:>14.2f}{overhead:>10}"
