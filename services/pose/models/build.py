@@ -100,7 +100,8 @@ class BuildReport:
         lines = [head]
         for m in self.models:
             latency = ", ".join(f"{k} {v:.1f} ms" for k, v in m.latency_ms.items())
-            diff = max(m.max_abs_diff.values(), default=0.0)
+            # the contract outputs (fractions and scores); raw_* are head tensors in their own units
+            diff = max((v for k, v in m.max_abs_diff.items() if not k.startswith("raw_")), default=0.0)
             lines.append(
                 f"  {m.name:<17} {m.bytes / 1e6:5.1f} MB  sha256 {m.sha256[:12]}  from {m.source}"
                 + (f"  max|ONNX-TF| {diff:.2g}" if m.max_abs_diff else "")
