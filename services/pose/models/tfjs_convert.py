@@ -47,8 +47,9 @@ import tf2onnx
 from google.protobuf import json_format
 
 OPSET = 17
-# IR version 8 is the one ONNX 1.12 paired with opset 17: older onnxruntime builds (the embedded Triton's,
-# pinned to numpy<2) refuse models stamped with a newer IR version even when every op is old.
+# IR version 8 is the one ONNX 1.12 paired with opset 17. onnxruntime refuses models stamped with a newer
+# IR version than it knows even when every op is old; 8 keeps the files loadable by the onnxruntime of
+# older production Triton releases (onnxruntime >= 1.13), not only by the 1.32 we run here.
 IR_VERSION = 8
 
 IMAGE, BOXES, SCORES, KEYPOINTS = "image", "boxes", "scores", "keypoints"
@@ -228,10 +229,11 @@ def _dense_compare(ours: dict[str, np.ndarray], ref: dict[str, np.ndarray]) -> d
 
 
 # CenterNet (github.com/610265158/mobilenetv3_centernet): heads `keypoints` = sigmoid heat map of 80
-# COCO classes on a stride-4 grid, `wh` = distances from the cell centre to the box's left, top, right
-# and bottom edges, in input pixels. Its own decoder (and Human's src/object/centernet.ts, which reads
-# `detections` as x1, y1, x2, y2, score, class in input pixels) keeps 3x3 local maxima, takes the top
-# 100 over all classes, and builds x1 = 4*x - l, y1 = 4*y - t, x2 = 4*x + r, y2 = 4*y + b.
+# COCO classes on a stride-4 grid, `wh` = distances from the cell's input position (4x, 4y) to the box's
+# left, top, right and bottom edges, in input pixels, one set per cell whatever the class. Its own
+# decoder (and Human's src/object/centernet.ts, which reads `detections` as x1, y1, x2, y2, score, class
+# in input pixels) keeps 3x3 local maxima, takes the top 100 over all classes, and builds
+# x1 = 4*x - l, y1 = 4*y - t, x2 = 4*x + r, y2 = 4*y + b.
 CENTERNET_STRIDE = 4
 
 
