@@ -78,11 +78,15 @@ def submit_and_report(client: HaicClient, path: Path, description: str, source_u
 def cmd_up(args: argparse.Namespace) -> int:
     from services.core.logs import configure_logging
     from services.local import LocalStack, StackError, StackPorts
+    from services.pose.models import ModelBuildError
+    from services.pose.triton_process import TritonProcessError
 
     configure_logging("launcher", "WARNING")
     settings = _settings()
     ports = StackPorts.free() if args.free_ports else StackPorts()
-    stack = LocalStack(settings, ports, embedded_broker=not args.external_kafka)
+    stack = LocalStack(
+        settings, ports, embedded_broker=not args.external_kafka, embedded_triton=not args.external_triton
+    )
 
     def on_signal(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
@@ -104,7 +108,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)
         return 0
-    except StackError as exc:
+    except (StackError, ModelBuildError, TritonProcessError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
@@ -221,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--exit-after-sample", action="store_true", help="stop once the sample has settled")
     up.add_argument("--free-ports", action="store_true", help="pick free ports (beside another stack)")
     up.add_argument("--external-kafka", action="store_true", help="use HAIC_KAFKA_BOOTSTRAP_SERVERS, no tansu")
+    up.add_argument(
+        "--external-triton", action="store_true", help="use the Triton at HAIC_TRITON_URL (e.g. on a GPU), no PyTriton"
+    )
     up.set_defaults(func=cmd_up)
 
     submit = sub.add_parser("submit", help="upload a video")

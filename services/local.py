@@ -23,7 +23,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.core.broker import EmbeddedBroker, free_port
 from services.core.bus import ensure_topics
-from services.core.settings import Settings
+from services.core.settings import PoseModelFamily, Settings
+from services.pose.models.build import build_model_repository
+from services.pose.triton_process import EmbeddedTriton, TritonPorts
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +48,12 @@ class StackPorts:
 
     broker: int = 9092
     http: int = 8080
+    triton: TritonPorts = field(default_factory=TritonPorts)  # Triton's standard 8001 (gRPC), 8000, 8002
     services: dict[str, ServicePorts] = field(
         default_factory=lambda: {
             "gateway": ServicePorts(grpc=50050, metrics=0),  # the gateway serves /metrics on its HTTP port
             "filter": ServicePorts(grpc=50051, metrics=9101),
+            "pose": ServicePorts(grpc=50052, metrics=9102),
         }
     )
 
@@ -59,12 +63,13 @@ class StackPorts:
         return cls(
             broker=free_port(),
             http=free_port(),
+            triton=TritonPorts.free(),
             services={n: ServicePorts(free_port(), free_port() if p.metrics else 0) for n, p in names.items()},
         )
 
 
 # The worker services, in start order; later services join here.
-WORKER_SERVICES: tuple[str, ...] = ("filter",)
+WORKER_SERVICES: tuple[str, ...] = ("filter", "pose")
 
 
 def _die_with_parent() -> None:
@@ -93,11 +98,19 @@ class Child:
 
 
 class LocalStack:
-    def __init__(self, settings: Settings, ports: StackPorts | None = None, embedded_broker: bool = True) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        ports: StackPorts | None = None,
+        embedded_broker: bool = True,
+        embedded_triton: bool = True,
+    ) -> None:
         self.settings = settings
         self.ports = ports or StackPorts()
         self.embedded_broker = embedded_broker
+        self.embedded_triton = embedded_triton
         self.broker: EmbeddedBroker | None = None
+        self.triton: EmbeddedTriton | None = None
         self.children: list[Child] = []
         self.data_dir = settings.data_dir.resolve()
         self.logs_dir = self.data_dir / "logs"
@@ -106,6 +119,10 @@ class LocalStack:
     @property
     def bootstrap_servers(self) -> str:
         return self.broker.bootstrap_servers if self.broker else self.settings.kafka_bootstrap_servers
+
+    @property
+    def triton_url(self) -> str:
+        return self.triton.url if self.triton else self.settings.triton_url
 
     @property
     def gateway_url(self) -> str:
@@ -118,6 +135,8 @@ class LocalStack:
             if self.embedded_broker:
                 self.broker = EmbeddedBroker(self.ports.broker, log_path=self.logs_dir / "broker.log").start()
             ensure_topics(self.settings.model_copy(update={"kafka_bootstrap_servers": self.bootstrap_servers}))
+            if self.embedded_triton:
+                self._start_triton()
             self._spawn("gateway", "services.gateway")
             for name in WORKER_SERVICES:
                 self._spawn(name, f"services.{name}")
@@ -126,6 +145,20 @@ class LocalStack:
             self.stop()
             raise
         return self
+
+    def _start_triton(self) -> None:
+        """Builds the embedded default's models when missing or stale (a no-op otherwise; the rtmpose family
+        is built beforehand from its ONNX files), then serves the repository on PyTriton."""
+        if self.settings.pose_model_family is PoseModelFamily.movenet:
+            log.info(build_model_repository(self.settings).describe())
+        self.triton = EmbeddedTriton.from_settings(
+            self.settings,
+            self.ports.triton,
+            workspace=self.data_dir / "triton",
+            log_path=self.logs_dir / "triton.log",
+        )
+        self.triton.start()
+        log.info("Triton serving %s at %s", ", ".join(self.triton.models), self.triton.url)
 
     def _spawn(self, name: str, module: str) -> None:
         ports = self.ports.services[name]
@@ -137,6 +170,7 @@ class LocalStack:
             "HAIC_GRPC_PORT": str(ports.grpc),
             "HAIC_METRICS_PORT": str(ports.metrics),
             "HAIC_HTTP_PORT": str(self.ports.http),
+            "HAIC_TRITON_URL": self.triton_url,
         }
         log_path = self.logs_dir / f"{name}.log"
         with log_path.open("ab") as out:
@@ -185,6 +219,7 @@ class LocalStack:
             p = self.ports.services[name]
             lines.append(f"{name:<11} gRPC 127.0.0.1:{p.grpc}, metrics http://127.0.0.1:{p.metrics}/metrics")
         lines += [
+            f"triton      gRPC {self.triton_url}",
             f"kafka       {self.bootstrap_servers}",
             f"API key     {self.api_key}",
             f"logs        {self.logs_dir}",
@@ -208,6 +243,8 @@ class LocalStack:
         self._wait_healthy(timeout_s)
 
     def check_children(self) -> None:
+        if self.triton is not None and not self.triton.alive:
+            raise StackError(f"Triton exited; see {self.triton.log_path}")
         for child in self.children:
             if child.process.poll() is not None:
                 raise StackError(f"{child.name} exited with {child.process.returncode}; see {child.log_path}")
@@ -226,6 +263,9 @@ class LocalStack:
                 child.process.kill()
                 child.process.wait()
         self.children.clear()
+        if self.triton is not None:
+            self.triton.stop()
+            self.triton = None
         if self.broker is not None:
             self.broker.stop()
             self.broker = None
