@@ -34,8 +34,9 @@ from services.pose.contract import (
     detector_spec,
     pose_spec,
 )
+from services.pose.models.build import BuildReport
 from services.pose.onnx_backend import OnnxRuntimeInference
-from services.pose.repository import Batching, write_model
+from services.pose.repository import Batching, models, write_model
 from services.pose.triton_client import TritonInference, TritonInferenceError, TritonUnavailableError
 from services.pose.triton_process import (
     REPO_ROOT,
@@ -347,3 +348,26 @@ def test_missing_repository_and_interpreter_are_typed_errors(triton_python: Path
         EmbeddedTriton(tmp_path / "empty", triton_python).start()
     with pytest.raises(TritonEnvironmentError, match="make install"):
         EmbeddedTriton(tmp_path, tmp_path / "no-venv" / "bin" / "python").start()
+
+
+@pytest.mark.models
+def test_the_built_models_through_triton_equal_onnxruntime_in_process(
+    built_models: BuildReport, triton_python: Path
+) -> None:
+    """Every model `haic models build` makes (tensor names, dtypes, shapes of the real graphs) serves as it runs."""
+    repository = built_models.repository
+    local = OnnxRuntimeInference(repository, threads=1)
+    with (
+        EmbeddedTriton(repository, triton_python, TritonPorts.free(), threads=1) as server,
+        TritonInference(server.url, timeout_s=60, max_batch_size=MAX_BATCH) as client,
+    ):
+        assert sorted(server.models) == sorted(d.name for d in models(repository))
+        for name in server.models:
+            height, width = client.input_size(name)
+            assert (height, width) == local.input_size(name)
+            batch = images(3, height, width, seed=3)
+            served, expected = client.infer(name, batch), local.infer(name, batch)
+            assert served.keys() == expected.keys(), name
+            for output, value in expected.items():
+                assert served[output].shape == value.shape and served[output].dtype == value.dtype, (name, output)
+                np.testing.assert_allclose(served[output], value, rtol=1e-5, atol=1e-5, err_msg=f"{name}.{output}")
