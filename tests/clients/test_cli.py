@@ -14,6 +14,7 @@ import pytest
 from clients.cli import main
 from services.core.settings import Settings
 from services.local import LocalStack, StackPorts
+from services.pose.triton_process import is_running, process_tree
 from tests.conftest import REPO_ROOT
 from tests.kafka_helpers import wait_until
 
@@ -31,13 +32,14 @@ def test_submit_wait_status_and_tail(
         gateway = ["--gateway", stack.gateway_url]
         assert main([*gateway, "submit", str(video), "--description", "People pose", "--wait"]) == 0
         out = capsys.readouterr().out
-        assert "submitted slideshow_three_stills.mp4" in out and ": completed" in out
-        assert out.count("candidate filter") == 3
+        # three frozen stills: each clip passes the filter and is rejected by the pose stage
+        assert "submitted slideshow_three_stills.mp4" in out and ": rejected" in out
+        assert out.count("rejected  pose.") == 3, out
         video_id = out.split("video ", 1)[1].split(",", 1)[0]
 
         assert main([*gateway, "status", video_id, "--json"]) == 0
         status = json.loads(capsys.readouterr().out)
-        assert status["status"] == "completed" and len(status["clips"]) == 3
+        assert status["status"] == "rejected" and len(status["clips"]) == 3
 
         assert main(["tail", "haic.clips.candidate.v1", "--from-beginning", "--max", "3"]) == 0
         lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
@@ -64,7 +66,12 @@ def _children(pid: int) -> set[int]:
 
 
 def test_up_stops_every_child_on_sigterm(tmp_path: Path) -> None:
-    env = {**os.environ, "HAIC_DATA_DIR": str(tmp_path / "haic"), "PYTHONPATH": str(REPO_ROOT)}
+    env = {
+        **os.environ,
+        "HAIC_DATA_DIR": str(tmp_path / "haic"),
+        "HAIC_MODELS_DIR": str(REPO_ROOT / Settings().models_dir),  # the models built for the other tests
+        "PYTHONPATH": str(REPO_ROOT),
+    }
     launcher = subprocess.Popen(
         [sys.executable, "-m", "clients.cli", "up", "--free-ports"],
         cwd=tmp_path,
@@ -79,9 +86,11 @@ def test_up_stops_every_child_on_sigterm(tmp_path: Path) -> None:
             if "stack is up" in line:
                 break
         children = _children(launcher.pid)
-        assert len(children) == 3  # broker, gateway, filter
+        assert len(children) == 5  # broker, Triton, gateway, filter, pose
+        tree = [p for p in process_tree(launcher.pid) if p.pid != launcher.pid]
+        assert "tritonserver" in {p.name for p in tree}
         launcher.send_signal(signal.SIGTERM)
         assert launcher.wait(60) == 0
-        assert wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in children), timeout_s=10)
+        assert wait_until(lambda: not any(is_running(p) for p in tree), timeout_s=10)
     finally:
         launcher.kill()
