@@ -15,13 +15,13 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="session")
 def models_settings() -> Settings:
-    """Settings whose models_dir is the test cache of `haic models build`.
+    """Settings whose models_dir is the one `haic up` and `make models` use (.haic/models), unless
+    HAIC_TEST_MODELS_DIR says otherwise.
 
-    Kept between sessions (the build is keyed by its manifest, so an unchanged build is a no-op), in
-    .haic/test-models unless HAIC_TEST_MODELS_DIR says otherwise: a fresh clone builds once, in about
-    a minute, and later sessions reuse the converter venv and the repository.
+    The build is keyed by its manifest, so a fresh clone builds once, in about a minute, and the
+    end-to-end tests, the demo and later sessions reuse the repository.
     """
-    models_dir = Path(os.environ.get("HAIC_TEST_MODELS_DIR") or REPO_ROOT / ".haic" / "test-models")
+    models_dir = Path(os.environ.get("HAIC_TEST_MODELS_DIR") or REPO_ROOT / Settings().models_dir)
     return Settings(models_dir=models_dir, pose_model_family="movenet", triton_max_batch_size=8)
 
 
