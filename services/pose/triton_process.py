@@ -28,6 +28,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -205,11 +206,22 @@ class EmbeddedTriton:
             raise TritonRepositoryError(f"model repository {self.repository} holds no model; run `haic models build`")
         return names
 
+    def _check_ports(self) -> None:
+        """A port in use would make tritonserver exit during start-up; say which one, before starting."""
+        for kind, port in (("gRPC", self.ports.grpc), ("HTTP", self.ports.http), ("metrics", self.ports.metrics)):
+            with socket.socket() as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind: TIME_WAIT is no clash
+                try:
+                    probe.bind((self.address, port))
+                except OSError as exc:
+                    raise TritonStartError(f"Triton's {kind} port {self.address}:{port} is not free: {exc}") from exc
+
     def start(self) -> EmbeddedTriton:
         if self.process is not None:
             raise TritonProcessError("already started")
         python = find_python(self.python)
         self.models = self._check_repository()
+        self._check_ports()
         if self.workspace is None:
             self.workspace = Path(tempfile.mkdtemp(prefix="haic-triton-"))
             self._own_workspace = True

@@ -26,6 +26,7 @@ import signal
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -44,6 +45,10 @@ log = logging.getLogger("haic.triton_server")
 # Triton waits this long for in-flight requests when it stops; the pose client retries anything cut off.
 EXIT_TIMEOUT_S = 5
 _MAX_SOCKET_PATH = 107  # sun_path of a Unix socket address holds 108 bytes with the terminating NUL
+
+
+class _StartFailed(BaseException):
+    """Raised in the main thread when tritonserver died before the models were ready."""
 
 
 class _Stop(BaseException):
@@ -145,7 +150,38 @@ def _fresh_workspace(parent: Path, model_names: list[str]) -> Path:
 
 
 def _on_signal(signum: int, _frame: FrameType | None) -> None:
+    if signum == signal.SIGUSR1:
+        raise _StartFailed("tritonserver exited during start-up")
     raise _Stop(signal.Signals(signum).name)
+
+
+def _tritonserver_children() -> list[int]:
+    """Pids of this process's tritonserver children (from /proc; PyTriton does not expose its pid)."""
+    me = str(os.getpid())
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name, rest = raw[raw.index("(") + 1 : raw.rindex(")")], raw[raw.rindex(")") + 2 :].split()
+        if name == "tritonserver" and rest[1] == me:
+            found.append(int(entry.name))
+    return found
+
+
+def _watch_start_up(started: threading.Event) -> None:
+    """While Triton.run() waits for the server (up to PyTriton's 120 s), notices a tritonserver that
+    exited (a port in use, a bad flag) and interrupts the main thread, so the failure shows at once."""
+    seen = False
+    while not started.wait(0.5):
+        alive = bool(_tritonserver_children())
+        if seen and not alive:
+            os.kill(os.getpid(), signal.SIGUSR1)
+            return
+        seen = seen or alive
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -166,13 +202,17 @@ def serve(args: argparse.Namespace) -> int:
     if not model_names:
         raise ModelRepositoryError(f"model repository {args.repository} holds no model; run `haic models build`")
     triton = Triton(config=config, workspace=_fresh_workspace(args.workspace, model_names))
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+        signal.signal(signum, _on_signal)
     started = time.monotonic()
+    running = threading.Event()
     code = 0
     try:
         names = bind_repository(triton, args.repository, args.threads)
+        # Triton.run() must run in this thread: tritonserver's PDEATHSIG fires when its forking thread ends.
+        threading.Thread(target=_watch_start_up, args=(running,), daemon=True, name="start-up-watch").start()
         triton.run()
+        running.set()
         log.info("serving %s on gRPC %d in %.1f s", names, args.grpc_port, time.monotonic() - started)
         while triton.is_alive():
             time.sleep(1.0)
@@ -180,10 +220,14 @@ def serve(args: argparse.Namespace) -> int:
         code = 1
     except _Stop as stop:
         log.info("%s received; stopping tritonserver", stop)
+    except _StartFailed as failed:
+        log.error("%s; its log is above", failed)
+        code = 3
     finally:
+        running.set()
         # A second signal must not interrupt the stop itself.
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+            signal.signal(signum, signal.SIG_IGN)
         triton.stop()
         log.info("stopped")
     return code

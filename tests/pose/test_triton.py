@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from prometheus_client import REGISTRY
 
+from services.core.broker import free_port
 from services.pose.contract import (
     BOXES,
     IMAGE,
@@ -44,6 +46,7 @@ from services.pose.triton_process import (
     TritonEnvironmentError,
     TritonPorts,
     TritonRepositoryError,
+    TritonStartError,
     find_python,
     is_running,
 )
@@ -338,6 +341,38 @@ def test_a_killed_server_process_leaves_no_tritonserver(triton_python: Path, tin
     os.kill(server.process.pid, signal.SIGKILL)
     server.stop()
     assert _gone(tree, timeout_s=1) == []
+
+
+def test_a_port_in_use_fails_fast(triton_python: Path, tiny_repository: Path, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        # EmbeddedTriton names the port before starting anything.
+        with pytest.raises(TritonStartError, match=f"gRPC port 127.0.0.1:{port} is not free"):
+            EmbeddedTriton(tiny_repository, triton_python, TritonPorts(port, free_port(), free_port())).start()
+        # The server itself, should the port be taken between that check and tritonserver's bind, exits at
+        # once (PyTriton alone would wait 120 s for a server that is gone).
+        started = time.monotonic()
+        server = subprocess.run(
+            [str(triton_python), "-m", "services.pose.triton_server", "--repository", str(tiny_repository),
+             "--grpc-port", str(port), "--http-port", str(free_port()), "--metrics-port", str(free_port()),
+             "--workspace", str(tmp_path)],
+            cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, capture_output=True, text=True,
+            timeout=90,
+        )  # fmt: skip
+    assert server.returncode == 3, server.stdout[-2000:] + server.stderr[-2000:]
+    assert time.monotonic() - started < 60
+    assert "tritonserver exited during start-up" in server.stderr
+    assert [p for p in Path("/proc").iterdir() if p.name.isdigit() and _is_tritonserver_on(p, port)] == []
+
+
+def _is_tritonserver_on(proc: Path, grpc_port: int) -> bool:
+    try:
+        argv = (proc / "cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return bool(argv) and argv[0].endswith(b"/tritonserver") and str(grpc_port).encode() in argv
 
 
 def test_missing_repository_and_interpreter_are_typed_errors(triton_python: Path, tmp_path: Path) -> None:
