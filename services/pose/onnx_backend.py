@@ -27,6 +27,9 @@ def create_session(model_file: Path, threads: int | None = None) -> ort.Inferenc
     # One operator at a time: parallelism comes from intra-op threads and, on Triton, from batching.
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # Idle pool threads sleep instead of spinning: the server runs several sessions and the pose
+    # service beside them, and spinning threads would take CPU from whichever model is working.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(model_file), sess_options=options, providers=["CPUExecutionProvider"])
 
 
