@@ -303,7 +303,9 @@ class EmbeddedTriton:
             return ""
         return self.log_path.read_text(errors="replace")[-chars:]
 
+    @property
     def alive(self) -> bool:
+        """The server process runs (after start(), before stop())."""
         return self.process is not None and self.process.poll() is None
 
     def survivors(self) -> list[ProcessId]:

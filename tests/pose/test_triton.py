@@ -337,8 +337,10 @@ def test_a_killed_server_process_leaves_no_tritonserver(triton_python: Path, tin
     """SIGKILL the PyTriton process itself: tritonserver (the grandchild) goes too, and stop() confirms it."""
     server = EmbeddedTriton(tiny_repository, triton_python, TritonPorts.free(), threads=1).start()
     tree = [(p.pid, p.start) for p in server.tree]
-    assert server.process is not None
+    assert server.process is not None and server.alive
     os.kill(server.process.pid, signal.SIGKILL)
+    server.process.wait()
+    assert not server.alive  # what `haic up` watches
     server.stop()
     assert _gone(tree, timeout_s=1) == []
 
