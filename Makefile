@@ -55,9 +55,11 @@ protos: install
 models: install
 	$(BIN)/haic models build
 
-bench: install
+bench: models
 	$(BIN)/python bench/scene_split.py
 	$(BIN)/python bench/upload_throughput.py
+	$(BIN)/python bench/pose_serving.py
+	$(BIN)/python bench/pose_clips.py
 
 clean:
 	rm -rf $(VENV) $(TRITON_VENV) .haic .pytest_cache .ruff_cache

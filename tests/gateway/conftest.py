@@ -31,7 +31,14 @@ AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 @pytest.fixture
 def gateway_settings(broker: EmbeddedBroker, make_settings: Callable[..., Settings]) -> Settings:
-    return make_settings(kafka_bootstrap_servers=broker.bootstrap_servers, retry_backoff_s=0.05, api_keys=[API_KEY])
+    # These tests feed the catalog filter outcomes by hand, so the filter is the last stage here; settling
+    # at the pose stage (the default) is covered by test_status and the end-to-end tests.
+    return make_settings(
+        kafka_bootstrap_servers=broker.bootstrap_servers,
+        retry_backoff_s=0.05,
+        api_keys=[API_KEY],
+        catalog_final_stage="filter",
+    )
 
 
 def _postgres_bindir() -> Path | None:
