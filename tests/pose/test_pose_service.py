@@ -1,5 +1,5 @@
 """The pose stage on the converted models served by a real PyTriton server: real frames, every shared
-video's labelled verdict, and PoseService.AnalyzeClip over gRPC."""
+video's labelled verdict, PoseService.AnalyzeClip over gRPC, and the Kafka worker with a poison clip."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 from haic.v1 import events_pb2, pose_pb2, pose_pb2_grpc
+from services.core import topics
+from services.core.bus import EventProducer, Output, Worker
 from services.core.grpc_server import GrpcServer, ServiceRegistration
 from services.core.settings import LongScenePolicy, Settings
 from services.core.storage import LocalStorage
@@ -19,9 +21,10 @@ from services.filter.service import split_video
 from services.pose.contract import COCO_KEYPOINTS
 from services.pose.estimator import PoseEstimator
 from services.pose.models.build import BuildReport
-from services.pose.service import ClipAnalyzer, PoseServicer
+from services.pose.service import SERVICE, ClipAnalyzer, PoseServicer, make_handler
 from services.pose.triton_client import TritonInference
 from services.pose.triton_process import EmbeddedTriton, TritonEnvironmentError, TritonPorts, find_python
+from tests.kafka_helpers import read_topic, running
 
 pytestmark = [pytest.mark.models, pytest.mark.triton]
 
@@ -175,3 +178,22 @@ def test_grpc_analyze_clip_runs_the_same_logic(
     with pytest.raises(grpc.RpcError) as not_found:
         pose_stub.AnalyzeClip(pose_pb2.AnalyzeClipRequest(candidate=gone), timeout=10)
     assert not_found.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+@pytest.mark.kafka
+def test_the_worker_dead_letters_a_poison_clip_and_keeps_going(
+    analyzer: ClipAnalyzer, settings: Settings, kafka_settings: Settings, shared_videos: Path
+) -> None:
+    [clip] = candidates("static_no_person.mp4", settings, shared_videos)
+    poison = events_pb2.ClipCandidate()
+    poison.CopyFrom(clip)
+    poison.ClearField("storage_uri")
+    EventProducer(kafka_settings, "test").deliver(
+        [Output(topics.CLIPS_CANDIDATE, clip.video_id, poison), Output(topics.CLIPS_CANDIDATE, clip.video_id, clip)]
+    )
+    with running(Worker(kafka_settings, SERVICE, [topics.CLIPS_CANDIDATE], make_handler(analyzer))):
+        [(_, rejected)] = read_topic(kafka_settings, topics.CLIPS_REJECTED, expected=1, timeout_s=120)
+        [(key, letter)] = read_topic(kafka_settings, topics.DEADLETTER, expected=1)
+    assert rejected.span.clip_id == clip.span.clip_id and rejected.reason_code == "no_person"
+    assert key == clip.video_id and letter.error_type == "InvalidClipEventError" and letter.attempts == 1
+    assert "storage_uri" in letter.error
