@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# rtmlib is the reference the RTMPose/RTMDet tests compare our pre- and post-processing with. Without
+	# its dependencies: it asks for opencv-contrib-python, whose cv2 would overwrite opencv-python's.
+	$(BIN)/python -m pip install --quiet --no-deps rtmlib==0.0.16
 	touch $(STAMP)
 
 $(TRITON_STAMP): $(TRITON_REQUIREMENTS)
