@@ -10,12 +10,12 @@ TRITON_REQUIREMENTS := services/pose/triton-requirements.txt
 
 .PHONY: install system-deps demo up test lint protos bench clean models
 
+# rtmlib is the reference the RTMPose/RTMDet tests compare our pre- and post-processing with; installed
+# without its dependencies, as it asks for opencv-contrib-python, whose cv2 would overwrite opencv-python's.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	# rtmlib is the reference the RTMPose/RTMDet tests compare our pre- and post-processing with. Without
-	# its dependencies: it asks for opencv-contrib-python, whose cv2 would overwrite opencv-python's.
 	$(BIN)/python -m pip install --quiet --no-deps rtmlib==0.0.16
 	touch $(STAMP)
 
