@@ -1,0 +1,117 @@
+"""Renders a structured caption as text in HAIC's per-person format (paper section 1, figure 1).
+
+    The main characters are two people.
+
+    The first subject is a person wearing a red top and blue trousers. Initially, they raise their
+    right arm three times, then walk to the left, finally turn around.
+
+    The second subject is ...
+
+Subjects are introduced by their attributes (never only by number); actions are told in time order
+with "Initially ..., then ..., finally ..."; interactions follow, naming both subjects by label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from haic.v1 import events_pb2
+
+ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
+NUMBERS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+TIME_MARKERS = ("Initially", "then", "finally")
+
+_PRONOUNS = {"male": ("he", "his"), "female": ("she", "her")}
+
+
+def number_word(n: int) -> str:
+    return NUMBERS[n] if 0 <= n < len(NUMBERS) else str(n)
+
+
+def ordinal(index: int) -> str:
+    return ORDINALS[index] if index < len(ORDINALS) else f"{index + 1}th"
+
+
+def describe_person(attributes: events_pb2.SubjectAttributes) -> str:
+    """'a middle-aged man wearing a red top and blue trousers'; 'a person' when nothing is known."""
+    noun = {"male": "man", "female": "woman"}.get(attributes.gender, "person")
+    head = f"{attributes.age_group} {noun}" if attributes.age_group else noun
+    article = "an" if head[0] in "aeiou" else "a"
+    parts = [f"{g.color} {g.item}".strip() for g in attributes.clothing if g.item]
+    text = f"{article} {head}"
+    if parts:
+        text += " wearing " + _join([f"a {p}" if not p.endswith("s") else p for p in parts])
+    if attributes.accessories:
+        text += " with " + _join(list(attributes.accessories))
+    return text
+
+
+def _join(items: Sequence[str]) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _personal(phrase: str, gender: str) -> str:
+    """Verb phrases are stored with 'their'; a subject of known gender reads 'his' or 'her'."""
+    pronoun = _PRONOUNS.get(gender)
+    return phrase.replace("their ", f"{pronoun[1]} ") if pronoun else phrase
+
+
+def _plural_verb(phrase: str) -> str:
+    """'raises their arm' -> 'raise their arm' for the pronoun 'they'."""
+    verb, _, rest = phrase.partition(" ")
+    if verb.endswith("ies"):
+        verb = verb[:-3] + "y"
+    elif verb.endswith(("shes", "ches", "sses", "xes")):
+        verb = verb[:-2]
+    elif verb.endswith("s") and not verb.endswith("ss"):
+        verb = verb[:-1]
+    return f"{verb} {rest}".strip()
+
+
+def render_actions(subject: events_pb2.Subject) -> str:
+    gender = subject.attributes.gender
+    pronoun = _PRONOUNS.get(gender, ("they", "their"))[0]
+    phrases = [_personal(a.verb_phrase, gender) for a in sorted(subject.actions, key=lambda a: a.start_s)]
+    if pronoun == "they":
+        phrases = [_plural_verb(p) for p in phrases]
+    subject_word = pronoun.capitalize()
+    if not phrases:
+        return f"{subject_word} {'stay' if pronoun == 'they' else 'stays'} still."
+    if len(phrases) == 1:
+        return f"Throughout the clip, {pronoun} {phrases[0]}."
+    middle = "".join(f", then {p}" for p in phrases[1:-1])
+    return f"Initially, {pronoun} {phrases[0]}{middle}, finally {phrases[-1]}."
+
+
+_INTERACTIONS = {
+    "approaching": "{a} and {b} approach each other",
+    "moving apart": "{a} and {b} move apart",
+    "touching": "{a} touches {b}",
+    "facing each other": "{a} and {b} face each other",
+    "following": "{a} follows {b}",
+}
+
+
+def render_interaction(interaction: events_pb2.Interaction) -> str:
+    template = _INTERACTIONS.get(interaction.kind, "{a} and {b}: " + interaction.kind)
+    text = template.format(a=interaction.subject_label, b=interaction.object_label)
+    return text[0].upper() + text[1:] + "."
+
+
+def render_caption(subjects: Sequence[events_pb2.Subject], interactions: Sequence[events_pb2.Interaction]) -> str:
+    count = len(subjects)
+    if count == 1:
+        head = "The main character is one person."
+    else:
+        head = f"The main characters are {number_word(count)} people."
+    paragraphs = [head]
+    for index, subject in enumerate(subjects):
+        paragraphs.append(
+            f"The {ordinal(index)} subject is {describe_person(subject.attributes)}. "
+            f"{render_actions(subject)}"
+        )
+    if interactions:
+        paragraphs.append(" ".join(render_interaction(i) for i in sorted(interactions, key=lambda i: i.start_s)))
+    return "\n\n".join(paragraphs)

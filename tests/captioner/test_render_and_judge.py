@@ -1,0 +1,135 @@
+"""Rendering in HAIC's format, and the judge's rules, each with a passing and a failing caption."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from haic.v1 import events_pb2
+from services.captioner.judge import judge_caption
+from services.captioner.render import render_caption
+
+W, H = 1280, 720
+STANDING = np.array(
+    [
+        [640, 200], [650, 190], [630, 190], [660, 195], [620, 195],
+        [680, 260], [600, 260], [700, 330], [580, 330], [705, 400], [575, 400],
+        [665, 420], [615, 420], [670, 520], [610, 520], [672, 620], [608, 620],
+    ],
+    dtype=np.float64,
+)  # fmt: skip
+
+
+def track(track_id: int, moving: bool, dx: float = 0.0, seconds: float = 4.0) -> events_pb2.PersonTrack:
+    samples = []
+    for i in range(int(seconds * 4)):
+        points = STANDING + np.array([dx, 0.0])
+        if moving and i % 2:
+            points[10] = [540 + dx, 160]  # right wrist up
+            points[8] = [560 + dx, 240]
+        x1, y1 = points.min(axis=0) - 20
+        x2, y2 = points.max(axis=0) + 20
+        samples.append(
+            events_pb2.PoseSample(
+                t_s=i / 4,
+                box=events_pb2.Box(x1=x1, y1=y1, x2=x2, y2=y2, score=0.9),
+                keypoints=[events_pb2.Keypoint(x=x, y=y, score=0.9) for x, y in points],
+            )
+        )
+    return events_pb2.PersonTrack(track_id=track_id, samples=samples)
+
+
+def subject(track_id: int, label: str, color: str, actions: list[tuple[float, float, str, int]]) -> events_pb2.Subject:
+    return events_pb2.Subject(
+        track_id=track_id,
+        label=label,
+        attributes=events_pb2.SubjectAttributes(clothing=[events_pb2.Garment(item="top", color=color)]),
+        actions=[
+            events_pb2.Action(start_s=s, end_s=e, verb_phrase=v, body_part="right arm", repetitions=r)
+            for s, e, v, r in actions
+        ],
+    )
+
+
+def caption(subjects: list[events_pb2.Subject], text: str | None = None) -> events_pb2.Caption:
+    span = events_pb2.ClipSpan(clip_id="clip", start_s=0.0, end_s=4.0)
+    return events_pb2.Caption(
+        video_id="vid",
+        span=span,
+        subjects=subjects,
+        text=render_caption(subjects, []) if text is None else text,
+        backend="pose-grounded",
+    )
+
+
+def judge(c: events_pb2.Caption, tracks: list[events_pb2.PersonTrack], **kwargs: object) -> events_pb2.Judgement:
+    return judge_caption(c, tracks, W, H, still_l1=0.085, min_keypoint_score=0.2, **kwargs)
+
+
+WAVER = subject(
+    0,
+    "the person in the red top",
+    "red",
+    [(0.0, 2.0, "raises their right arm twice", 2), (2.5, 3.5, "waves their right hand", 0)],
+)
+STILL = subject(1, "the person in the blue top", "blue", [])
+
+
+def test_render_follows_haics_format() -> None:
+    text = render_caption([WAVER, STILL], [])
+    assert text.startswith("The main characters are two people.\n\n")
+    assert (
+        "The first subject is a person wearing a red top. Initially, they raise their right arm twice, finally wave"
+        in text
+    )
+    assert "The second subject is a person wearing a blue top. They stay still." in text
+
+
+def test_a_faithful_caption_passes() -> None:
+    verdict = judge(caption([WAVER, STILL]), [track(0, True), track(1, False, dx=300)])
+    assert verdict.passed, list(verdict.reasons)
+    assert verdict.judge == "rules" and verdict.scores["tracks"] == 2
+
+
+@pytest.mark.parametrize(
+    ("broken", "tracks", "reason"),
+    [
+        (caption([]), [track(0, True)], "no_subjects"),
+        (
+            caption([WAVER, subject(1, "the person in the red top", "red", [])]),
+            [track(0, True), track(1, False, 300)],
+            "duplicate_labels",
+        ),
+        (caption([subject(0, "", "red", [])]), [track(0, True)], "empty_label"),
+        (
+            caption([subject(0, "a", "red", [(2.0, 3.0, "claps", 0), (0.0, 1.0, "jumps", 0)])]),
+            [track(0, True)],
+            "actions_out_of_order",
+        ),
+        (caption([subject(0, "a", "red", [(3.0, 9.0, "claps", 0)])]), [track(0, True)], "action_outside_clip"),
+        (caption([subject(0, "a", "red", [(0.0, 1.0, " ", 0)])]), [track(0, True)], "empty_action"),
+        (caption([WAVER], text="A person waves."), [track(0, True)], "text_missing_subject"),
+        (
+            caption([WAVER], text="The main character is one person.\n\nThe first subject is a person. They wave."),
+            [track(0, True)],
+            "text_missing_time_markers",
+        ),
+        (caption([WAVER]), [track(0, True), track(1, False, 300)], "subject_count_mismatch"),
+        (caption([subject(7, "a", "red", [])]), [track(0, True)], "unknown_track"),
+        (caption([subject(1, "a", "blue", [(0.0, 1.0, "claps", 0)])]), [track(1, False)], "action_for_still_person"),
+    ],
+)
+def test_each_rule_fails_a_caption_that_breaks_it(
+    broken: events_pb2.Caption, tracks: list[events_pb2.PersonTrack], reason: str
+) -> None:
+    verdict = judge(broken, tracks)
+    assert not verdict.passed
+    assert reason in verdict.reasons, list(verdict.reasons)
+
+
+def test_counts_are_checked_against_the_pose_grounded_count_within_a_tolerance() -> None:
+    reference = {0: [events_pb2.Action(start_s=0.0, end_s=2.0, body_part="right arm", repetitions=5)]}
+    off_by_three = judge(caption([WAVER]), [track(0, True)], reference_actions=reference)
+    assert not off_by_three.passed and "count_mismatch" in off_by_three.reasons
+    close = {0: [events_pb2.Action(start_s=0.0, end_s=2.0, body_part="right arm", repetitions=3)]}
+    assert judge(caption([WAVER]), [track(0, True)], reference_actions=close).passed
