@@ -1,0 +1,1 @@
+"""Captioner: pose-grounded actions, interactions and captions in HAIC's format."""

@@ -1,0 +1,313 @@
+"""Kinematic actions and interactions on synthetic skeletons: a standing person whose joints we move."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from haic.v1 import events_pb2
+from services.captioner.kinematics import KinematicsInputError, detect_actions, detect_interactions
+from services.pose.contract import COCO_KEYPOINTS
+
+FPS = 4.0
+W, H = 1920, 1080
+Pose = dict[str, tuple[float, float]]
+
+# Joint heights as fractions of body height above the feet, and x offsets (fractions of body height)
+# towards the person's LEFT; facing the camera the person's left is the image's right.
+_FRAME: dict[str, tuple[float, float]] = {
+    "nose": (0.93, 0.0),
+    "left_eye": (0.95, 0.02),
+    "right_eye": (0.95, -0.02),
+    "left_ear": (0.94, 0.05),
+    "right_ear": (0.94, -0.05),
+    "left_shoulder": (0.82, 0.12),
+    "right_shoulder": (0.82, -0.12),
+    "left_elbow": (0.66, 0.14),
+    "right_elbow": (0.66, -0.14),
+    "left_wrist": (0.52, 0.15),
+    "right_wrist": (0.52, -0.15),
+    "left_hip": (0.52, 0.07),
+    "right_hip": (0.52, -0.07),
+    "left_knee": (0.28, 0.07),
+    "right_knee": (0.28, -0.07),
+    "left_ankle": (0.04, 0.07),
+    "right_ankle": (0.04, -0.07),
+}
+
+
+class Person:
+    """A standing person: feet at (cx, ground), `height` pixels tall, facing the camera (facing=1) or away (-1)."""
+
+    def __init__(self, cx: float = 960, ground: float = 900, height: float = 600, facing: float = 1.0) -> None:
+        self.cx, self.ground, self.height, self.facing = cx, ground, height, facing
+        self.moved: Pose = {}
+
+    def at(self, name: str) -> tuple[float, float]:
+        up, left = _FRAME[name]
+        # Facing the camera the person's left is image right; `facing` in (-1, 1) is a partial turn.
+        return self.cx + left * self.facing * self.height, self.ground - up * self.height
+
+    def raise_arm(self, side: str) -> None:
+        sx, sy = self.at(f"{side}_shoulder")
+        self.moved[f"{side}_elbow"] = (sx, sy - 0.12 * self.height)
+        self.moved[f"{side}_wrist"] = (sx, sy - 0.25 * self.height)
+
+    def sample(self, t: float, rng: np.random.Generator) -> events_pb2.PoseSample:
+        kps = []
+        for name in COCO_KEYPOINTS:
+            x, y = self.moved.get(name, self.at(name))
+            jitter = rng.normal(0, 0.003 * self.height, 2)  # detector noise: well below every threshold
+            # The face is not visible from behind.
+            score = 0.05 if self.facing < 0 and name in ("nose", "left_eye", "right_eye") else 0.9
+            kps.append(events_pb2.Keypoint(x=x + jitter[0], y=y + jitter[1], score=score))
+        ys = [k.y for k in kps]
+        box = events_pb2.Box(
+            x1=self.cx - 0.2 * self.height, y1=min(ys) - 0.07 * self.height,
+            x2=self.cx + 0.2 * self.height, y2=max(ys) + 0.04 * self.height, score=0.9,
+        )  # fmt: skip
+        return events_pb2.PoseSample(t_s=t, box=box, keypoints=kps)
+
+
+def make_track(n: int, pose_at: Callable[[int], Person], track_id: int = 1, seed: int = 0) -> events_pb2.PersonTrack:
+    rng = np.random.default_rng(seed)
+    return events_pb2.PersonTrack(track_id=track_id, samples=[pose_at(i).sample(i / FPS, rng) for i in range(n)])
+
+
+def raised_at(frames: set[int], side: str) -> Callable[[int], Person]:
+    def pose(i: int) -> Person:
+        p = Person()
+        if i in frames:
+            p.raise_arm(side)
+        return p
+
+    return pose
+
+
+RAISES = [range(8, 12), range(20, 24), range(32, 36)]
+
+
+def test_right_arm_raised_three_times() -> None:
+    frames = {i for r in RAISES for i in r}
+    actions = detect_actions(make_track(48, raised_at(frames, "right")), W, H)
+    assert [a.verb_phrase for a in actions] == ["raises their right arm three times"]
+    a = actions[0]
+    assert a.repetitions == 3 and a.body_part == "right arm"
+    assert a.start_s == pytest.approx(8 / FPS) and a.end_s == pytest.approx(35 / FPS)
+    assert a.evidence.signals["peaks"] == 3 and a.evidence.signals["wrist_above_shoulder_px"] > 0
+
+
+def test_left_arm_is_not_the_right_arm() -> None:
+    frames = {i for r in RAISES[:2] for i in r}
+    actions = detect_actions(make_track(48, raised_at(frames, "left")), W, H)
+    assert [a.verb_phrase for a in actions] == ["raises their left arm twice"]
+    assert actions[0].repetitions == 2
+
+
+def test_missing_samples_and_low_confidence_keypoints_do_not_break_counts() -> None:
+    frames = {i for r in RAISES for i in r}
+    track = make_track(48, raised_at(frames, "right"))
+    kept = [s for i, s in enumerate(track.samples) if i % 5 != 3]  # every fifth sample lost
+    for s in kept[::4]:
+        s.keypoints[COCO_KEYPOINTS.index("right_wrist")].score = 0.1  # below the default threshold
+    del track.samples[:]
+    track.samples.extend(kept)
+    actions = detect_actions(track, W, H)
+    assert [a.repetitions for a in actions] == [3]
+
+
+def test_still_person_gives_no_action() -> None:
+    assert detect_actions(make_track(40, lambda i: Person()), W, H) == []
+
+
+def test_walking_left_is_left() -> None:
+    # 150 px/s at 600 px tall = 0.25 body heights/s would be borderline; 300 px/s is a clear walk.
+    actions = detect_actions(make_track(24, lambda i: Person(cx=1600 - 300 * i / FPS)), W, H)
+    assert [(a.verb_phrase, a.direction) for a in actions] == [("walks to the left", "left")]
+    assert actions[0].evidence.signals["displacement_px"] < 0
+
+
+def test_running_right() -> None:
+    actions = detect_actions(make_track(12, lambda i: Person(cx=200 + 1000 * i / FPS, height=500)), W, H)
+    assert [(a.verb_phrase, a.direction) for a in actions] == [("runs to the right", "right")]
+
+
+def test_walking_towards_the_camera() -> None:
+    # Coming closer: the body grows (250 -> 600 px) and the feet move down the frame.
+    def pose(i: int) -> Person:
+        f = i / 23
+        return Person(ground=600 + 300 * f, height=250 + 350 * f)
+
+    actions = detect_actions(make_track(24, pose), W, H)
+    assert [(a.verb_phrase, a.direction) for a in actions] == [("walks towards the camera", "towards the camera")]
+    assert actions[0].evidence.signals["box_height_ratio"] > 1.5
+
+
+def test_jumps_are_counted() -> None:
+    airborne = {6, 7, 14, 15, 22, 23}
+
+    def pose(i: int) -> Person:
+        return Person(ground=900 - (0.15 * 600 if i in airborne else 0))
+
+    actions = detect_actions(make_track(32, pose), W, H)
+    assert [a.verb_phrase for a in actions] == ["jumps three times"]
+    assert actions[0].repetitions == 3 and actions[0].start_s == pytest.approx(6 / FPS)
+
+
+def test_turning_around() -> None:
+    # Facing the camera for 2 s, a one-second turn (shoulders converge, then swap), facing away for 2 s.
+    facing = [1.0] * 8 + [0.5, 0.0, -0.5] + [-1.0] * 9
+    actions = detect_actions(make_track(len(facing), lambda i: Person(facing=facing[i])), W, H)
+    assert [a.verb_phrase for a in actions] == ["turns around"]
+    assert 1.75 <= actions[0].start_s < actions[0].end_s <= 3.0
+    assert actions[0].evidence.signals["facing_camera_after"] == 0
+
+
+def test_approaching_then_touching() -> None:
+    # A walks right, B walks left (150 px/s at 400 px tall), for 4 s; both stop,
+    # and A reaches out with their left hand to B's shoulder.
+    def a(i: int) -> Person:
+        p = Person(cx=300 + 150 * min(i, 16) / FPS, height=400)
+        if i >= 20:
+            p.moved["left_wrist"] = (b(i).at("right_shoulder")[0] + 10, b(i).at("right_shoulder")[1] + 20)
+        return p
+
+    def b(i: int) -> Person:
+        return Person(cx=1700 - 150 * min(i, 16) / FPS, height=400)
+
+    tracks = [make_track(28, a, track_id=1, seed=1), make_track(28, b, track_id=2, seed=2)]
+    labels = {1: "the man in the red shirt", 2: "the woman in the blue dress"}
+    got = detect_interactions(tracks, labels, W, H)
+    kinds = {(x.kind, x.subject_label, x.object_label) for x in got}
+    assert ("touching", labels[1], labels[2]) in kinds
+    approaching = [x for x in got if x.kind == "approaching"]
+    assert len(approaching) == 1 and approaching[0].start_s < 1.0 and approaching[0].end_s >= 3.5
+    sig = approaching[0].evidence.signals
+    assert sig["distance_after_body_heights"] < sig["distance_before_body_heights"]
+    touch = next(x for x in got if x.kind == "touching")
+    assert touch.start_s == pytest.approx(5.0)
+    assert "moving apart" not in {x.kind for x in got}
+    # Each walker is moving, and in opposite image directions.
+    assert [x.direction for x in detect_actions(tracks[0], W, H)] == ["right"]
+    assert [x.direction for x in detect_actions(tracks[1], W, H)] == ["left"]
+
+
+def test_following() -> None:
+    # The leader walks right; the follower walks the same path 1.5 s behind.
+    tracks = [
+        make_track(24, lambda i: Person(cx=600 + 200 * i / FPS), track_id=1),
+        make_track(24, lambda i: Person(cx=300 + 200 * i / FPS), track_id=2, seed=3),
+    ]
+    got = detect_interactions(tracks, {1: "the leader", 2: "the follower"}, W, H)
+    follows = [(x.subject_label, x.object_label) for x in got if x.kind == "following"]
+    assert follows == [("the follower", "the leader")]
+
+
+def test_bad_input_is_a_typed_error() -> None:
+    track = make_track(4, lambda i: Person())
+    del track.samples[1].keypoints[5:]
+    with pytest.raises(KinematicsInputError, match="5 keypoints"):
+        detect_actions(track, W, H)
+    with pytest.raises(KinematicsInputError):
+        detect_actions(make_track(4, lambda i: Person()), 0, H)
+
+
+def test_waving_is_not_a_raise() -> None:
+    def pose(i: int) -> Person:
+        p = Person()
+        if 4 <= i < 20:  # forearm up beside the head, the hand swinging 100 px side to side
+            sx, sy = p.at("right_shoulder")
+            p.moved["right_elbow"] = (sx - 60, sy - 20)
+            p.moved["right_wrist"] = (sx - 60 + (50 if i % 2 else -50), sy - 150)
+        return p
+
+    actions = detect_actions(make_track(28, pose), W, H)
+    assert [a.verb_phrase for a in actions] == ["waves their right hand"]
+    assert actions[0].evidence.signals["strokes"] >= 3
+
+
+def test_clapping_is_counted_and_not_a_wave() -> None:
+    def pose(i: int) -> Person:
+        p = Person()
+        if 4 <= i < 16:  # hands in front of the chest, meeting on every other sample
+            y = p.at("nose")[1] + 150
+            d = 10 if i % 2 else 150
+            p.moved["right_wrist"], p.moved["left_wrist"] = (p.cx - d, y), (p.cx + d, y)
+        return p
+
+    actions = detect_actions(make_track(24, pose), W, H)
+    assert [(a.verb_phrase, a.repetitions) for a in actions] == [("claps six times", 6)]
+
+
+def lowered(frames: set[int]) -> Callable[[int], Person]:
+    """Hips (and everything above them) drop to knee height on `frames`: thighs horizontal, torso upright."""
+
+    def pose(i: int) -> Person:
+        p = Person()
+        if i in frames:
+            for name in COCO_KEYPOINTS:
+                if not name.endswith(("knee", "ankle")):
+                    x, y = p.at(name)
+                    p.moved[name] = (x, y + 0.22 * p.height)
+        return p
+
+    return pose
+
+
+def test_squats_sitting_down_and_standing_up() -> None:
+    squats = detect_actions(make_track(24, lowered({6, 7, 8, 14, 15, 16})), W, H)
+    assert [(a.verb_phrase, a.repetitions) for a in squats] == [("squats twice", 2)]
+    sits = detect_actions(make_track(40, lowered(set(range(10, 40)))), W, H)
+    assert [a.verb_phrase for a in sits] == ["sits down"] and sits[0].end_s == pytest.approx(2.5)
+    stands = detect_actions(make_track(40, lowered(set(range(20)))), W, H)
+    assert [a.verb_phrase for a in stands] == ["stands up"] and stands[0].end_s == pytest.approx(5.0)
+
+
+def test_lying_down() -> None:
+    def pose(i: int) -> Person:
+        p = Person()
+        if i >= 12:  # the skeleton turned 90 degrees onto the floor, head to the image right
+            for name in COCO_KEYPOINTS:
+                up, left = _FRAME[name]
+                p.moved[name] = (p.cx - 300 + up * p.height, p.ground - 60 - left * p.height)
+        return p
+
+    track = make_track(24, pose)
+    for s in track.samples[12:]:
+        s.box.x1, s.box.y1, s.box.x2, s.box.y2 = 640, 740, 1260, 900
+    assert [a.verb_phrase for a in detect_actions(track, W, H)] == ["lies down"]
+
+
+def test_kick_with_the_right_leg() -> None:
+    def pose(i: int) -> Person:
+        p = Person()
+        if i in (8, 20):  # the right foot swings up above the standing left knee
+            knee_y = p.at("left_knee")[1]
+            p.moved["right_knee"] = (p.at("right_knee")[0] - 30, knee_y - 80)
+            p.moved["right_ankle"] = (p.at("right_ankle")[0] - 100, knee_y - 60)
+        return p
+
+    actions = detect_actions(make_track(28, pose), W, H)
+    assert [(a.verb_phrase, a.body_part, a.repetitions) for a in actions] == [
+        ("kicks with their right leg twice", "right leg", 2)
+    ]
+
+
+def test_facing_each_other() -> None:
+    # Two people in profile, the left one looking right (nose towards image right), the other looking left.
+    def profile(cx: float, look: float) -> Callable[[int], Person]:
+        def pose(i: int) -> Person:
+            p = Person(cx=cx, facing=0.2)
+            p.moved["nose"] = (cx + look * 0.06 * p.height, p.at("nose")[1])
+            return p
+
+        return pose
+
+    tracks = [make_track(12, profile(600, 1.0), track_id=1), make_track(12, profile(1200, -1.0), track_id=2)]
+    got = detect_interactions(tracks, {1: "the man", 2: "the woman"}, W, H)
+    assert [(x.kind, x.start_s, x.end_s) for x in got] == [("facing each other", 0.0, 2.75)]
+    # Looking the same way is not facing each other.
+    tracks[1] = make_track(12, profile(1200, 1.0), track_id=2)
+    assert detect_interactions(tracks, {}, W, H) == []
