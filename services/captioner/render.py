@@ -21,6 +21,7 @@ ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "
 NUMBERS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 TIME_MARKERS = ("Initially", "then", "finally")
 
+_THROUGHOUT_SHARE = 0.6  # an action lasting this share of the clip is told "Throughout the clip"
 _PRONOUNS = {"male": ("he", "his"), "female": ("she", "her")}
 
 
@@ -70,7 +71,7 @@ def _plural_verb(phrase: str) -> str:
     return f"{verb} {rest}".strip()
 
 
-def render_actions(subject: events_pb2.Subject) -> str:
+def render_actions(subject: events_pb2.Subject, clip_s: float = 0.0) -> str:
     gender = subject.attributes.gender
     pronoun = _PRONOUNS.get(gender, ("they", "their"))[0]
     phrases = [_personal(a.verb_phrase, gender) for a in sorted(subject.actions, key=lambda a: a.start_s)]
@@ -80,7 +81,10 @@ def render_actions(subject: events_pb2.Subject) -> str:
     if not phrases:
         return f"{subject_word} {'stay' if pronoun == 'they' else 'stays'} still."
     if len(phrases) == 1:
-        return f"Throughout the clip, {pronoun} {phrases[0]}."
+        action = subject.actions[0]
+        # one action over most of the clip is the clip's activity; a brief one is an event within it
+        lasting = clip_s <= 0 or action.end_s - action.start_s >= _THROUGHOUT_SHARE * clip_s
+        return f"{'Throughout the clip' if lasting else 'At one point'}, {pronoun} {phrases[0]}."
     middle = "".join(f", then {p}" for p in phrases[1:-1])
     return f"Initially, {pronoun} {phrases[0]}{middle}, finally {phrases[-1]}."
 
@@ -100,7 +104,9 @@ def render_interaction(interaction: events_pb2.Interaction) -> str:
     return text[0].upper() + text[1:] + "."
 
 
-def render_caption(subjects: Sequence[events_pb2.Subject], interactions: Sequence[events_pb2.Interaction]) -> str:
+def render_caption(
+    subjects: Sequence[events_pb2.Subject], interactions: Sequence[events_pb2.Interaction], clip_s: float = 0.0
+) -> str:
     count = len(subjects)
     if count == 1:
         head = "The main character is one person."
@@ -109,8 +115,7 @@ def render_caption(subjects: Sequence[events_pb2.Subject], interactions: Sequenc
     paragraphs = [head]
     for index, subject in enumerate(subjects):
         paragraphs.append(
-            f"The {ordinal(index)} subject is {describe_person(subject.attributes)}. "
-            f"{render_actions(subject)}"
+            f"The {ordinal(index)} subject is {describe_person(subject.attributes)}. {render_actions(subject, clip_s)}"
         )
     if interactions:
         paragraphs.append(" ".join(render_interaction(i) for i in sorted(interactions, key=lambda i: i.start_s)))

@@ -45,3 +45,6 @@ PEOPLE_PER_CLIP = Histogram(
     buckets=(0, 1, 2, 3, 5, 8, 13),
 )
 ACCEPTED_RATIO = Gauge("haic_accepted_ratio", "Accepted clips / analysed clips since the service started", ["service"])
+
+# --- captioner ---
+CAPTIONS = Counter("haic_captions_total", "Captions produced, by backend and judge verdict", ["backend", "judge"])

@@ -133,6 +133,16 @@ class Settings(BaseSettings):
     )
     dense_track_fps: float = Field(4.0, gt=0, description="Keypoint rate of the dense tracks given to the captioner")
 
+    # --- captioner (HAIC sections 1 and 3.2) ---
+    captioner_backend: str = Field("pose-grounded", description="Caption backend: pose-grounded (embedded default)")
+    appearance_frames: int = Field(5, ge=1, description="Frames per person whose pixels vote for garment colours")
+    judge_still_keypoint_l1: float = Field(
+        0.085,
+        ge=0,
+        description="Judge: a person whose largest adjacent-sample keypoint L1 is at most this never moves",
+    )
+    judge_count_tolerance: int = Field(1, ge=0, description="Judge: allowed difference of a repetition count")
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:

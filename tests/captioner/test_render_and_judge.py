@@ -85,6 +85,13 @@ def test_render_follows_haics_format() -> None:
     assert "The second subject is a person wearing a blue top. They stay still." in text
 
 
+def test_a_single_action_is_told_as_the_clips_activity_or_as_an_event() -> None:
+    brief = subject(0, "a", "red", [(8.5, 9.0, "kicks with their right leg", 1)])
+    assert "At one point, they kick with their right leg." in render_caption([brief], [], clip_s=10.0)
+    lasting = subject(0, "a", "red", [(0.5, 9.5, "walks to the left", 0)])
+    assert "Throughout the clip, they walk to the left." in render_caption([lasting], [], clip_s=10.0)
+
+
 def test_a_faithful_caption_passes() -> None:
     verdict = judge(caption([WAVER, STILL]), [track(0, True), track(1, False, dx=300)])
     assert verdict.passed, list(verdict.reasons)

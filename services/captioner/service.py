@@ -1,0 +1,86 @@
+"""The captioner: one accepted clip in, one judged caption in HAIC's format out, for Kafka and gRPC alike."""
+
+from __future__ import annotations
+
+import logging
+
+import av.error
+import grpc
+
+from haic.v1 import captioner_pb2, captioner_pb2_grpc, events_pb2
+from services.captioner import pose_grounded
+from services.captioner.judge import judge_caption
+from services.core import metrics, topics
+from services.core.bus import Event, Handler, Output, PoisonMessageError
+from services.core.settings import Settings
+from services.core.storage import Storage, StorageError
+
+log = logging.getLogger(__name__)
+
+SERVICE = "captioner"
+
+
+class InvalidClipError(PoisonMessageError):
+    """The event is not an accepted clip with tracks and a readable video."""
+
+    def __init__(self, clip_id: str, message: str) -> None:
+        super().__init__(f"clip {clip_id or '<no id>'}: {message}")
+        self.clip_id = clip_id
+
+
+class ClipCaptioner:
+    def __init__(self, settings: Settings, storage: Storage) -> None:
+        if settings.captioner_backend != pose_grounded.BACKEND:
+            raise ValueError(f"unknown captioner backend {settings.captioner_backend!r}")
+        self.settings = settings
+        self.storage = storage
+
+    def caption(self, clip: events_pb2.ClipVerdict) -> events_pb2.Caption:
+        clip_id = clip.span.clip_id
+        if clip.verdict != events_pb2.VERDICT_ACCEPTED or not clip_id:
+            raise InvalidClipError(clip_id, "only accepted clips are captioned")
+        tracks = list(clip.dense_tracks) or list(clip.tracks)
+        if not tracks or clip.info.width <= 0 or clip.info.height <= 0:
+            raise InvalidClipError(clip_id, "the clip has no tracks or no video info")
+        try:
+            with self.storage.local_path(clip.storage_uri) as path:
+                caption = pose_grounded.caption_clip(clip, path, self.settings.appearance_frames)
+        except (StorageError, FileNotFoundError, av.error.FFmpegError) as exc:
+            raise InvalidClipError(clip_id, f"video unreadable: {exc}") from exc
+        caption.judgement.CopyFrom(
+            judge_caption(
+                caption,
+                tracks,
+                clip.info.width,
+                clip.info.height,
+                still_l1=self.settings.judge_still_keypoint_l1,
+                min_keypoint_score=self.settings.min_keypoint_score,
+                count_tolerance=self.settings.judge_count_tolerance,
+            )
+        )
+        metrics.CAPTIONS.labels(caption.backend, "passed" if caption.judgement.passed else "failed").inc()
+        log.info("clip %s captioned (%s, judge %s)", clip_id, caption.backend, caption.judgement.passed)
+        return caption
+
+
+def make_handler(captioner: ClipCaptioner) -> Handler:
+    def handle(event: Event) -> list[Output]:
+        clip = event.message
+        if not isinstance(clip, events_pb2.ClipVerdict):
+            raise PoisonMessageError(f"{event.topic} carried {type(clip).__name__}, not ClipVerdict")
+        return [Output(topics.CAPTIONS, clip.video_id, captioner.caption(clip))]
+
+    return handle
+
+
+class CaptionerServicer(captioner_pb2_grpc.CaptionerServicer):
+    def __init__(self, captioner: ClipCaptioner) -> None:
+        self._captioner = captioner
+
+    def Caption(  # the name is fixed by the generated servicer
+        self, request: captioner_pb2.CaptionRequest, context: grpc.ServicerContext
+    ) -> captioner_pb2.CaptionResponse:
+        try:
+            return captioner_pb2.CaptionResponse(caption=self._captioner.caption(request.clip))
+        except InvalidClipError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
