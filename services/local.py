@@ -54,6 +54,7 @@ class StackPorts:
             "gateway": ServicePorts(grpc=50050, metrics=0),  # the gateway serves /metrics on its HTTP port
             "filter": ServicePorts(grpc=50051, metrics=9101),
             "pose": ServicePorts(grpc=50052, metrics=9102),
+            "captioner": ServicePorts(grpc=50053, metrics=9103),
         }
     )
 
@@ -69,7 +70,7 @@ class StackPorts:
 
 
 # The worker services, in start order; later services join here.
-WORKER_SERVICES: tuple[str, ...] = ("filter", "pose")
+WORKER_SERVICES: tuple[str, ...] = ("filter", "pose", "captioner")
 
 
 def _die_with_parent() -> None:

@@ -1,5 +1,5 @@
 """End to end: the launcher starts the broker, Triton and every service; the shared videos go through
-the gateway, Kafka, the filter and the pose stage, and each reaches its labelled verdict.
+the gateway, Kafka, the filter, the pose stage and the captioner, and each reaches its labelled verdict.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ def test_shared_videos_reach_their_labelled_verdicts(
             for name in video_labels
         }
         videos = {name: client.wait(video_id, timeout_s=600) for name, video_id in ids.items()}
+        details = {c["clip_id"]: client.clip(c["clip_id"]) for v in videos.values() for c in v["clips"]}
 
     for name, video in videos.items():
         expected, label = EXPECTATION[name], video_labels[name]
@@ -68,9 +69,11 @@ def test_shared_videos_reach_their_labelled_verdicts(
             assert clip["values"], clip
             if clip["verdict"] == "rejected":
                 assert clip["reason_code"] in expected["reasons"], (name, clip)
-            else:
-                assert clip["stage"] == "pose.human_action", clip
-                assert clip["values"]["tracks"] == label["people"], clip
+            else:  # accepted by the pose stage, then captioned and judged
+                assert clip["stage"] == "captioner", clip
+                detail = details[clip["clip_id"]]
+                assert detail["caption_judge_passed"] is True, detail
+                assert detail["caption_text"].startswith("The main character is one person."), detail
 
 
 def test_filter_killed_mid_video_leaves_each_clip_once(stack: LocalStack, shared_videos: Path) -> None:

@@ -57,7 +57,8 @@ class Settings(BaseSettings):
         "", description="Catalog database URL: sqlite (default <data_dir>/catalog.db) or postgresql+psycopg://"
     )
     catalog_final_stage: str = Field(
-        "pose", description="Last stage deployed: a video is settled when every clip has passed it or was rejected"
+        "captioner",
+        description="Last stage deployed: a video is settled when every clip has passed it or was rejected",
     )
 
     # --- gateway ---
