@@ -71,7 +71,14 @@ def submit_and_report(client: HaicClient, path: Path, description: str, source_u
     for name, data in client.events(video_id):
         if name != "settled":
             print(f"  event {data.get('sequence')}: {name} -> status {data.get('status')}")
-    print(format_video(client.video(video_id)))
+    video = client.video(video_id)
+    print(format_video(video))
+    for clip in video.get("clips", []):
+        if clip.get("stage", "").startswith("captioner"):
+            detail = client.clip(clip["clip_id"])
+            judged = {True: "judge passed", False: "judge failed"}.get(detail.get("caption_judge_passed"), "not judged")
+            print(f"\n  caption of clip {clip['clip_index']} ({judged}):")
+            print("\n".join(f"    {line}" for line in (detail.get("caption_text") or "").splitlines()))
     return 0
 
 

@@ -47,6 +47,12 @@ def test_submit_wait_status_and_tail(
         # JSON of proto3 omits zero values: clip 0 has no clip_index field.
         assert sorted(line["event"]["span"].get("clip_index", 0) for line in lines) == [0, 1, 2]
 
+        juggle = shared_videos / "juggle_one_person.mp4"
+        assert main([*gateway, "submit", str(juggle), "--description", "A man juggles", "--wait"]) == 0
+        out = capsys.readouterr().out
+        assert ": completed" in out and "caption of clip 0 (judge passed):" in out, out
+        assert "    The main character is one person." in out
+
         not_a_video = tmp_path / "notes.txt"
         not_a_video.write_text("not a video")
         assert main([*gateway, "submit", str(not_a_video)]) == 1
