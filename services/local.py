@@ -6,7 +6,6 @@ launcher (PR_SET_PDEATHSIG), so even a killed launcher leaves no orphan.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import secrets
@@ -23,13 +22,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.core.broker import EmbeddedBroker, free_port
 from services.core.bus import ensure_topics
+from services.core.process import die_with_parent
 from services.core.settings import PoseModelFamily, Settings
 from services.pose.models.build import build_model_repository
 from services.pose.triton_process import EmbeddedTriton, TritonPorts
 
 log = logging.getLogger(__name__)
-
-_PR_SET_PDEATHSIG = 1
 
 
 class StackError(RuntimeError):
@@ -71,12 +69,6 @@ class StackPorts:
 
 # The worker services, in start order; later services join here.
 WORKER_SERVICES: tuple[str, ...] = ("filter", "pose", "captioner")
-
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: SIGTERM it when the launcher goes away, however it goes."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def ensure_api_key(settings: Settings) -> str:
@@ -180,7 +172,7 @@ class LocalStack:
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         self.children.append(Child(name, process, log_path))
         log.info("started %s (pid %d), log %s", name, process.pid, log_path)

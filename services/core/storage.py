@@ -21,6 +21,14 @@ class StorageError(RuntimeError):
     """A store operation failed or a URI does not belong to this store."""
 
 
+class ObjectNotFoundError(StorageError):
+    """The store has no object at that URI: retrying cannot help."""
+
+
+# What S3-compatible stores answer for a missing object (HEAD gives 404, GET NoSuchKey).
+_S3_MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+
+
 class Storage(Protocol):
     def put_file(self, local_path: Path, key: str) -> str:
         """Moves or uploads a local file under key and returns its URI."""
@@ -71,7 +79,7 @@ class LocalStorage:
         if not path.is_relative_to(self.root):
             raise StorageError(f"{uri!r} is outside the store {self.root}")
         if not path.is_file():
-            raise StorageError(f"{uri!r} does not exist")
+            raise ObjectNotFoundError(f"{uri!r} does not exist")
         yield path
 
     def spool_dir(self) -> Path:
@@ -109,20 +117,29 @@ class S3Storage:
         try:
             self.client.head_object(Bucket=self.bucket, Key=self._key(key))
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+            if exc.response.get("Error", {}).get("Code") in _S3_MISSING_CODES:
                 return False
             raise
         return True
 
     @contextlib.contextmanager
     def local_path(self, uri: str) -> Iterator[Path]:
+        """Raises ObjectNotFoundError for a missing object; other S3 errors (throttling, credentials,
+        outage) pass through as botocore's ClientError, worth a retry."""
+        from botocore.exceptions import ClientError
+
         parsed = urlparse(uri)
         if parsed.scheme != "s3" or parsed.netloc != self.bucket:
             raise StorageError(f"{uri!r} is not in bucket {self.bucket}")
         key = parsed.path.lstrip("/")
         with tempfile.TemporaryDirectory(dir=self.cache_dir) as tmp:
             path = Path(tmp) / Path(key).name
-            self.client.download_file(self.bucket, key, str(path))
+            try:
+                self.client.download_file(self.bucket, key, str(path))
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in _S3_MISSING_CODES:
+                    raise ObjectNotFoundError(f"{uri!r} does not exist") from exc
+                raise
             yield path
 
     def spool_dir(self) -> Path:

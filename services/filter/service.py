@@ -14,7 +14,6 @@ from pathlib import Path
 
 import av.error
 import grpc
-from botocore.exceptions import ClientError
 
 from haic.v1 import events_pb2, filter_pb2, filter_pb2_grpc
 from services.core import metrics, topics
@@ -29,7 +28,6 @@ from services.filter.metadata import check_metadata
 log = logging.getLogger(__name__)
 
 SERVICE = "filter"
-_S3_MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 
 
 @dataclass
@@ -170,11 +168,8 @@ def split_video(uploaded: events_pb2.VideoUploaded, settings: Settings, storage:
         with storage.local_path(uploaded.storage_uri) as path:
             return _split_local_video(uploaded, path, settings, metadata_checked=metadata_checked)
     except (StorageError, FileNotFoundError) as exc:
+        # S3 throttling, credentials or outage stay botocore errors: worth the bus's retries
         raise VideoUnreadableError(uploaded.video_id, VideoUnreadableError.NOT_FOUND, str(exc)) from exc
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in _S3_MISSING_CODES:
-            raise VideoUnreadableError(uploaded.video_id, VideoUnreadableError.NOT_FOUND, str(exc)) from exc
-        raise  # throttling, credentials, outage: worth the bus's retries
 
 
 def _record_verdicts(result: SplitResult) -> None:

@@ -94,7 +94,7 @@ class InferenceBackend(Protocol):
     benchmarks and model checks."""
 
     def input_size(self, model: str) -> tuple[int, int]:
-        """(height, width) of the model's ``image`` input."""
+        """(height, width) of the model's ``image`` input; cheap, the backend caches it."""
         ...
 
     def infer(self, model: str, images: np.ndarray) -> dict[str, np.ndarray]:

@@ -93,7 +93,6 @@ class PoseEstimator:
         self.pose_crop_padding = pose_crop_padding
         self.max_batch_size = max_batch_size
         self.nms_iou = nms_iou
-        self._sizes: dict[str, tuple[int, int]] = {}
 
     @classmethod
     def from_settings(cls, backend: InferenceBackend, settings: Settings) -> PoseEstimator:
@@ -106,11 +105,9 @@ class PoseEstimator:
         )
 
     def _input_size(self, model: str) -> tuple[int, int]:
-        # asked once: on Triton it is a metadata round trip
-        if model not in self._sizes:
-            height, width = self.backend.input_size(model)
-            self._sizes[model] = (int(height), int(width))
-        return self._sizes[model]
+        # the backends cache it (on Triton it is one metadata round trip per model)
+        height, width = self.backend.input_size(model)
+        return int(height), int(width)
 
     def _infer(self, model: str, images: np.ndarray, expected: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
         outputs = self.backend.infer(model, images)

@@ -19,7 +19,6 @@ from pathlib import Path
 import av.error
 import grpc
 import numpy as np
-from botocore.exceptions import ClientError
 
 from haic.v1 import events_pb2, pose_pb2, pose_pb2_grpc
 from services.core import metrics, topics
@@ -36,7 +35,6 @@ from services.pose.tracking import Observation, Track, build_tracks
 log = logging.getLogger(__name__)
 
 SERVICE = "pose"
-_S3_MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 
 
 class ClipAnalyzer:
@@ -56,11 +54,8 @@ class ClipAnalyzer:
             with self.storage.local_path(candidate.storage_uri) as path:
                 verdict = self._analyze_local(candidate, path)
         except (StorageError, FileNotFoundError) as exc:
+            # S3 throttling, credentials or outage stay botocore errors: worth the bus's retries
             raise ClipUnreadableError(clip_id, ClipUnreadableError.NOT_FOUND, str(exc)) from exc
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _S3_MISSING_CODES:
-                raise ClipUnreadableError(clip_id, ClipUnreadableError.NOT_FOUND, str(exc)) from exc
-            raise  # throttling, credentials, outage: worth the bus's retries
         except av.error.FFmpegError as exc:
             raise ClipUnreadableError(clip_id, "decode_failed", str(exc)) from exc
         self._record(verdict)

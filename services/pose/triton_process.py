@@ -23,7 +23,6 @@ long as the server should (the main thread in `haic up` and in tests).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import shutil
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import IO
 
 from services.core.broker import free_port
+from services.core.process import die_with_parent
 from services.core.settings import Settings
 from services.pose.repository import ModelRepositoryError, models, read_config
 from services.pose.triton_client import TritonInference
@@ -44,7 +44,6 @@ from services.pose.triton_client import TritonInference
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-_PR_SET_PDEATHSIG = 1
 
 
 class TritonProcessError(RuntimeError):
@@ -128,12 +127,6 @@ def is_running(process: ProcessId) -> bool:
     """True while that very process exists and is not a zombie (a zombie has exited already)."""
     stat = _stat(process.pid)
     return stat is not None and stat[2] == process.start and stat[0] not in ("Z", "X")
-
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: SIGTERM it when the thread that started it goes away."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def find_python(python: Path) -> Path:
@@ -261,7 +254,7 @@ class EmbeddedTriton:
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
             start_new_session=True,
         )
         log.info("started embedded Triton (pid %d) for %s, log %s", self.process.pid, self.models, self.log_path)

@@ -11,7 +11,7 @@ from moto.server import ThreadedMotoServer
 
 from services.core import topics
 from services.core.settings import Settings
-from services.core.storage import LocalStorage, S3Storage, StorageError, open_storage
+from services.core.storage import LocalStorage, ObjectNotFoundError, S3Storage, StorageError, open_storage
 from tests.kafka_helpers import read_topic_to_end
 
 from .conftest import API_KEY, running_gateway, upload
@@ -103,3 +103,12 @@ def test_gateway_stores_uploads_in_s3(
     [(_, announced)] = read_topic_to_end(settings, topics.VIDEOS)
     assert announced.storage_uri == f"s3://videos/{key}"
     assert list((settings.data_dir / "cache").iterdir()) == []  # the spooled upload was removed
+
+
+def test_a_missing_object_is_object_not_found_in_either_store(s3_endpoint: str, tmp_path: Path) -> None:
+    s3 = S3Storage("videos", "haic", s3_endpoint, tmp_path / "cache")
+    with pytest.raises(ObjectNotFoundError), s3.local_path("s3://videos/haic/videos/none/source.mp4"):
+        pass
+    local = LocalStorage(tmp_path / "store")
+    with pytest.raises(ObjectNotFoundError), local.local_path((tmp_path / "store" / "none.mp4").as_uri()):
+        pass

