@@ -311,3 +311,40 @@ def test_facing_each_other() -> None:
     # Looking the same way is not facing each other.
     tracks[1] = make_track(12, profile(1200, 1.0), track_id=2)
     assert detect_interactions(tracks, {}, W, H) == []
+
+
+def lifted(feet: dict[int, str], lift: float, cx: Callable[[int], float] = lambda i: 960) -> Callable[[int], Person]:
+    """The named ankle raised `lift` torso lengths on the given samples (a foot touch: below the other knee)."""
+
+    def pose(i: int) -> Person:
+        p = Person(cx=cx(i))
+        if i in feet:
+            torso = p.at("left_hip")[1] - p.at("left_shoulder")[1]
+            x, y = p.at(f"{feet[i]}_ankle")
+            p.moved[f"{feet[i]}_ankle"] = (x, y - lift * torso)
+        return p
+
+    return pose
+
+
+def test_foot_touches_below_the_knee_are_kicks_counted_per_leg() -> None:
+    # A juggler's touches: one sample each, the foot a third of a torso up, well below the other knee.
+    feet = {6: "left", 10: "right", 14: "left", 18: "left"}
+    actions = detect_actions(make_track(24, lifted(feet, 0.33)), W, H)
+    assert [(a.verb_phrase, a.repetitions, a.start_s, a.end_s) for a in actions] == [
+        ("kicks with their left leg three times", 3, 6 / FPS, 18 / FPS),
+        ("kicks with their right leg", 1, 10 / FPS, 10 / FPS),
+    ]
+    assert actions[0].evidence.signals["ankle_above_knee_torso"] < 0
+    assert actions[0].evidence.signals["ankle_lift_torso"] == pytest.approx(0.33, abs=0.05)
+
+
+def test_a_foot_lifted_within_standing_jitter_is_no_kick() -> None:
+    assert detect_actions(make_track(24, lifted({6: "left", 12: "right"}, 0.1)), W, H) == []
+
+
+def test_striding_feet_are_walking_not_kicks() -> None:
+    # Walking left at 300 px/s with each swing foot a third of a torso up: the stride is no kick.
+    feet = {i: ("left" if i % 4 == 1 else "right") for i in range(24) if i % 2}
+    actions = detect_actions(make_track(24, lifted(feet, 0.33, cx=lambda i: 1600 - 300 * i / FPS)), W, H)
+    assert [a.verb_phrase for a in actions] == ["walks to the left"]
