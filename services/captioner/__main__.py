@@ -14,17 +14,22 @@ from services.core.storage import open_storage
 def main() -> None:
     settings = Settings()
     captioner = ClipCaptioner(settings, open_storage(settings))
-    run_service(
-        SERVICE,
-        settings,
-        [topics.CLIPS_ACCEPTED],
-        make_handler(captioner),
-        [
-            ServiceRegistration(
-                captioner_pb2_grpc.add_CaptionerServicer_to_server, CaptionerServicer(captioner), "haic.v1.Captioner"
-            )
-        ],
-    )
+    try:
+        run_service(
+            SERVICE,
+            settings,
+            [topics.CLIPS_ACCEPTED],
+            make_handler(captioner),
+            [
+                ServiceRegistration(
+                    captioner_pb2_grpc.add_CaptionerServicer_to_server,
+                    CaptionerServicer(captioner),
+                    "haic.v1.Captioner",
+                )
+            ],
+        )
+    finally:
+        captioner.close()
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ Rules, each a reason code in Judgement.reasons when broken:
   attributes), ``actions_out_of_order``, ``action_outside_clip``, ``empty_action``, ``text_missing_subject``
   (every subject introduced as "The first subject ..."), ``text_missing_time_markers`` (a subject with
   several actions is told "Initially ..., then ..., finally ...");
+- ``malformed_output``: the backend's answer never parsed (MLLM); the caption holds the raw answer;
 - consistency: ``subject_count_mismatch`` (subjects = tracked people), ``unknown_track``,
   ``action_for_still_person`` (no action for a person whose keypoints never move),
   ``count_mismatch`` (a repetition count differs from the pose-grounded count of the same action by
@@ -25,6 +26,7 @@ from services.pose.filters import track_motion
 from services.pose.tracking import Observation, Track
 
 JUDGE = "rules"
+MALFORMED_OUTPUT = "malformed_output"
 _EPS_S = 0.05  # time tolerance for actions at the clip's edges (frame snapping)
 
 

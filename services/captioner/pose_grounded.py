@@ -17,9 +17,10 @@ from services.captioner.appearance import describe_appearance, distinct_labels
 from services.captioner.kinematics import detect_actions, detect_interactions
 from services.captioner.render import render_caption
 from services.core.bus import now_timestamp
+from services.core.settings import CaptionerBackend
 from services.core.video import VideoInfo, VideoReader
 
-BACKEND = "pose-grounded"
+BACKEND = CaptionerBackend.pose_grounded.value
 
 
 def appearance_samples(track: events_pb2.PersonTrack, count: int) -> list[events_pb2.PoseSample]:

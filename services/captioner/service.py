@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import av.error
 import grpc
 
 from haic.v1 import captioner_pb2, captioner_pb2_grpc, events_pb2
 from services.captioner import pose_grounded
-from services.captioner.judge import judge_caption
+from services.captioner.judge import MALFORMED_OUTPUT, judge_caption
+from services.captioner.mllm import MllmCaptioner
 from services.core import metrics, topics
 from services.core.bus import Event, Handler, Output, PoisonMessageError
-from services.core.settings import Settings
+from services.core.settings import CaptionerBackend, Settings
 from services.core.storage import Storage, StorageError
 
 log = logging.getLogger(__name__)
@@ -29,11 +31,18 @@ class InvalidClipError(PoisonMessageError):
 
 
 class ClipCaptioner:
-    def __init__(self, settings: Settings, storage: Storage) -> None:
-        if settings.captioner_backend != pose_grounded.BACKEND:
-            raise ValueError(f"unknown captioner backend {settings.captioner_backend!r}")
+    """Captions with the configured backend, then judges the caption against the clip's pose evidence."""
+
+    def __init__(self, settings: Settings, storage: Storage, mllm: MllmCaptioner | None = None) -> None:
         self.settings = settings
         self.storage = storage
+        self.mllm = None
+        if settings.captioner_backend == CaptionerBackend.mllm:
+            self.mllm = mllm or MllmCaptioner(settings)
+
+    def close(self) -> None:
+        if self.mllm is not None:
+            self.mllm.close()
 
     def caption(self, clip: events_pb2.ClipVerdict) -> events_pb2.Caption:
         clip_id = clip.span.clip_id
@@ -42,22 +51,37 @@ class ClipCaptioner:
         tracks = list(clip.dense_tracks) or list(clip.tracks)
         if not tracks or clip.info.width <= 0 or clip.info.height <= 0:
             raise InvalidClipError(clip_id, "the clip has no tracks or no video info")
+        started = time.perf_counter()
+        reference, malformed = None, ()
         try:
             with self.storage.local_path(clip.storage_uri) as path:
-                caption = pose_grounded.caption_clip(clip, path, self.settings.appearance_frames)
+                if self.mllm is None:
+                    caption = pose_grounded.caption_clip(clip, path, self.settings.appearance_frames)
+                else:
+                    answer = self.mllm.caption_clip(clip, path)
+                    caption = answer.caption
+                    # The model's counts are checked against the pose-grounded counts of the same clip.
+                    reference = {s.track_id: list(s.actions) for s in answer.grounding.subjects}
+                    malformed = answer.errors if answer.malformed else ()
         except (StorageError, FileNotFoundError, av.error.FFmpegError) as exc:
             raise InvalidClipError(clip_id, f"video unreadable: {exc}") from exc
-        caption.judgement.CopyFrom(
-            judge_caption(
-                caption,
-                tracks,
-                clip.info.width,
-                clip.info.height,
-                still_l1=self.settings.judge_still_keypoint_l1,
-                min_keypoint_score=self.settings.min_keypoint_score,
-                count_tolerance=self.settings.judge_count_tolerance,
-            )
+        judgement = judge_caption(
+            caption,
+            tracks,
+            clip.info.width,
+            clip.info.height,
+            still_l1=self.settings.judge_still_keypoint_l1,
+            min_keypoint_score=self.settings.min_keypoint_score,
+            count_tolerance=self.settings.judge_count_tolerance,
+            reference_actions=reference,
         )
+        if malformed:
+            # Kept with the raw answer as its text, for inspection; never exported for training.
+            judgement.passed = False
+            judgement.reasons.insert(0, MALFORMED_OUTPUT)
+            judgement.reasons.extend(malformed)
+        caption.judgement.CopyFrom(judgement)
+        metrics.CAPTION_SECONDS.labels(caption.backend).observe(time.perf_counter() - started)
         metrics.CAPTIONS.labels(caption.backend, "passed" if caption.judgement.passed else "failed").inc()
         log.info("clip %s captioned (%s, judge %s)", clip_id, caption.backend, caption.judgement.passed)
         return caption

