@@ -154,13 +154,16 @@ class MllmAnswer:
 # --- the backend ---
 
 
-class MllmCaptioner:
+class ChatEndpoint:
+    """One OpenAI-compatible chat-completions endpoint, shared by the MLLM captioner and the LLM judge score:
+    timeouts and retries with backoff (the OpenAI client's), a per-process concurrency limit, metrics, and
+    the mapping of failures to "wait" (unavailable) or "dead-letter" (rejected)."""
+
     def __init__(self, settings: Settings, http_client: httpx.Client | None = None) -> None:
         """`http_client` lets a caller add transport settings (proxies, event hooks); the default is the
         OpenAI client's own."""
         self.settings = settings
         self.model = settings.mllm_model
-        self.backend = f"{BACKEND_PREFIX}:{settings.mllm_model}"
         self._client = openai.OpenAI(
             base_url=settings.mllm_base_url,
             # The client insists on a key; servers without authentication ignore it.
@@ -174,54 +177,22 @@ class MllmCaptioner:
     def close(self) -> None:
         self._client.close()
 
-    def caption_clip(self, clip: events_pb2.ClipVerdict, video: Path) -> MllmAnswer:
-        """Grounds on the pose-grounded caption of the same clip, then asks the model."""
-        grounding = pose_grounded.caption_clip(clip, video, self.settings.appearance_frames)
-        frames = self._frames(clip, video)
-        tracks = list(clip.dense_tracks) or list(clip.tracks)
-        messages = build_messages(clip, grounding, frames, self.settings.mllm_frame_width)
-        schema = answer_schema([t.track_id for t in tracks], self.settings.mllm_max_events)
-        errors: list[str] = []
-        raw = ""
-        for attempt in range(1, self.settings.mllm_output_attempts + 1):
-            raw = self._complete(clip.span.clip_id, messages, schema)
-            try:
-                answer = CaptionOut.model_validate_json(raw)
-            except ValidationError as exc:
-                error = f"attempt {attempt}: {_short(exc)}"
-                errors.append(error)
-                metrics.MLLM_MALFORMED.labels(self.model).inc()
-                log.warning("clip %s: MLLM answer does not parse (%s)", clip.span.clip_id, error)
-                continue
-            return MllmAnswer(to_caption(answer, clip, grounding, self.backend), grounding, malformed=False)
-        failed = events_pb2.Caption(
-            video_id=clip.video_id,
-            span=clip.span,
-            text=raw,
-            backend=self.backend,
-            storage_uri=clip.storage_uri,
-            produced_at=now_timestamp(),
-        )
-        return MllmAnswer(failed, grounding, malformed=True, errors=tuple(errors))
-
-    def _frames(self, clip: events_pb2.ClipVerdict, video: Path) -> list[tuple[float, np.ndarray]]:
-        """`mllm_frames` frames at the centres of equal slices of the clip, RGB at `mllm_frame_width`."""
-        n = self.settings.mllm_frames
-        start, end = clip.span.start_s, clip.span.end_s
-        times = [start + (end - start) * (i + 0.5) / n for i in range(n)]
-        with VideoReader(video, VideoInfo.from_proto(clip.info)) as reader:
-            return list(reader.frames_at(times, width=self.settings.mllm_frame_width))
-
-    def _complete(self, clip_id: str, messages: list[dict[str, Any]], schema: dict[str, Any]) -> str:
-        extra: dict[str, Any] = {}
+    def response_format(self, name: str, schema: dict[str, Any]) -> dict[str, Any] | None:
         match self.settings.mllm_response_format:
             case MllmResponseFormat.json_schema:
-                extra["response_format"] = {
-                    "type": "json_schema",
-                    "json_schema": {"name": "haic_caption", "schema": schema, "strict": True},
-                }
+                return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
             case MllmResponseFormat.json_object:
-                extra["response_format"] = {"type": "json_object", "schema": schema}
+                return {"type": "json_object", "schema": schema}
+        return None
+
+    def complete(
+        self, clip_id: str, messages: list[dict[str, Any]], schema_name: str, schema: dict[str, Any], max_tokens: int
+    ) -> str:
+        """The answer's text ("" when the endpoint gave no choice)."""
+        extra: dict[str, Any] = {}
+        response_format = self.response_format(schema_name, schema)
+        if response_format is not None:
+            extra["response_format"] = response_format
         started = time.perf_counter()
         with self._slots:
             metrics.MLLM_IN_FLIGHT.labels(self.model).inc()
@@ -229,7 +200,7 @@ class MllmCaptioner:
                 response = self._client.chat.completions.create(
                     model=self.model,
                     messages=messages,  # type: ignore[arg-type]  # plain dicts in the API's shape
-                    max_tokens=self.settings.mllm_max_tokens,
+                    max_tokens=max_tokens,
                     temperature=self.settings.mllm_temperature,
                     **extra,
                 )
@@ -254,19 +225,63 @@ class MllmCaptioner:
         if choice is None:
             return ""
         if choice.finish_reason == "length":
-            log.warning("clip %s: the MLLM's answer was cut at %d tokens", clip_id, self.settings.mllm_max_tokens)
+            log.warning("clip %s: the MLLM's answer was cut at %d tokens", clip_id, max_tokens)
         return choice.message.content or ""
+
+
+class MllmCaptioner:
+    def __init__(self, settings: Settings, endpoint: ChatEndpoint | None = None) -> None:
+        self.settings = settings
+        self.endpoint = endpoint or ChatEndpoint(settings)
+        self.model = self.endpoint.model
+        self.backend = f"{BACKEND_PREFIX}:{self.model}"
+
+    def caption_clip(self, clip: events_pb2.ClipVerdict, video: Path) -> MllmAnswer:
+        """Grounds on the pose-grounded caption of the same clip, then asks the model."""
+        grounding = pose_grounded.caption_clip(clip, video, self.settings.appearance_frames)
+        frames = clip_frames(clip, video, self.settings.mllm_frames, self.settings.mllm_frame_width)
+        tracks = list(clip.dense_tracks) or list(clip.tracks)
+        messages = build_messages(clip, grounding, frames, self.settings.mllm_frame_width)
+        schema = answer_schema([t.track_id for t in tracks], self.settings.mllm_max_events)
+        errors: list[str] = []
+        raw = ""
+        for attempt in range(1, self.settings.mllm_output_attempts + 1):
+            raw = self.endpoint.complete(
+                clip.span.clip_id, messages, "haic_caption", schema, self.settings.mllm_max_tokens
+            )
+            try:
+                answer = CaptionOut.model_validate_json(raw)
+            except ValidationError as exc:
+                error = f"attempt {attempt}: {_short(exc)}"
+                errors.append(error)
+                metrics.MLLM_MALFORMED.labels(self.model).inc()
+                log.warning("clip %s: MLLM answer does not parse (%s)", clip.span.clip_id, error)
+                continue
+            return MllmAnswer(to_caption(answer, clip, grounding, self.backend), grounding, malformed=False)
+        failed = events_pb2.Caption(
+            video_id=clip.video_id,
+            span=clip.span,
+            text=raw,
+            backend=self.backend,
+            storage_uri=clip.storage_uri,
+            produced_at=now_timestamp(),
+        )
+        return MllmAnswer(failed, grounding, malformed=True, errors=tuple(errors))
 
 
 # --- request and answer mapping ---
 
 
-def build_messages(
-    clip: events_pb2.ClipVerdict,
-    grounding: events_pb2.Caption,
-    frames: Sequence[tuple[float, np.ndarray]],
-    frame_width: int,
-) -> list[dict[str, Any]]:
+def clip_frames(clip: events_pb2.ClipVerdict, video: Path, count: int, width: int) -> list[tuple[float, np.ndarray]]:
+    """`count` frames at the centres of equal slices of the clip, RGB, `width` pixels wide."""
+    start, end = clip.span.start_s, clip.span.end_s
+    times = [start + (end - start) * (i + 0.5) / count for i in range(count)]
+    with VideoReader(video, VideoInfo.from_proto(clip.info)) as reader:
+        return list(reader.frames_at(times, width=width))
+
+
+def evidence_lines(clip: events_pb2.ClipVerdict, grounding: events_pb2.Caption) -> list[str]:
+    """The description and the pose evidence as prompt lines, times from the clip's start."""
     start = clip.span.start_s
     duration = clip.span.end_s - start
     lines = [
@@ -287,11 +302,27 @@ def build_messages(
             f"- interaction: {interaction.subject_label} {interaction.kind} {interaction.object_label} "
             f"({interaction.start_s - start:.1f}-{interaction.end_s - start:.1f} s)"
         )
-    lines.append(f"Frames follow ({len(frames)}, {frame_width} px wide), each after its time.")
-    content: list[dict[str, Any]] = [{"type": "text", "text": "\n".join(lines)}]
+    return lines
+
+
+def frame_parts(clip: events_pb2.ClipVerdict, frames: Sequence[tuple[float, np.ndarray]]) -> list[dict[str, Any]]:
+    """Each frame as an image content part after a text part with its time."""
+    parts: list[dict[str, Any]] = []
     for t, rgb in frames:
-        content.append({"type": "text", "text": f"Frame at {t - start:.1f} s:"})
-        content.append({"type": "image_url", "image_url": {"url": jpeg_data_url(rgb)}})
+        parts.append({"type": "text", "text": f"Frame at {t - clip.span.start_s:.1f} s:"})
+        parts.append({"type": "image_url", "image_url": {"url": jpeg_data_url(rgb)}})
+    return parts
+
+
+def build_messages(
+    clip: events_pb2.ClipVerdict,
+    grounding: events_pb2.Caption,
+    frames: Sequence[tuple[float, np.ndarray]],
+    frame_width: int,
+) -> list[dict[str, Any]]:
+    lines = evidence_lines(clip, grounding)
+    lines.append(f"Frames follow ({len(frames)}, {frame_width} px wide), each after its time.")
+    content = [{"type": "text", "text": "\n".join(lines)}, *frame_parts(clip, frames)]
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": content}]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 import av.error
 import grpc
@@ -11,7 +12,8 @@ import grpc
 from haic.v1 import captioner_pb2, captioner_pb2_grpc, events_pb2
 from services.captioner import pose_grounded
 from services.captioner.judge import MALFORMED_OUTPUT, judge_caption
-from services.captioner.mllm import MllmCaptioner
+from services.captioner.llm_score import score_caption
+from services.captioner.mllm import ChatEndpoint, MllmCaptioner
 from services.core import metrics, topics
 from services.core.bus import Event, Handler, Output, PoisonMessageError
 from services.core.settings import CaptionerBackend, Settings
@@ -33,16 +35,22 @@ class InvalidClipError(PoisonMessageError):
 class ClipCaptioner:
     """Captions with the configured backend, then judges the caption against the clip's pose evidence."""
 
-    def __init__(self, settings: Settings, storage: Storage, mllm: MllmCaptioner | None = None) -> None:
+    def __init__(self, settings: Settings, storage: Storage, endpoint: ChatEndpoint | None = None) -> None:
+        """`endpoint`: the OpenAI-compatible endpoint for the MLLM backend and the LLM score (made from the
+        settings when either is on and none is given)."""
         self.settings = settings
         self.storage = storage
-        self.mllm = None
-        if settings.captioner_backend == CaptionerBackend.mllm:
-            self.mllm = mllm or MllmCaptioner(settings)
+        wants_endpoint = settings.captioner_backend == CaptionerBackend.mllm or settings.judge_llm_score
+        self.endpoint = (endpoint or ChatEndpoint(settings)) if wants_endpoint else None
+        self.mllm = (
+            MllmCaptioner(settings, self.endpoint)
+            if self.endpoint is not None and settings.captioner_backend == CaptionerBackend.mllm
+            else None
+        )
 
     def close(self) -> None:
-        if self.mllm is not None:
-            self.mllm.close()
+        if self.endpoint is not None:
+            self.endpoint.close()
 
     def caption(self, clip: events_pb2.ClipVerdict) -> events_pb2.Caption:
         clip_id = clip.span.clip_id
@@ -52,19 +60,29 @@ class ClipCaptioner:
         if not tracks or clip.info.width <= 0 or clip.info.height <= 0:
             raise InvalidClipError(clip_id, "the clip has no tracks or no video info")
         started = time.perf_counter()
-        reference, malformed = None, ()
         try:
             with self.storage.local_path(clip.storage_uri) as path:
-                if self.mllm is None:
-                    caption = pose_grounded.caption_clip(clip, path, self.settings.appearance_frames)
-                else:
-                    answer = self.mllm.caption_clip(clip, path)
-                    caption = answer.caption
-                    # The model's counts are checked against the pose-grounded counts of the same clip.
-                    reference = {s.track_id: list(s.actions) for s in answer.grounding.subjects}
-                    malformed = answer.errors if answer.malformed else ()
+                caption = self._caption_and_judge(clip, tracks, path)
         except (StorageError, FileNotFoundError, av.error.FFmpegError) as exc:
             raise InvalidClipError(clip_id, f"video unreadable: {exc}") from exc
+        metrics.CAPTION_SECONDS.labels(caption.backend).observe(time.perf_counter() - started)
+        metrics.CAPTIONS.labels(caption.backend, "passed" if caption.judgement.passed else "failed").inc()
+        log.info("clip %s captioned (%s, judge %s)", clip_id, caption.backend, caption.judgement.passed)
+        return caption
+
+    def _caption_and_judge(
+        self, clip: events_pb2.ClipVerdict, tracks: list[events_pb2.PersonTrack], video: Path
+    ) -> events_pb2.Caption:
+        reference, malformed = None, ()
+        if self.mllm is None:
+            caption = pose_grounded.caption_clip(clip, video, self.settings.appearance_frames)
+            grounding = caption
+        else:
+            answer = self.mllm.caption_clip(clip, video)
+            caption, grounding = answer.caption, answer.grounding
+            # The model's counts are checked against the pose-grounded counts of the same clip.
+            reference = {s.track_id: list(s.actions) for s in grounding.subjects}
+            malformed = answer.errors if answer.malformed else ()
         judgement = judge_caption(
             caption,
             tracks,
@@ -80,10 +98,9 @@ class ClipCaptioner:
             judgement.passed = False
             judgement.reasons.insert(0, MALFORMED_OUTPUT)
             judgement.reasons.extend(malformed)
+        elif self.settings.judge_llm_score and self.endpoint is not None:
+            score_caption(self.endpoint, self.settings, clip, video, caption, grounding, judgement)
         caption.judgement.CopyFrom(judgement)
-        metrics.CAPTION_SECONDS.labels(caption.backend).observe(time.perf_counter() - started)
-        metrics.CAPTIONS.labels(caption.backend, "passed" if caption.judgement.passed else "failed").inc()
-        log.info("clip %s captioned (%s, judge %s)", clip_id, caption.backend, caption.judgement.passed)
         return caption
 
 

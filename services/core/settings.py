@@ -156,6 +156,10 @@ class Settings(BaseSettings):
         description="Judge: a person whose largest adjacent-sample keypoint L1 is at most this never moves",
     )
     judge_count_tolerance: int = Field(1, ge=0, description="Judge: allowed difference of a repetition count")
+    judge_llm_score: bool = Field(
+        False, description="Judge: also have the MLLM endpoint (HAIC_MLLM_*) rate each caption from 1 to 5"
+    )
+    judge_llm_min_score: int = Field(3, ge=1, le=5, description="Judge: lowest passing LLM score")
 
     # --- MLLM captioner: any OpenAI-compatible chat-completions endpoint (vLLM, Gemini, OpenAI) ---
     mllm_base_url: str = Field(

@@ -18,9 +18,11 @@ from prometheus_client import REGISTRY
 from haic.v1 import events_pb2
 from services.captioner import pose_grounded
 from services.captioner.judge import MALFORMED_OUTPUT
+from services.captioner.llm_score import BELOW_MINIMUM, LLM_SCORE
 from services.captioner.local_llm import LocalLlmServer
 from services.captioner.mllm import (
     CaptionOut,
+    ChatEndpoint,
     MllmCaptioner,
     MllmUnavailableError,
     answer_schema,
@@ -129,12 +131,12 @@ def test_an_unreachable_endpoint_leaves_the_clip_waiting(juggle: events_pb2.Clip
         mllm_retries=1,
         mllm_frames=1,
     )
-    captioner = MllmCaptioner(settings)
+    endpoint = ChatEndpoint(settings)
     try:
         with pytest.raises(MllmUnavailableError, match=juggle.span.clip_id):
-            captioner.caption_clip(juggle, SAMPLE)
+            MllmCaptioner(settings, endpoint).caption_clip(juggle, SAMPLE)
     finally:
-        captioner.close()
+        endpoint.close()
 
 
 # --- against the real local server ---
@@ -186,8 +188,8 @@ def test_a_real_server_answers_within_the_schema_and_the_caption_is_judged(
 ) -> None:
     settings = _mllm_settings(local_llm, tmp_path)
     recorded = RecordedRequests()
-    mllm = MllmCaptioner(settings, http_client=httpx.Client(event_hooks={"request": [recorded]}))
-    captioner = ClipCaptioner(settings, LocalStorage(SAMPLE.parent), mllm=mllm)
+    endpoint = ChatEndpoint(settings, http_client=httpx.Client(event_hooks={"request": [recorded]}))
+    captioner = ClipCaptioner(settings, LocalStorage(SAMPLE.parent), endpoint)
     prompt_tokens = _metric("haic_mllm_tokens_total", model=local_llm.model, kind="prompt")
     try:
         caption = captioner.caption(juggle)
@@ -222,8 +224,8 @@ def test_malformed_output_is_asked_again_then_judged_failed_and_kept(
     # Without the schema and with 16 tokens the answer cannot be a whole caption object.
     settings = _mllm_settings(local_llm, tmp_path, mllm_response_format=MllmResponseFormat.off, mllm_max_tokens=16)
     recorded = RecordedRequests()
-    mllm = MllmCaptioner(settings, http_client=httpx.Client(event_hooks={"request": [recorded]}))
-    captioner = ClipCaptioner(settings, LocalStorage(SAMPLE.parent), mllm=mllm)
+    endpoint = ChatEndpoint(settings, http_client=httpx.Client(event_hooks={"request": [recorded]}))
+    captioner = ClipCaptioner(settings, LocalStorage(SAMPLE.parent), endpoint)
     malformed = _metric("haic_mllm_malformed_answers_total", model=local_llm.model)
     try:
         caption = captioner.caption(juggle)
@@ -237,3 +239,30 @@ def test_malformed_output_is_asked_again_then_judged_failed_and_kept(
     assert caption.judgement.reasons[0] == MALFORMED_OUTPUT
     assert any(r.startswith("attempt 2:") for r in caption.judgement.reasons)
     assert caption.text and not caption.subjects  # the raw answer, kept for inspection
+
+
+@pytest.mark.llm
+def test_the_optional_llm_score_joins_the_rule_judges_verdict(
+    local_llm: LocalLlmServer, juggle: events_pb2.ClipVerdict, tmp_path: Path
+) -> None:
+    settings = _mllm_settings(
+        local_llm, tmp_path, captioner_backend=CaptionerBackend.pose_grounded, judge_llm_score=True
+    )
+    recorded = RecordedRequests()
+    endpoint = ChatEndpoint(settings, http_client=httpx.Client(event_hooks={"request": [recorded]}))
+    captioner = ClipCaptioner(settings, LocalStorage(SAMPLE.parent), endpoint)
+    try:
+        caption = captioner.caption(juggle)
+    finally:
+        captioner.close()
+
+    [body] = recorded.bodies
+    text = body["messages"][1]["content"][0]["text"]
+    assert caption.text in text and "motion fact:" in text
+    assert sum(p["type"] == "image_url" for p in body["messages"][1]["content"]) == settings.mllm_frames
+    score = caption.judgement.scores[LLM_SCORE]
+    assert score in {1, 2, 3, 4, 5}
+    # The rules pass the juggler's pose-grounded caption (see test_pose_grounded); the score decides.
+    below = score < settings.judge_llm_min_score
+    assert caption.judgement.passed is not below
+    assert (BELOW_MINIMUM in caption.judgement.reasons) is below
