@@ -11,9 +11,12 @@ from pathlib import Path
 import pytest
 
 from clients.sdk import GatewayError, HaicClient
+from haic.v1 import events_pb2
+from services.core import topics
 from services.core.settings import Settings
 from services.local import LocalStack, StackPorts
-from tests.kafka_helpers import wait_until
+from tests.captioner.two_people import two_people_clip
+from tests.kafka_helpers import read_topic_to_end, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
 
@@ -113,3 +116,45 @@ def test_bad_upload_emits_nothing_and_stack_keeps_working(
         assert client.videos()["total"] == 0
         video_id = client.submit(shared_videos / "juggle_one_person.mp4", description="A man juggles")["video_id"]
         assert client.wait(video_id, timeout_s=120)["status"] == "completed"
+
+
+def test_two_moving_people_get_a_caption_with_two_subjects_told_apart(stack: LocalStack) -> None:
+    """Issue 4's done-when: two moving people -> one caption on haic.captions.v1 whose two subjects are
+    told apart by attributes, each with time-ordered actions backed by pose evidence, and a verdict.
+    The video is the composite of real footage built by tests/captioner/two_people.py."""
+    video = two_people_clip()
+    with HaicClient(stack.gateway_url, stack.api_key) as client:
+        video_id = client.submit(video, description="Two men juggle footballs")["video_id"]
+        status = client.wait(video_id, timeout_s=300)
+    assert status["status"] == "completed", status
+    [clip] = status["clips"]
+    assert clip["verdict"] == "accepted" and clip["stage"] == "captioner", clip
+
+    settings = stack.settings.model_copy(update={"kafka_bootstrap_servers": stack.bootstrap_servers})
+    [accepted] = [v for key, v in read_topic_to_end(settings, topics.CLIPS_ACCEPTED) if key == video_id]
+    # The pose stage (paper thresholds) accepted it with both people tracked and acting.
+    assert accepted.values["people_min"] == accepted.values["people_max"] == 2, dict(accepted.values)
+    assert accepted.values["tracks_acting"] == 2 and len(accepted.dense_tracks) == 2, dict(accepted.values)
+    [caption] = [c for key, c in read_topic_to_end(settings, topics.CAPTIONS) if key == video_id]
+    assert isinstance(caption, events_pb2.Caption) and caption.span.clip_id == clip["clip_id"]
+
+    assert len(caption.subjects) == 2
+    assert {s.track_id for s in caption.subjects} == {t.track_id for t in accepted.dense_tracks}
+    labels = [s.label for s in caption.subjects]
+    garments = [{(g.item, g.color) for g in s.attributes.clothing} for s in caption.subjects]
+    assert len(set(labels)) == 2 and garments[0] != garments[1], (labels, garments)
+    for label, worn in zip(labels, garments, strict=True):
+        # Told apart by attributes: each label names its garments' colours, not a place or a number.
+        assert worn and all(color in label for _, color in worn), (label, worn)
+        assert not any(word in label for word in ("left", "right", "first", "second")), label
+    for subject in caption.subjects:
+        assert subject.actions, subject
+        assert [a.start_s for a in subject.actions] == sorted(a.start_s for a in subject.actions)
+        for action in subject.actions:
+            ev = action.evidence
+            assert caption.span.start_s <= ev.start_s <= ev.end_s <= caption.span.end_s and ev.signals, action
+    assert caption.text.startswith("The main characters are two people.")
+    assert caption.judgement.judge == "rules" and caption.judgement.passed, list(caption.judgement.reasons)
+    with HaicClient(stack.gateway_url, stack.api_key) as client:
+        detail = client.clip(clip["clip_id"])
+    assert detail["caption_judge_passed"] is True and detail["caption_text"] == caption.text, detail
