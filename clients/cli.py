@@ -220,6 +220,30 @@ def cmd_models_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_llm_server(args: argparse.Namespace) -> int:
+    from services.captioner.local_llm import LocalLlmError, LocalLlmServer
+
+    def on_signal(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        server = LocalLlmServer(port=args.port).start()
+    except LocalLlmError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        print(f"OpenAI-compatible server at {server.base_url}, model {server.model}; Ctrl-C stops it", flush=True)
+        while server.alive:
+            time.sleep(1)
+        print(f"error: the server exited: {server.log_tail()}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        server.stop()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="haic", description=__doc__)
     parser.add_argument(
@@ -258,6 +282,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("config", help="print the configuration table (HAIC_ variables)").set_defaults(func=cmd_config)
     sub.add_parser("protos", help="regenerate the Python contracts from protos/").set_defaults(func=cmd_protos)
+
+    llm = sub.add_parser(
+        "llm-server", help="serve SmolLM2 on a local OpenAI-compatible endpoint (for trying the mllm backend)"
+    )
+    llm.add_argument("--port", type=int, default=8090)
+    llm.set_defaults(func=cmd_llm_server)
 
     models = sub.add_parser("models", help="pose models for Triton").add_subparsers(
         dest="models_command", required=True

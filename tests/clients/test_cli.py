@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import select
 import signal
 import subprocess
 import sys
@@ -53,10 +55,37 @@ def test_submit_wait_status_and_tail(
         assert ": completed" in out and "caption of clip 0 (judge passed):" in out, out
         assert "    The main character is one person." in out
 
+        assert main(["tail", "haic.captions.v1", "--from-beginning", "--max", "1"]) == 0
+        [line] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        caption = line["event"]
+        assert caption["judgement"]["passed"] is True
+        assert caption["text"].startswith("The main character is one person."), caption
+
+        # The README's consumer example, as written, against this stack's broker.
+        printed = _run_readme_consumer(stack.bootstrap_servers)
+        assert printed.startswith(caption["video_id"]) and "The main character is one person." in printed
+
         not_a_video = tmp_path / "notes.txt"
         not_a_video.write_text("not a video")
         assert main([*gateway, "submit", str(not_a_video)]) == 1
         assert "415 not_a_video" in capsys.readouterr().err
+
+
+def _run_readme_consumer(bootstrap_servers: str, timeout_s: float = 60.0) -> str:
+    """Runs the README's kafka-python example until it prints its first caption line; stops it by pid."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme.split("### Consuming the captions", 1)[1]
+    snippet = re.search(r"```python\n(.*?)```", section, re.S).group(1)  # type: ignore[union-attr]
+    snippet = snippet.replace('"127.0.0.1:9092"', repr(bootstrap_servers))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([sys.executable, "-c", snippet], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        ready, _, _ = select.select([process.stdout], [], [], timeout_s)
+        assert ready, "the README consumer printed nothing"
+        return process.stdout.readline()  # type: ignore[union-attr]
+    finally:
+        process.kill()
+        process.wait(10)
 
 
 def _children(pid: int) -> set[int]:
