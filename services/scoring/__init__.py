@@ -1,0 +1,1 @@
+"""Scoring: answer parsing (and, to come, per-category accuracy of answerers on QA sets)."""
