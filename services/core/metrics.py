@@ -68,3 +68,19 @@ MLLM_REQUEST_SECONDS = Histogram(
     buckets=(0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300),
 )
 MLLM_IN_FLIGHT = Gauge("haic_mllm_in_flight_requests", "MLLM requests in flight", ["model"])
+
+# --- QA generator and scoring ---
+QA_ITEMS = Counter("haic_qa_items_total", "QA items generated, by category and backend", ["category", "backend"])
+QA_ITEMS_DROPPED = Counter(
+    "haic_qa_items_dropped_total", "Generated items the validator refused, by backend and reason", ["backend", "reason"]
+)
+EVAL_ITEMS = Counter(
+    "haic_eval_items_total",
+    "QA items answered, by answerer and outcome (correct, wrong, refused)",
+    ["answerer", "outcome"],
+)
+EVAL_ACCURACY = Gauge(
+    "haic_eval_accuracy",
+    "Accuracy of an answerer on its latest QA set, per category; category 'average' is HAIC's mean of categories",
+    ["answerer", "setting", "category"],
+)
