@@ -36,6 +36,11 @@ class MllmResponseFormat(StrEnum):
     off = "off"  # the schema is only described in the prompt
 
 
+class QABackend(StrEnum):
+    templates = "templates"  # templates over the structured caption (embedded default)
+    llm = "llm"  # an OpenAI-compatible LLM (HAIC_MLLM_* endpoint) with HAIC-style instructions
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HAIC_", env_file=None, extra="ignore")
 
@@ -188,7 +193,25 @@ class Settings(BaseSettings):
         "json_object (llama-cpp-python) or off",
     )
 
-    @field_validator("api_keys", mode="before")
+    # --- QA generation (HAIC table 1's five categories, ActionArt's sub-tasks) and scoring (HAIC section 4.1) ---
+    qa_backend: QABackend = Field(QABackend.templates, description="QA backend: templates (default) or llm")
+    qa_per_category: int = Field(3, ge=1, description="Most items per category and clip")
+    qa_seed: int = Field(0, description="Seed of distractor choice and answer positions: same seed, same items")
+    qa_llm_max_tokens: int = Field(1500, ge=16, description="Most tokens the LLM QA backend may generate per clip")
+    scoring_answerers: Annotated[list[str], NoDecode] = Field(
+        ["caption-lexical", "random", "majority-letter"],
+        description="Answerers run on each QA set, comma separated (mllm: the HAIC_MLLM_* endpoint)",
+    )
+    scoring_bootstrap_samples: int = Field(1000, ge=100, description="Resamples of the 95% bootstrap interval")
+    scoring_seed: int = Field(0, description="Seed of the random answerer and of the bootstrap")
+    scoring_refusal_threshold: float = Field(
+        0.34,
+        ge=0,
+        le=1,
+        description="Caption-lexical answerer: refuses when no option's words are this covered by the caption",
+    )
+
+    @field_validator("api_keys", "scoring_answerers", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):

@@ -345,18 +345,22 @@ class QAItem(_message.Message):
     def __init__(self, item_id: _Optional[str] = ..., category: _Optional[_Union[QACategory, str]] = ..., question: _Optional[str] = ..., options: _Optional[_Iterable[str]] = ..., answer_index: _Optional[int] = ..., facts: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class QASet(_message.Message):
-    __slots__ = ("video_id", "span", "items", "backend", "produced_at")
+    __slots__ = ("video_id", "span", "items", "backend", "produced_at", "caption", "storage_uri")
     VIDEO_ID_FIELD_NUMBER: _ClassVar[int]
     SPAN_FIELD_NUMBER: _ClassVar[int]
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     PRODUCED_AT_FIELD_NUMBER: _ClassVar[int]
+    CAPTION_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_URI_FIELD_NUMBER: _ClassVar[int]
     video_id: str
     span: ClipSpan
     items: _containers.RepeatedCompositeFieldContainer[QAItem]
     backend: str
     produced_at: _timestamp_pb2.Timestamp
-    def __init__(self, video_id: _Optional[str] = ..., span: _Optional[_Union[ClipSpan, _Mapping]] = ..., items: _Optional[_Iterable[_Union[QAItem, _Mapping]]] = ..., backend: _Optional[str] = ..., produced_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    caption: Caption
+    storage_uri: str
+    def __init__(self, video_id: _Optional[str] = ..., span: _Optional[_Union[ClipSpan, _Mapping]] = ..., items: _Optional[_Iterable[_Union[QAItem, _Mapping]]] = ..., backend: _Optional[str] = ..., produced_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., caption: _Optional[_Union[Caption, _Mapping]] = ..., storage_uri: _Optional[str] = ...) -> None: ...
 
 class CategoryScore(_message.Message):
     __slots__ = ("category", "correct", "total", "accuracy")
@@ -371,7 +375,7 @@ class CategoryScore(_message.Message):
     def __init__(self, category: _Optional[_Union[QACategory, str]] = ..., correct: _Optional[int] = ..., total: _Optional[int] = ..., accuracy: _Optional[float] = ...) -> None: ...
 
 class ScoreRecord(_message.Message):
-    __slots__ = ("video_id", "span", "answerer", "setting", "categories", "average", "ci_low", "ci_high", "chance", "produced_at")
+    __slots__ = ("video_id", "span", "answerer", "setting", "categories", "average", "ci_low", "ci_high", "chance", "produced_at", "refused", "unparsed")
     VIDEO_ID_FIELD_NUMBER: _ClassVar[int]
     SPAN_FIELD_NUMBER: _ClassVar[int]
     ANSWERER_FIELD_NUMBER: _ClassVar[int]
@@ -382,6 +386,8 @@ class ScoreRecord(_message.Message):
     CI_HIGH_FIELD_NUMBER: _ClassVar[int]
     CHANCE_FIELD_NUMBER: _ClassVar[int]
     PRODUCED_AT_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
+    UNPARSED_FIELD_NUMBER: _ClassVar[int]
     video_id: str
     span: ClipSpan
     answerer: str
@@ -392,7 +398,9 @@ class ScoreRecord(_message.Message):
     ci_high: float
     chance: float
     produced_at: _timestamp_pb2.Timestamp
-    def __init__(self, video_id: _Optional[str] = ..., span: _Optional[_Union[ClipSpan, _Mapping]] = ..., answerer: _Optional[str] = ..., setting: _Optional[str] = ..., categories: _Optional[_Iterable[_Union[CategoryScore, _Mapping]]] = ..., average: _Optional[float] = ..., ci_low: _Optional[float] = ..., ci_high: _Optional[float] = ..., chance: _Optional[float] = ..., produced_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    refused: int
+    unparsed: int
+    def __init__(self, video_id: _Optional[str] = ..., span: _Optional[_Union[ClipSpan, _Mapping]] = ..., answerer: _Optional[str] = ..., setting: _Optional[str] = ..., categories: _Optional[_Iterable[_Union[CategoryScore, _Mapping]]] = ..., average: _Optional[float] = ..., ci_low: _Optional[float] = ..., ci_high: _Optional[float] = ..., chance: _Optional[float] = ..., produced_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., refused: _Optional[int] = ..., unparsed: _Optional[int] = ...) -> None: ...
 
 class DeadLetter(_message.Message):
     __slots__ = ("original_topic", "partition", "offset", "key", "payload", "error", "error_type", "attempts", "service", "failed_at")
