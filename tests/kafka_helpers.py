@@ -8,10 +8,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
-from google.protobuf.message import Message
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer
 
-from services.core.bus import Worker, decode
+from services.core.bus import Worker, decode, read_topic_to_end  # noqa: F401 - re-exported for the tests
 from services.core.settings import Settings
 
 T = TypeVar("T")
@@ -51,25 +50,6 @@ def read_topic(settings: Settings, topic: str, expected: int, timeout_s: float =
     finally:
         consumer.close()
     return records
-
-
-def read_topic_to_end(settings: Settings, topic: str) -> list[tuple[str, Message]]:
-    """Every message on the topic so far (key, decoded message), read without a consumer group."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers.split(","), enable_auto_commit=False)
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        end_offsets = consumer.end_offsets(partitions)
-        messages: list[tuple[str, Message]] = []
-        deadline = time.monotonic() + 20
-        while any(consumer.position(tp) < end_offsets[tp] for tp in partitions):
-            assert time.monotonic() < deadline, f"could not read {topic} to its end"
-            for records in consumer.poll(timeout_ms=200).values():
-                messages += [(r.key.decode(), decode(topic, r.value)) for r in records]
-        return messages
-    finally:
-        consumer.close()
 
 
 def wait_until(probe: Callable[[], T | None], timeout_s: float = 30.0, what: str = "condition") -> T:

@@ -120,6 +120,38 @@ def decode(topic: str, payload: bytes) -> Message:
     return message
 
 
+class TopicReadError(RuntimeError):
+    """A topic could not be read to its end (broker unreachable or not delivering)."""
+
+
+def read_topic_to_end(settings: Settings, topic: str, timeout_s: float = 60.0) -> list[tuple[str, Message]]:
+    """Every message on the topic up to its end offsets at the time of the call, as (key, decoded
+    message), without a consumer group: what `haic eval` and `haic export` read, and tests check.
+    Undecodable payloads are skipped with a warning (the producing service dead-letters its own)."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers.split(","), enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        if not partitions:
+            return []
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        end_offsets = consumer.end_offsets(partitions)
+        messages: list[tuple[str, Message]] = []
+        deadline = time.monotonic() + timeout_s
+        while any(consumer.position(tp) < end_offsets[tp] for tp in partitions):
+            if time.monotonic() > deadline:
+                raise TopicReadError(f"could not read {topic} to its end in {timeout_s:.0f} s")
+            for records in consumer.poll(timeout_ms=200).values():
+                for record in records:
+                    try:
+                        messages.append(((record.key or b"").decode(), decode(topic, record.value)))
+                    except PoisonMessageError as exc:
+                        log.warning("%s offset %d skipped: %s", topic, record.offset, exc)
+        return messages
+    finally:
+        consumer.close()
+
+
 def now_timestamp() -> Timestamp:
     ts = Timestamp()
     ts.GetCurrentTime()
