@@ -1,0 +1,497 @@
+"""`haic export`: training and benchmark files from the caption and QA topics.
+
+Reads haic.captions.v1 and haic.qa.v1 to their current end and writes, into one directory:
+
+- `haic_train.jsonl`: HAICTrain-style, one judge-passed caption per line (source video, span, caption
+  text and its structure);
+- `llava_video.json`: LLaVA-Video instruction-tuning conversations (`<video>` token, a detailed-caption
+  instruction, the caption as the answer);
+- `haic_bench.json`: HAICBench-style multiple-choice questions from QA sets whose caption passed the judge;
+- with `--clips`, `clips/<clip_id>.mp4`: each exported clip cut from its source and re-encoded (H.264,
+  yuv420p), with `clips/manifest.json` (clip id -> sha256, size, span, recipe).
+
+Deterministic: records are collapsed to the latest per clip id (redelivery and re-captioning repeat
+clips), sorted by video id, clip start and clip id, and written with a fixed key order, so a re-run
+over the same topics gives the same bytes. Resumable: every file is written to a temporary name and
+renamed, and clips already cut with the content the manifest records are not cut again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import av
+import av.error
+from google.protobuf.json_format import MessageToDict
+from tqdm import tqdm
+
+from haic.v1 import events_pb2
+from services.core import topics
+from services.core.bus import TopicReadError, read_topic_to_end
+from services.core.settings import Settings
+from services.core.storage import Storage, StorageError, open_storage
+
+log = logging.getLogger(__name__)
+
+TRAIN_FILE = "haic_train.jsonl"
+LLAVA_FILE = "llava_video.json"
+BENCH_FILE = "haic_bench.json"
+CLIPS_DIR = "clips"
+MANIFEST_FILE = "manifest.json"
+
+# LLaVA-Video's detailed-caption prompts ask for the whole clip; this one names HAIC's focus on people.
+CAPTION_INSTRUCTION = (
+    "Describe this video in detail: for each person, their appearance and their actions in time order, "
+    "and how the people interact."
+)
+LETTERS = "ABCD"
+_CATEGORY_PREFIX = "QA_CATEGORY_"
+
+# Encoder settings of the cut clips. One thread and no B-frames: x264 then gives the same bytes on
+# every run, which keeps re-runs byte-identical. Bump RECIPE when they change: the manifest compares it.
+_X264_OPTIONS = {"crf": "18", "preset": "medium", "threads": "1", "bf": "0"}
+RECIPE = "libx264 yuv420p " + " ".join(f"{k}={v}" for k, v in sorted(_X264_OPTIONS.items()))
+
+
+class ExportError(RuntimeError):
+    """The export could not be written (or one clip could not be cut: `clip_id` names it)."""
+
+    def __init__(self, message: str, clip_id: str = "") -> None:
+        super().__init__(message)
+        self.clip_id = clip_id
+
+
+class ClipCutError(ExportError):
+    """One clip could not be cut from its source (missing source, undecodable, empty span)."""
+
+
+@dataclass(frozen=True)
+class ClipFailure:
+    clip_id: str
+    source: str
+    reason: str
+
+
+@dataclass
+class ExportReport:
+    out_dir: Path
+    train_path: Path
+    llava_path: Path
+    bench_path: Path
+    manifest_path: Path | None = None
+    caption_records: int = 0  # records read from the topic, duplicates included
+    captions_superseded: int = 0  # older records of a clip replaced by its latest
+    captions_failed: int = 0  # latest caption of the clip failed the judge: left out
+    captions_invalid: int = 0  # records without a clip id
+    train_examples: int = 0
+    llava_examples: int = 0
+    qa_records: int = 0
+    qa_sets_superseded: int = 0
+    qa_sets_left_out: int = 0  # their caption did not pass the judge (or no clip id)
+    qa_items: int = 0
+    qa_items_invalid: int = 0  # not 4 options or an answer index outside them
+    clips_written: int = 0
+    clips_skipped: int = 0  # already cut with the content the manifest records
+    clip_failures: list[ClipFailure] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not self.clip_failures
+
+    def describe(self) -> str:
+        lines = [
+            f"exported to {self.out_dir}",
+            f"  {self.train_path.name}: {self.train_examples} captions from {self.caption_records} records "
+            f"({self.captions_failed} judge failures left out, {self.captions_superseded} superseded records "
+            f"collapsed, {self.captions_invalid} invalid)",
+            f"  {self.llava_path.name}: {self.llava_examples} conversations",
+            f"  {self.bench_path.name}: {self.qa_items} questions from {self.qa_records} QA records "
+            f"({self.qa_sets_left_out} sets left out: caption failed the judge, {self.qa_sets_superseded} "
+            f"superseded, {self.qa_items_invalid} invalid items)",
+        ]
+        if self.manifest_path is not None:
+            lines.append(
+                f"  {CLIPS_DIR}/: {self.clips_written} clips cut, {self.clips_skipped} already there, "
+                f"{len(self.clip_failures)} failed"
+            )
+            lines += [f"    {f.clip_id} ({f.source}): {f.reason}" for f in self.clip_failures]
+        return "\n".join(lines)
+
+
+# --- reading the topics ---
+
+
+def latest_per_clip(records: Iterable[tuple[str, Any]]) -> tuple[dict[str, Any], int]:
+    """The latest message per clip id (by produced_at, then by position: one clip's records share a key,
+    hence a partition, so position is offset order) and how many older records it replaced."""
+    chosen: dict[str, tuple[tuple[int, int, int], Any]] = {}
+    total = 0
+    for position, (_key, message) in enumerate(records):
+        total += 1
+        rank = (message.produced_at.seconds, message.produced_at.nanos, position)
+        if message.span.clip_id not in chosen or rank > chosen[message.span.clip_id][0]:
+            chosen[message.span.clip_id] = (rank, message)
+    return {clip: message for clip, (_, message) in chosen.items()}, total - len(chosen)
+
+
+def _with_clip_id(records: list[tuple[str, Any]], topic: str) -> tuple[list[tuple[str, Any]], int]:
+    """The records that name a clip, and how many did not (nothing to export them as)."""
+    kept = [(key, message) for key, message in records if message.span.clip_id]
+    if len(kept) < len(records):
+        log.warning("%s: %d records without a clip id skipped", topic, len(records) - len(kept))
+    return kept, len(records) - len(kept)
+
+
+def _order(message: Any) -> tuple[str, float, str]:
+    return (message.video_id, message.span.start_s, message.span.clip_id)
+
+
+def source_ref(uri: str) -> str:
+    """What the files name as the video: the local path of a file:// URI (what training loaders open),
+    any other URI (s3://) as it is."""
+    parsed = urlparse(uri)
+    return unquote(parsed.path) if parsed.scheme == "file" else uri
+
+
+def category_name(category: int) -> str:
+    """QA_CATEGORY_ACTION_SEQUENCE -> action_sequence."""
+    return events_pb2.QACategory.Name(category).removeprefix(_CATEGORY_PREFIX).lower()
+
+
+def _sorted_keys(value: Any) -> Any:
+    # Protobuf map fields (evidence signals) iterate in no guaranteed order.
+    if isinstance(value, dict):
+        return {k: _sorted_keys(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_keys(v) for v in value]
+    return value
+
+
+def caption_structure(caption: events_pb2.Caption) -> dict[str, Any]:
+    """The structured caption (subjects and interactions) as JSON; the judgement, storage and timing
+    stay out of training data."""
+    structured = events_pb2.Caption(subjects=caption.subjects, interactions=caption.interactions)
+    return _sorted_keys(MessageToDict(structured, preserving_proto_field_name=True))
+
+
+def _span(message: Any) -> tuple[float, float]:
+    return round(message.span.start_s, 3), round(message.span.end_s, 3)
+
+
+# --- records of the three files ---
+
+
+def train_record(caption: events_pb2.Caption, clip_path: str | None) -> dict[str, Any]:
+    start, end = _span(caption)
+    record: dict[str, Any] = {
+        "video": source_ref(caption.storage_uri),
+        "video_id": caption.video_id,
+        "clip_id": caption.span.clip_id,
+        "start": start,
+        "end": end,
+    }
+    if clip_path is not None:
+        record["clip"] = clip_path
+    record |= {"caption": caption.text, "structure": caption_structure(caption), "backend": caption.backend}
+    return record
+
+
+def llava_record(caption: events_pb2.Caption, clip_path: str | None) -> dict[str, Any]:
+    record: dict[str, Any] = {"id": caption.span.clip_id}
+    if clip_path is not None:
+        record["video"] = clip_path
+    else:
+        start, end = _span(caption)
+        record |= {"video": source_ref(caption.storage_uri), "start": start, "end": end}
+    record["conversations"] = [
+        {"from": "human", "value": "<video>\n" + CAPTION_INSTRUCTION},
+        {"from": "gpt", "value": caption.text},
+    ]
+    return record
+
+
+def bench_records(qa: events_pb2.QASet, clip_path: str | None) -> tuple[list[dict[str, Any]], int]:
+    """The set's valid items as HAICBench entries, and how many items were invalid."""
+    start, end = _span(qa)
+    records, invalid = [], 0
+    for item in qa.items:
+        if len(item.options) != len(LETTERS) or not 0 <= item.answer_index < len(LETTERS) or not item.question:
+            invalid += 1
+            log.warning("QA item %s of clip %s skipped: malformed", item.item_id, qa.span.clip_id)
+            continue
+        record: dict[str, Any] = {
+            "id": item.item_id,
+            "video_id": qa.video_id,
+            "clip_id": qa.span.clip_id,
+            "video": source_ref(qa.storage_uri or qa.caption.storage_uri),
+            "start": start,
+            "end": end,
+        }
+        if clip_path is not None:
+            record["clip"] = clip_path
+        record |= {
+            "question": item.question,
+            "options": [f"{letter}. {option}" for letter, option in zip(LETTERS, item.options, strict=True)],
+            "answer": LETTERS[item.answer_index],
+            "category": category_name(item.category),
+        }
+        records.append(record)
+    return records, invalid
+
+
+# --- writing files ---
+
+
+def write_atomic(path: Path, data: bytes) -> bool:
+    """Writes through a temporary file and a rename, so readers and re-runs never see half a file; an
+    identical file is left untouched. Returns whether the file changed."""
+    if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
+        return False
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return True
+
+
+def _json_bytes(value: Any) -> bytes:
+    return (json.dumps(value, ensure_ascii=False, indent=2) + "\n").encode()
+
+
+def _jsonl_bytes(values: Sequence[Any]) -> bytes:
+    return "".join(json.dumps(v, ensure_ascii=False) + "\n" for v in values).encode()
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --- cutting clips ---
+
+
+def _frame_time(frame: av.VideoFrame, stream: av.VideoStream) -> float:
+    time_base = frame.time_base or stream.time_base or Fraction(1, av.time_base)
+    return float(((frame.pts or 0) - (stream.start_time or 0)) * time_base)
+
+
+def cut_clip(source: Path, start_s: float, end_s: float, target: Path, clip_id: str = "") -> int:
+    """Decodes the frames shown in [start_s, end_s) and re-encodes them to an H.264 MP4 at `target`
+    (video only), written under a temporary name and renamed. Returns the number of frames."""
+    tmp = target.with_name(f".{target.stem}.{os.getpid()}.tmp.mp4")
+    frames = 0
+    try:
+        with av.open(str(source)) as container:
+            if not container.streams.video:
+                raise ClipCutError(f"{source} has no video stream", clip_id)
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"  # decoding threads do not change the decoded pixels
+            rate = stream.average_rate or stream.guessed_rate or Fraction(25)
+            half_frame = 0.5 / float(rate)
+            # yuv420p needs even dimensions
+            width, height = stream.codec_context.width & ~1, stream.codec_context.height & ~1
+            time_base = stream.time_base or Fraction(1, av.time_base)
+            container.seek(int(start_s / time_base) + (stream.start_time or 0), stream=stream, backward=True)
+            with av.open(str(tmp), "w", format="mp4") as out:
+                encoder = out.add_stream("libx264", rate=rate)
+                encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
+                encoder.options = dict(_X264_OPTIONS)
+                encoder.thread_count = 1
+                for frame in container.decode(stream):
+                    t = _frame_time(frame, stream)
+                    if t + half_frame < start_s:  # before the span: decoded from the keyframe on
+                        continue
+                    if t + half_frame >= end_s:
+                        break
+                    picture = frame.reformat(width=width, height=height, format="yuv420p")
+                    picture.pts, picture.time_base = frames, Fraction(1) / rate
+                    for packet in encoder.encode(picture):
+                        out.mux(packet)
+                    frames += 1
+                for packet in encoder.encode():
+                    out.mux(packet)
+        if frames == 0:
+            raise ClipCutError(f"no frame of {source} lies in {start_s:.3f}-{end_s:.3f} s", clip_id)
+        os.replace(tmp, target)
+    except av.error.FFmpegError as exc:
+        raise ClipCutError(f"{source}: {exc}", clip_id) from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+    return frames
+
+
+class ClipManifest:
+    """clips/manifest.json: what each clip file must be (sha256, size) and what it was cut from, so a
+    re-run skips the clips already there and re-cuts a truncated, altered or outdated one."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.entries: dict[str, dict[str, Any]] = {}
+        if path.is_file():
+            try:
+                loaded = json.loads(path.read_text())
+            except json.JSONDecodeError as exc:
+                log.warning("%s is unreadable (%s): every clip is verified by cutting it again", path, exc)
+            else:
+                if isinstance(loaded, dict):
+                    self.entries = loaded
+
+    @staticmethod
+    def expected(caption: events_pb2.Caption) -> dict[str, Any]:
+        start, end = _span(caption)
+        return {"source": caption.storage_uri, "start": start, "end": end, "recipe": RECIPE}
+
+    def is_current(self, caption: events_pb2.Caption, clip_file: Path) -> bool:
+        entry = self.entries.get(caption.span.clip_id)
+        if entry is None or not clip_file.is_file():
+            return False
+        if any(entry.get(k) != v for k, v in self.expected(caption).items()):
+            return False
+        return clip_file.stat().st_size == entry.get("size") and file_sha256(clip_file) == entry.get("sha256")
+
+    def record(self, caption: events_pb2.Caption, clip_file: Path) -> None:
+        entry = {"sha256": file_sha256(clip_file), "size": clip_file.stat().st_size} | self.expected(caption)
+        self.entries[caption.span.clip_id] = entry
+        # saved after every clip: an interrupted export loses at most the clip in progress
+        write_atomic(self.path, _json_bytes(_sorted_keys(self.entries)))
+
+
+def _cut_clips(
+    captions: Sequence[events_pb2.Caption], storage: Storage, clips_dir: Path, report: ExportReport, progress: bool
+) -> dict[str, str]:
+    """Cuts every caption's clip that is not already there; returns clip id -> path relative to the
+    output directory for the clips now present."""
+    clips_dir.mkdir(parents=True, exist_ok=True)
+    manifest = ClipManifest(clips_dir / MANIFEST_FILE)
+    report.manifest_path = manifest.path
+    present: dict[str, str] = {}
+    for caption in tqdm(captions, desc="cutting clips", unit="clip", disable=not progress):
+        clip_id = caption.span.clip_id
+        clip_file = clips_dir / f"{clip_id}.mp4"
+        relative = f"{CLIPS_DIR}/{clip_file.name}"
+        if manifest.is_current(caption, clip_file):
+            report.clips_skipped += 1
+            present[clip_id] = relative
+            continue
+        try:
+            with storage.local_path(caption.storage_uri) as source:
+                cut_clip(source, caption.span.start_s, caption.span.end_s, clip_file, clip_id)
+        except StorageError as exc:
+            report.clip_failures.append(ClipFailure(clip_id, caption.storage_uri, f"source unavailable: {exc}"))
+            continue
+        except ClipCutError as exc:
+            report.clip_failures.append(ClipFailure(clip_id, caption.storage_uri, str(exc)))
+            continue
+        manifest.record(caption, clip_file)
+        report.clips_written += 1
+        present[clip_id] = relative
+    return present
+
+
+# --- the export ---
+
+
+def run_export(settings: Settings, out_dir: Path, clips: bool, progress: bool = True) -> ExportReport:
+    """Reads the caption and QA topics to their end and writes the export into `out_dir`.
+
+    Raises TopicReadError when the broker cannot be read and ExportError when the directory cannot be
+    written; a clip that cannot be cut is recorded in the report and left out of llava_video.json (its
+    file would be missing), the rest is exported.
+    """
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(f"cannot create {out_dir}: {exc}") from exc
+    report = ExportReport(out_dir, out_dir / TRAIN_FILE, out_dir / LLAVA_FILE, out_dir / BENCH_FILE)
+
+    caption_records = read_topic_to_end(settings, topics.CAPTIONS)
+    report.caption_records = len(caption_records)
+    caption_records, report.captions_invalid = _with_clip_id(caption_records, topics.CAPTIONS)
+    latest, report.captions_superseded = latest_per_clip(caption_records)
+    passed: list[events_pb2.Caption] = []
+    for caption in latest.values():
+        if caption.judgement.passed:
+            passed.append(caption)
+        else:
+            report.captions_failed += 1
+    passed.sort(key=_order)
+
+    qa_records = read_topic_to_end(settings, topics.QA)
+    report.qa_records = len(qa_records)
+    qa_records, report.qa_sets_left_out = _with_clip_id(qa_records, topics.QA)
+    latest_qa, report.qa_sets_superseded = latest_per_clip(qa_records)
+    qa_sets: list[events_pb2.QASet] = []
+    for clip, qa in sorted(latest_qa.items(), key=lambda kv: _order(kv[1])):
+        # A QA set carries the caption it was generated from; older sets without one go by the topic's.
+        caption = qa.caption if qa.HasField("caption") else latest.get(clip)
+        if caption is not None and caption.judgement.passed:
+            qa_sets.append(qa)
+        else:
+            report.qa_sets_left_out += 1
+
+    clip_paths: dict[str, str] = {}
+    if clips:
+        clip_paths = _cut_clips(passed, open_storage(settings), out_dir / CLIPS_DIR, report, progress)
+
+    def clip_of(clip_id: str) -> str | None:
+        return clip_paths.get(clip_id) if clips else None
+
+    train = [train_record(c, clip_of(c.span.clip_id)) for c in passed]
+    # With --clips an entry names its clip file, so a clip that could not be cut has no entry.
+    llava = [llava_record(c, clip_of(c.span.clip_id)) for c in passed if not clips or c.span.clip_id in clip_paths]
+    bench: list[dict[str, Any]] = []
+    for qa in qa_sets:
+        records, invalid = bench_records(qa, clip_of(qa.span.clip_id))
+        bench += records
+        report.qa_items_invalid += invalid
+    report.train_examples, report.llava_examples, report.qa_items = len(train), len(llava), len(bench)
+
+    try:
+        write_atomic(report.train_path, _jsonl_bytes(train))
+        write_atomic(report.llava_path, _json_bytes(llava))
+        write_atomic(report.bench_path, _json_bytes(bench))
+    except OSError as exc:
+        raise ExportError(f"cannot write the export into {out_dir}: {exc}") from exc
+    return report
+
+
+# --- command line ---
+
+
+def add_export_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("out_dir", type=Path, help="directory to write the export into (created if missing)")
+    parser.add_argument(
+        "--clips", action="store_true", help=f"also cut each exported clip to {CLIPS_DIR}/<clip_id>.mp4 (H.264)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """0 when everything was exported, 1 when the export failed or some clips could not be cut."""
+    settings = Settings()
+    try:
+        report = run_export(settings, args.out_dir, clips=args.clips, progress=not args.no_progress)
+    except (TopicReadError, ExportError) as exc:
+        print(f"export failed: {exc}", file=sys.stderr)
+        return 1
+    print(report.describe())
+    return 0 if report.complete else 1
