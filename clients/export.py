@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -375,12 +376,42 @@ class ClipManifest:
         write_atomic(self.path, _json_bytes(_sorted_keys(self.entries)))
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, under another user
+        return True
+    return True
+
+
+# The temporary names write_atomic and cut_clip use: .<name>.<pid>.tmp and .<clip_id>.<pid>.tmp.mp4
+_TEMPORARY = re.compile(
+    r"^\.(?:haic_train\.jsonl|llava_video\.json|haic_bench\.json|manifest\.json|clip_\w+)"
+    r"\.(\d+)\.tmp(?:\.mp4)?$"
+)
+
+
+def remove_stale_temporaries(directory: Path) -> int:
+    """Removes the temporary files of exports killed before they could clean up (their pid is in the
+    name); those of a live export into the same directory stay. Returns how many were removed."""
+    removed = 0
+    for path in directory.glob(".*.tmp*"):
+        match = _TEMPORARY.match(path.name)
+        if match and int(match[1]) != os.getpid() and not _process_alive(int(match[1])):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 def _cut_clips(
     captions: Sequence[events_pb2.Caption], storage: Storage, clips_dir: Path, report: ExportReport, progress: bool
 ) -> dict[str, str]:
     """Cuts every caption's clip that is not already there; returns clip id -> path relative to the
     output directory for the clips now present."""
     clips_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(clips_dir)
     manifest = ClipManifest(clips_dir / MANIFEST_FILE)
     report.manifest_path = manifest.path
     present: dict[str, str] = {}
@@ -421,6 +452,7 @@ def run_export(settings: Settings, out_dir: Path, clips: bool, progress: bool = 
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ExportError(f"cannot create {out_dir}: {exc}") from exc
+    remove_stale_temporaries(out_dir)
     report = ExportReport(out_dir, out_dir / TRAIN_FILE, out_dir / LLAVA_FILE, out_dir / BENCH_FILE)
 
     caption_records = read_topic_to_end(settings, topics.CAPTIONS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import av
@@ -237,12 +238,22 @@ def test_clips_are_cut_verified_skipped_on_a_rerun_and_a_missing_source_is_repor
     assert rerun.clips_written == 0 and rerun.clips_skipped == 1 and len(rerun.clip_failures) == 1
     assert {p: (p.read_bytes(), untouched(p)) for p in files} == before
 
-    # a clip cut short (an interrupted copy, a damaged disk) no longer matches the manifest: cut again
+    # a clip cut short (an interrupted copy, a damaged disk) no longer matches the manifest: cut again;
+    # the temporary file of a killed export is swept, one of a running export stays
     clip_file.write_bytes(before[clip_file][0][:1000])
+    dead_pid = max(int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()) + 100_000
+    killed = out / "clips" / f".{missing.span.clip_id}.{dead_pid}.tmp.mp4"
+    running = out / "clips" / f".{missing.span.clip_id}.{os.getppid()}.tmp.mp4"
+    killed_json = out / f".{LLAVA_FILE}.{dead_pid}.tmp"
+    unrelated = out / f".notes.{dead_pid}.tmp"
+    for path in (killed, killed_json, unrelated):
+        path.write_bytes(b"half a file")
+    running.write_bytes(b"being written")
     repaired = run_export(settings, out, clips=True, progress=False)
     assert repaired.clips_written == 1 and repaired.clips_skipped == 0
     assert clip_file.read_bytes() == before[clip_file][0]  # the encoder settings give the same bytes again
-    assert not [p.name for p in (out / "clips").iterdir() if p.name.startswith(".")], "temporary files left"
+    assert [p.name for p in (out / "clips").iterdir() if p.name.startswith(".")] == [running.name]
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == [unrelated.name]
 
 
 def test_cmd_export_reads_the_environment_and_prints_the_report(
