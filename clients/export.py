@@ -482,7 +482,10 @@ def run_export(settings: Settings, out_dir: Path, clips: bool, progress: bool = 
 
     clip_paths: dict[str, str] = {}
     if clips:
-        clip_paths = _cut_clips(passed, open_storage(settings), out_dir / CLIPS_DIR, report, progress)
+        try:
+            clip_paths = _cut_clips(passed, open_storage(settings), out_dir / CLIPS_DIR, report, progress)
+        except OSError as exc:  # the output side (disk full, permissions): no later clip would fare better
+            raise ExportError(f"cannot write clips into {out_dir / CLIPS_DIR}: {exc}") from exc
 
     def clip_of(clip_id: str) -> str | None:
         return clip_paths.get(clip_id) if clips else None
