@@ -74,11 +74,15 @@ def submit_and_report(client: HaicClient, path: Path, description: str, source_u
     video = client.video(video_id)
     print(format_video(video))
     for clip in video.get("clips", []):
-        if clip.get("stage", "").startswith("captioner"):
-            detail = client.clip(clip["clip_id"])
+        if clip["verdict"] != "accepted":
+            continue
+        detail = client.clip(clip["clip_id"])
+        if detail.get("caption_text"):
             judged = {True: "judge passed", False: "judge failed"}.get(detail.get("caption_judge_passed"), "not judged")
             print(f"\n  caption of clip {clip['clip_index']} ({judged}):")
-            print("\n".join(f"    {line}" for line in (detail.get("caption_text") or "").splitlines()))
+            print("\n".join(f"    {line}" for line in detail["caption_text"].splitlines()))
+        if detail.get("qa_item_count"):
+            print(f"  {detail['qa_item_count']} QA items on haic.qa.v1 (haic eval scores them)")
     return 0
 
 
@@ -220,6 +224,18 @@ def cmd_models_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from clients.evaluate import cmd_eval as run_eval_command
+
+    return run_eval_command(args)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from clients.export import cmd_export as run_export_command
+
+    return run_export_command(args)
+
+
 def cmd_llm_server(args: argparse.Namespace) -> int:
     from services.captioner.local_llm import LocalLlmError, LocalLlmServer
 
@@ -282,6 +298,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("config", help="print the configuration table (HAIC_ variables)").set_defaults(func=cmd_config)
     sub.add_parser("protos", help="regenerate the Python contracts from protos/").set_defaults(func=cmd_protos)
+
+    evaluation = sub.add_parser("eval", help="score answerers on every QA set so far: a per-category leaderboard")
+    evaluation.add_argument(
+        "--answerer",
+        action="append",
+        help="caption-lexical, random, majority-letter or mllm (repeatable; default: HAIC_SCORING_ANSWERERS)",
+    )
+    evaluation.add_argument("--setting", choices=["caption", "standard"], default="caption")
+    evaluation.add_argument("--json", metavar="FILE", help="also write the leaderboard as JSON")
+    evaluation.add_argument("--no-publish", action="store_true", help="do not publish the results to haic.scores.v1")
+    evaluation.add_argument("--no-progress", action="store_true")
+    evaluation.set_defaults(func=cmd_eval)
+
+    export = sub.add_parser(
+        "export", help="write HAICTrain JSONL, LLaVA-Video JSON and HAICBench QA JSON (and the clips) from the topics"
+    )
+    export.add_argument("out_dir", type=Path, help="directory to write the export into (created if missing)")
+    export.add_argument("--clips", action="store_true", help="also cut each exported clip to clips/<clip_id>.mp4")
+    export.add_argument("--no-progress", action="store_true", help="no progress bar")
+    export.set_defaults(func=cmd_export)
 
     llm = sub.add_parser(
         "llm-server", help="serve SmolLM2 on a local OpenAI-compatible endpoint (for trying the mllm backend)"

@@ -512,14 +512,6 @@ def run_export(settings: Settings, out_dir: Path, clips: bool, progress: bool = 
 # --- command line ---
 
 
-def add_export_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("out_dir", type=Path, help="directory to write the export into (created if missing)")
-    parser.add_argument(
-        "--clips", action="store_true", help=f"also cut each exported clip to {CLIPS_DIR}/<clip_id>.mp4 (H.264)"
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
 def cmd_export(args: argparse.Namespace) -> int:
     """0 when everything was exported, 1 when the export failed or some clips could not be cut."""
     settings = Settings()

@@ -53,6 +53,8 @@ class StackPorts:
             "filter": ServicePorts(grpc=50051, metrics=9101),
             "pose": ServicePorts(grpc=50052, metrics=9102),
             "captioner": ServicePorts(grpc=50053, metrics=9103),
+            "qagen": ServicePorts(grpc=50054, metrics=9104),
+            "scoring": ServicePorts(grpc=50055, metrics=9105),
         }
     )
 
@@ -68,7 +70,7 @@ class StackPorts:
 
 
 # The worker services, in start order; later services join here.
-WORKER_SERVICES: tuple[str, ...] = ("filter", "pose", "captioner")
+WORKER_SERVICES: tuple[str, ...] = ("filter", "pose", "captioner", "qagen", "scoring")
 
 
 def ensure_api_key(settings: Settings) -> str:

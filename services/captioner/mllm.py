@@ -186,11 +186,16 @@ class ChatEndpoint:
         return None
 
     def complete(
-        self, clip_id: str, messages: list[dict[str, Any]], schema_name: str, schema: dict[str, Any], max_tokens: int
+        self,
+        clip_id: str,
+        messages: list[dict[str, Any]],
+        schema_name: str,
+        schema: dict[str, Any] | None,
+        max_tokens: int,
     ) -> str:
-        """The answer's text ("" when the endpoint gave no choice)."""
+        """The answer's text ("" when the endpoint gave no choice); `schema` None asks for free text."""
         extra: dict[str, Any] = {}
-        response_format = self.response_format(schema_name, schema)
+        response_format = self.response_format(schema_name, schema) if schema is not None else None
         if response_format is not None:
             extra["response_format"] = response_format
         started = time.perf_counter()

@@ -73,8 +73,8 @@ class Settings(BaseSettings):
         "", description="Catalog database URL: sqlite (default <data_dir>/catalog.db) or postgresql+psycopg://"
     )
     catalog_final_stage: str = Field(
-        "captioner",
-        description="Last stage deployed: a video is settled when every clip has passed it or was rejected",
+        "qagen",
+        description="Last curation stage deployed: a video is settled when every clip has passed it or was rejected",
     )
 
     # --- gateway ---

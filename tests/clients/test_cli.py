@@ -121,7 +121,7 @@ def test_up_stops_every_child_on_sigterm(tmp_path: Path) -> None:
             if "stack is up" in line:
                 break
         children = _children(launcher.pid)
-        assert len(children) == 6  # broker, Triton, gateway, filter, pose, captioner
+        assert len(children) == 8  # broker, Triton, gateway, filter, pose, captioner, qagen, scoring
         tree = [p for p in process_tree(launcher.pid) if p.pid != launcher.pid]
         assert "tritonserver" in {p.name for p in tree}
         launcher.send_signal(signal.SIGTERM)

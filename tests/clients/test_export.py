@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from pathlib import Path
@@ -12,13 +11,12 @@ import numpy as np
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from clients.cli import main
 from clients.export import (
     BENCH_FILE,
     CAPTION_INSTRUCTION,
     LLAVA_FILE,
     TRAIN_FILE,
-    add_export_arguments,
-    cmd_export,
     run_export,
 )
 from haic.v1 import events_pb2
@@ -256,16 +254,14 @@ def test_clips_are_cut_verified_skipped_on_a_rerun_and_a_missing_source_is_repor
     assert [p.name for p in out.iterdir() if p.name.startswith(".")] == [unrelated.name]
 
 
-def test_cmd_export_reads_the_environment_and_prints_the_report(
+def test_haic_export_reads_the_environment_and_prints_the_report(
     kafka_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     produce(kafka_settings, [make_caption(VIDEO_A, 1.0, 7.0, "One clip.")], [])
     monkeypatch.setenv("HAIC_KAFKA_BOOTSTRAP_SERVERS", kafka_settings.kafka_bootstrap_servers)
     monkeypatch.setenv("HAIC_DATA_DIR", str(tmp_path / "haic"))
-    parser = argparse.ArgumentParser()
-    add_export_arguments(parser)
     out = tmp_path / "export"
-    assert cmd_export(parser.parse_args([str(out), "--no-progress"])) == 0
+    assert main(["export", str(out), "--no-progress"]) == 0
     printed = capsys.readouterr().out
     assert f"{TRAIN_FILE}: 1 captions" in printed and f"{BENCH_FILE}: 0 questions" in printed
     assert len(load(out)[0]) == 1

@@ -1,0 +1,98 @@
+"""The QA generator: one judge-passed caption in, one validated QA set out, for Kafka and gRPC alike."""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+
+from haic.v1 import events_pb2, qagen_pb2, qagen_pb2_grpc
+from services.captioner.mllm import ChatEndpoint
+from services.core import metrics, topics
+from services.core.bus import Event, Handler, Output, PoisonMessageError, now_timestamp
+from services.core.settings import QABackend, Settings
+from services.qagen import templates
+from services.qagen.llm_backend import BACKEND as BACKEND_LLM
+from services.qagen.llm_backend import LlmQABackend
+from services.qagen.templates import CATEGORY_SLUGS
+
+log = logging.getLogger(__name__)
+
+SERVICE = "qagen"
+
+
+class CaptionNotUsableError(PoisonMessageError):
+    """The event is not a caption the generator can use (no clip id, no subjects)."""
+
+    def __init__(self, clip_id: str, message: str) -> None:
+        super().__init__(f"clip {clip_id or '<no id>'}: {message}")
+        self.clip_id = clip_id
+
+
+class ClipQAGenerator:
+    def __init__(self, settings: Settings, endpoint: ChatEndpoint | None = None) -> None:
+        self.settings = settings
+        self.endpoint = None
+        self.llm = None
+        if settings.qa_backend == QABackend.llm:
+            self.endpoint = endpoint or ChatEndpoint(settings)
+            self.llm = LlmQABackend(settings, self.endpoint)
+
+    def close(self) -> None:
+        if self.endpoint is not None:
+            self.endpoint.close()
+
+    def generate(self, caption: events_pb2.Caption, per_category: int = 0) -> tuple[events_pb2.QASet, list[str]]:
+        """The QA set of a judge-passed caption, and the items the validator dropped (LLM backend)."""
+        clip_id = caption.span.clip_id
+        if not clip_id or not caption.subjects:
+            raise CaptionNotUsableError(clip_id, "a caption with a clip id and subjects is needed")
+        per_category = per_category or self.settings.qa_per_category
+        if self.llm is None:
+            items = templates.generate_items(caption, seed=self.settings.qa_seed, per_category=per_category)
+            backend, dropped = templates.BACKEND, []
+        else:
+            items, dropped = self.llm.generate(caption, per_category)
+            backend = f"{BACKEND_LLM}:{self.settings.mllm_model}"
+        for item in items:
+            metrics.QA_ITEMS.labels(CATEGORY_SLUGS.get(item.category, "unspecified"), backend).inc()
+        qa = events_pb2.QASet(
+            video_id=caption.video_id,
+            span=caption.span,
+            items=items,
+            backend=backend,
+            produced_at=now_timestamp(),
+            caption=caption,
+            storage_uri=caption.storage_uri,
+        )
+        log.info("clip %s: %d QA items (%s), %d dropped", clip_id, len(items), backend, len(dropped))
+        return qa, dropped
+
+
+def make_handler(generator: ClipQAGenerator) -> Handler:
+    def handle(event: Event) -> list[Output]:
+        caption = event.message
+        if not isinstance(caption, events_pb2.Caption):
+            raise PoisonMessageError(f"{event.topic} carried {type(caption).__name__}, not Caption")
+        if not caption.judgement.passed:
+            return []  # failed captions stay on their topic for inspection; no QA rests on them
+        qa, _ = generator.generate(caption)
+        return [Output(topics.QA, caption.video_id, qa)]
+
+    return handle
+
+
+class QAGeneratorServicer(qagen_pb2_grpc.QAGeneratorServicer):
+    def __init__(self, generator: ClipQAGenerator) -> None:
+        self._generator = generator
+
+    def Generate(  # the name is fixed by the generated servicer
+        self, request: qagen_pb2.GenerateRequest, context: grpc.ServicerContext
+    ) -> qagen_pb2.GenerateResponse:
+        if not request.caption.judgement.passed:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, "the caption did not pass the judge")
+        try:
+            qa, dropped = self._generator.generate(request.caption, request.per_category)
+        except CaptionNotUsableError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        return qagen_pb2.GenerateResponse(qa=qa, dropped=dropped)
