@@ -52,11 +52,16 @@ lint: install
 
 # The catalog's PostgreSQL tests start a throwaway server from Debian's postgresql package; installed
 # here when missing and this runs as root with apt (otherwise those tests are skipped, and say so).
+# The same for Debian's prometheus package (prometheus and promtool), used by tests/deploy.
 system-deps:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; } || \
 	  echo "PostgreSQL server not installed: its catalog tests will be skipped"
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; } || \
+	  echo "Prometheus not installed: the promtool and live Prometheus tests (tests/deploy) will be skipped"
 
 # Unit tests, tests against a real tansu broker and PostgreSQL, and the end-to-end test of the stack.
 test: lint system-deps
