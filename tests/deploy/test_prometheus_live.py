@@ -129,6 +129,8 @@ def test_prometheus_sees_the_funnel_move(
                 "the funnel to reach the captions",
             )
             assert after[topics.VIDEOS] == 1 and after[topics.CAPTIONS] >= 1, after
+            if "qagen" in stack.ports.services:  # the last stage of the local stack once QA generation runs
+                wait_for(lambda: funnel(address).get(topics.QA, 0) >= 1, 30, "QA sets in the funnel")
             # the recording rules evaluate on the live series (their groups run every 15 s). Their value may
             # still be 0: a labelled counter appears at its first increment, which rate() cannot see.
             recorded = f'topic:haic_messages_produced:rate5m{{topic="{topics.CAPTIONS}"}}'
