@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from services.captioner.local_llm import LocalLlmServer
 from services.core.broker import EmbeddedBroker, free_port
 from services.core.settings import Settings
 
@@ -60,3 +61,10 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
 @pytest.fixture
 def kafka_settings(broker: EmbeddedBroker, make_settings: Callable[..., Settings]) -> Settings:
     return make_settings(kafka_bootstrap_servers=broker.bootstrap_servers, retry_backoff_s=0.05)
+
+
+@pytest.fixture(scope="session")
+def local_llm() -> Iterator[LocalLlmServer]:
+    """The real OpenAI-compatible server (llama-cpp-python + SmolLM2 from .venv-llm), one per session."""
+    with LocalLlmServer() as server:
+        yield server

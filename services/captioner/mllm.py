@@ -281,7 +281,9 @@ def clip_frames(clip: events_pb2.ClipVerdict, video: Path, count: int, width: in
     """`count` frames at the centres of equal slices of the clip, RGB, `width` pixels wide."""
     start, end = clip.span.start_s, clip.span.end_s
     times = [start + (end - start) * (i + 0.5) / count for i in range(count)]
-    with VideoReader(video, VideoInfo.from_proto(clip.info)) as reader:
+    # Without the probe the event carried (e.g. a QA set's clip), the reader probes the file itself.
+    info = VideoInfo.from_proto(clip.info) if clip.info.fps > 0 else None
+    with VideoReader(video, info) as reader:
         return list(reader.frames_at(times, width=width))
 
 

@@ -196,6 +196,21 @@ class Settings(BaseSettings):
     # --- QA generation (HAIC table 1's five categories, ActionArt's sub-tasks) and scoring (HAIC section 4.1) ---
     qa_backend: QABackend = Field(QABackend.templates, description="QA backend: templates (default) or llm")
     qa_per_category: int = Field(3, ge=1, description="Most items per category and clip")
+    qa_categories: Annotated[list[str], NoDecode] = Field(
+        [
+            "interaction",
+            "action_details",
+            "action_sequence",
+            "count",
+            "attribute",
+            "moving_direction",
+            "temporal_localization",
+            "local_posture",
+            "global_posture",
+            "human_object_interaction",
+        ],
+        description="QA categories generated, comma separated: HAIC's five, then ActionArt's",
+    )
     qa_seed: int = Field(0, description="Seed of distractor choice and answer positions: same seed, same items")
     qa_llm_max_tokens: int = Field(1500, ge=16, description="Most tokens the LLM QA backend may generate per clip")
     scoring_answerers: Annotated[list[str], NoDecode] = Field(
@@ -211,7 +226,7 @@ class Settings(BaseSettings):
         description="Caption-lexical answerer: refuses when no option's words are this covered by the caption",
     )
 
-    @field_validator("api_keys", "scoring_answerers", mode="before")
+    @field_validator("api_keys", "scoring_answerers", "qa_categories", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):

@@ -64,6 +64,7 @@ def items_schema(categories: list[str], max_items: int) -> dict[str, Any]:
     item = schema["$defs"]["ItemOut"]
     item["properties"]["category"] = {"type": "string", "enum": categories}
     item["properties"]["options"]["items"] = {"type": "string"}
+    schema["properties"]["items"]["minItems"] = 1  # an empty list would be valid JSON and say nothing
     schema["properties"]["items"]["maxItems"] = max_items
     for definition in [schema, *schema["$defs"].values()]:
         definition["required"] = list(definition["properties"])
@@ -90,7 +91,7 @@ class LlmQABackend:
 
     def generate(self, caption: events_pb2.Caption, per_category: int) -> tuple[list[events_pb2.QAItem], list[str]]:
         """The validated items (answer positions rebalanced) and the dropped ones as "reason: question"."""
-        slugs = sorted(self.categories)
+        slugs = [slug for slug in self.settings.qa_categories if slug in self.categories]
         messages = build_messages(caption, slugs)
         schema = items_schema(slugs, per_category * len(slugs))
         clip_id = caption.span.clip_id

@@ -34,6 +34,11 @@ class ClipQAGenerator:
         self.settings = settings
         self.endpoint = None
         self.llm = None
+        by_slug = {slug: number for number, slug in CATEGORY_SLUGS.items()}
+        unknown = [slug for slug in settings.qa_categories if slug not in by_slug]
+        if unknown:
+            raise ValueError(f"unknown QA categories {unknown}; known: {', '.join(by_slug)}")
+        self._categories = [by_slug[slug] for slug in settings.qa_categories]
         if settings.qa_backend == QABackend.llm:
             self.endpoint = endpoint or ChatEndpoint(settings)
             self.llm = LlmQABackend(settings, self.endpoint)
@@ -49,7 +54,9 @@ class ClipQAGenerator:
             raise CaptionNotUsableError(clip_id, "a caption with a clip id and subjects is needed")
         per_category = per_category or self.settings.qa_per_category
         if self.llm is None:
-            items = templates.generate_items(caption, seed=self.settings.qa_seed, per_category=per_category)
+            items = templates.generate_items(
+                caption, seed=self.settings.qa_seed, per_category=per_category, categories=self._categories
+            )
             backend, dropped = templates.BACKEND, []
         else:
             items, dropped = self.llm.generate(caption, per_category)

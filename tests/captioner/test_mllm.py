@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -140,12 +139,6 @@ def test_an_unreachable_endpoint_leaves_the_clip_waiting(juggle: events_pb2.Clip
 
 
 # --- against the real local server ---
-
-
-@pytest.fixture(scope="module")
-def local_llm() -> Iterator[LocalLlmServer]:
-    with LocalLlmServer() as server:
-        yield server
 
 
 class RecordedRequests:
