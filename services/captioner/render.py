@@ -22,6 +22,8 @@ NUMBERS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight",
 TIME_MARKERS = ("Initially", "then", "finally")
 
 _THROUGHOUT_SHARE = 0.6  # an action lasting this share of the clip is told "Throughout the clip"
+# Third-person forms whose "they" form the suffix rules get wrong ("lies" is not "ly").
+_IRREGULAR_PLURALS = {"lies": "lie", "dies": "die", "ties": "tie", "goes": "go", "does": "do", "has": "have"}
 _PRONOUNS = {"male": ("he", "his"), "female": ("she", "her")}
 
 
@@ -41,10 +43,15 @@ def describe_person(attributes: events_pb2.SubjectAttributes) -> str:
     parts = [f"{g.color} {g.item}".strip() for g in attributes.clothing if g.item]
     text = f"{article} {head}"
     if parts:
-        text += " wearing " + _join([f"a {p}" if not p.endswith("s") else p for p in parts])
+        text += " wearing " + _join([p if _is_plural(p) else f"a {p}" for p in parts])
     if attributes.accessories:
         text += " with " + _join(list(attributes.accessories))
     return text
+
+
+def _is_plural(garment: str) -> bool:
+    """'navy trousers', 'red shorts' take no article; 'a green dress' does."""
+    return garment.endswith("s") and not garment.endswith("ss")
 
 
 def _join(items: Sequence[str]) -> str:
@@ -62,7 +69,9 @@ def _personal(phrase: str, gender: str) -> str:
 def _plural_verb(phrase: str) -> str:
     """'raises their arm' -> 'raise their arm' for the pronoun 'they'."""
     verb, _, rest = phrase.partition(" ")
-    if verb.endswith("ies"):
+    if verb in _IRREGULAR_PLURALS:
+        verb = _IRREGULAR_PLURALS[verb]
+    elif verb.endswith("ies") and len(verb) > 4:
         verb = verb[:-3] + "y"
     elif verb.endswith(("shes", "ches", "sses", "xes")):
         verb = verb[:-2]

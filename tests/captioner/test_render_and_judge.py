@@ -7,7 +7,7 @@ import pytest
 
 from haic.v1 import events_pb2
 from services.captioner.judge import judge_caption
-from services.captioner.render import render_caption
+from services.captioner.render import describe_person, render_actions, render_caption
 
 W, H = 1280, 720
 STANDING = np.array(
@@ -140,3 +140,18 @@ def test_counts_are_checked_against_the_pose_grounded_count_within_a_tolerance()
     assert not off_by_three.passed and "count_mismatch" in off_by_three.reasons
     close = {0: [events_pb2.Action(start_s=0.0, end_s=2.0, body_part="right arm", repetitions=3)]}
     assert judge(caption([WAVER]), [track(0, True)], reference_actions=close).passed
+
+
+def test_garment_articles_and_irregular_verbs_read_as_english() -> None:
+    dressed = events_pb2.SubjectAttributes(
+        clothing=[events_pb2.Garment(item="dress", color="green"), events_pb2.Garment(item="shorts", color="red")]
+    )
+    assert describe_person(dressed) == "a person wearing a green dress and red shorts"
+    subject = events_pb2.Subject(
+        actions=[
+            events_pb2.Action(start_s=0, end_s=1, verb_phrase="lies down"),
+            events_pb2.Action(start_s=2, end_s=3, verb_phrase="carries the ball"),
+            events_pb2.Action(start_s=4, end_s=5, verb_phrase="goes away"),
+        ]
+    )
+    assert render_actions(subject) == "Initially, they lie down, then carry the ball, finally go away."
