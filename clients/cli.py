@@ -307,6 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluation.add_argument("--setting", choices=["caption", "standard"], default="caption")
     evaluation.add_argument("--json", metavar="FILE", help="also write the leaderboard as JSON")
+    evaluation.add_argument(
+        "--caption-backend",
+        metavar="BACKEND",
+        help="caption quality: answer from this backend's captions (e.g. mllm:MODEL) instead of the QA's own",
+    )
     evaluation.add_argument("--no-publish", action="store_true", help="do not publish the results to haic.scores.v1")
     evaluation.add_argument("--no-progress", action="store_true")
     evaluation.set_defaults(func=cmd_eval)
