@@ -27,6 +27,7 @@ def main() -> None:
                     "haic.v1.Captioner",
                 )
             ],
+            output_topics=[topics.CAPTIONS],
         )
     finally:
         captioner.close()

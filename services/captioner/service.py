@@ -47,6 +47,9 @@ class ClipCaptioner:
             if self.endpoint is not None and settings.captioner_backend == CaptionerBackend.mllm
             else None
         )
+        backend = self.mllm.backend if self.mllm is not None else pose_grounded.BACKEND
+        for verdict in ("passed", "failed"):  # from zero, so the judge pass rate has both series at once
+            metrics.CAPTIONS.labels(backend, verdict)
 
     def close(self) -> None:
         if self.endpoint is not None:

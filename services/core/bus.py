@@ -234,10 +234,18 @@ class Worker:
         group_id: str | None = None,
         offset_store: OffsetStore | None = None,
         producer: EventProducer | None = None,
+        output_topics: Iterable[str] = (),
     ) -> None:
+        """`output_topics`: where the handler may produce; their counters start at zero, as do the input
+        topics', so Prometheus' rate() sees a series' first events too."""
         self.settings = settings
         self.service = service
         self.input_topics = list(input_topics)
+        for topic in self.input_topics:
+            for counter in (metrics.MESSAGES_CONSUMED, metrics.MESSAGES_FAILED, metrics.MESSAGES_DEAD_LETTERED):
+                counter.labels(service, topic)
+        for topic in [*output_topics, topics.DEADLETTER]:
+            metrics.MESSAGES_PRODUCED.labels(service, topic)
         self.handler = handler
         self.group_id = group_id or f"haic-{service}"
         self.offset_store = offset_store

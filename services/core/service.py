@@ -23,11 +23,12 @@ def run_service(
     input_topics: Iterable[str],
     handler: Handler,
     registrations: Iterable[ServiceRegistration],
+    output_topics: Iterable[str] = (),
 ) -> None:
     configure_logging(name)
     start_metrics_server(settings.metrics_port)
     server = GrpcServer(registrations, settings.grpc_port)
-    worker = Worker(settings, name, input_topics, handler)
+    worker = Worker(settings, name, input_topics, handler, output_topics=output_topics)
     worker.install_signal_handlers()
     server.start()
     log.info("%s started: gRPC %d, metrics %d", name, server.port, settings.metrics_port)

@@ -21,6 +21,7 @@ def main() -> None:
         [topics.VIDEOS],
         make_handler(settings, storage),
         [ServiceRegistration(filter_pb2_grpc.add_FilterServiceServicer_to_server, servicer, "haic.v1.FilterService")],
+        output_topics=[topics.CLIPS_CANDIDATE, topics.CLIPS_REJECTED],
     )
 
 

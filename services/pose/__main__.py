@@ -32,6 +32,7 @@ def main() -> None:
                 pose_pb2_grpc.add_PoseServiceServicer_to_server, PoseServicer(analyzer), "haic.v1.PoseService"
             )
         ],
+        output_topics=[topics.CLIPS_ACCEPTED, topics.CLIPS_REJECTED],
     )
 
 

@@ -26,6 +26,7 @@ def main() -> None:
                     "haic.v1.QAGenerator",
                 )
             ],
+            output_topics=[topics.QA],
         )
     finally:
         generator.close()

@@ -42,6 +42,9 @@ class ClipQAGenerator:
         if settings.qa_backend == QABackend.llm:
             self.endpoint = endpoint or ChatEndpoint(settings)
             self.llm = LlmQABackend(settings, self.endpoint)
+        backend = templates.BACKEND if self.llm is None else f"{BACKEND_LLM}:{settings.mllm_model}"
+        for slug in settings.qa_categories:  # from zero, so rate() sees each category's first items
+            metrics.QA_ITEMS.labels(slug, backend)
 
     def close(self) -> None:
         if self.endpoint is not None:
@@ -60,7 +63,7 @@ class ClipQAGenerator:
             backend, dropped = templates.BACKEND, []
         else:
             items, dropped = self.llm.generate(caption, per_category)
-            backend = f"{BACKEND_LLM}:{self.settings.mllm_model}"
+            backend = f"{BACKEND_LLM}:{self.settings.mllm_model}"  # as counted from zero in __init__
         for item in items:
             metrics.QA_ITEMS.labels(CATEGORY_SLUGS.get(item.category, "unspecified"), backend).inc()
         qa = events_pb2.QASet(

@@ -28,6 +28,7 @@ def main() -> None:
                     "haic.v1.Scoring",
                 )
             ],
+            output_topics=[topics.SCORES],
         )
     finally:
         answerers.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from kafka import KafkaProducer
+from prometheus_client import REGISTRY
 
 from haic.v1 import events_pb2
 from services.core import topics
@@ -180,3 +181,16 @@ def test_sigterm_mid_message_loses_nothing_and_duplicates_nothing(kafka_settings
     assert sorted(k for k, _ in outputs) == keys  # every input exactly once
     # The first worker finished the message it was in when signalled, so nothing was processed twice.
     assert marker.read_text().count("start") == len(keys) >= started_before_stop
+
+
+def test_a_workers_counters_start_at_zero(kafka_settings: Settings) -> None:
+    """Prometheus' rate() misses a series' first step: every counter a worker will move exists from the start."""
+    Worker(kafka_settings, "zero-test", [topics.VIDEOS], lambda event: [], output_topics=[topics.CAPTIONS])
+    for name, topic in [
+        ("haic_messages_consumed_total", topics.VIDEOS),
+        ("haic_messages_failed_total", topics.VIDEOS),
+        ("haic_messages_dead_lettered_total", topics.VIDEOS),
+        ("haic_messages_produced_total", topics.CAPTIONS),
+        ("haic_messages_produced_total", topics.DEADLETTER),
+    ]:
+        assert REGISTRY.get_sample_value(name, {"service": "zero-test", "topic": topic}) == 0.0, (name, topic)
