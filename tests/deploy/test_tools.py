@@ -8,6 +8,7 @@ import subprocess
 import tomllib
 
 import yaml
+from compose_spec import PyCompose
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -98,3 +99,29 @@ def test_compose_matches_services_and_scrape_config() -> None:
         source = volume.split(":")[0]
         if source.startswith(".."):
             assert (DOCKER / source).exists(), source
+
+
+# Compose's interpolation, for validation: ${VAR:-default} and ${VAR-default} take the default, a required
+# ${VAR:?message} (and a bare ${VAR}) a placeholder, as with those variables set in the environment.
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
+
+
+def test_compose_file_follows_the_compose_specification() -> None:
+    """The compose_spec parser (PyPI compose-spec, Rust compose_spec) checks every field against the Compose
+    Specification. It neither interpolates nor resolves YAML merge keys, so both are done first, as Compose
+    itself does."""
+    text = _VARIABLE.sub(
+        lambda m: m.group(3) if m.group(2) in (":-", "-") else "placeholder", (DOCKER / "compose.yaml").read_text()
+    )
+    resolved = yaml.safe_dump(yaml.safe_load(text))
+    compose = PyCompose.from_yaml(resolved)
+    assert set(SERVICES) <= set(compose.service_names())
+    # the parser is strict: a wrong restart policy is refused
+    broken = resolved.replace("restart: unless-stopped", "restart: sometimes", 1)
+    assert broken != resolved
+    try:
+        PyCompose.from_yaml(broken)
+    except ValueError as exc:
+        assert "restart" in str(exc)
+    else:
+        raise AssertionError("compose_spec accepted an invalid restart policy")
