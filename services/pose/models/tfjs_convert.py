@@ -45,6 +45,7 @@ import onnxruntime as ort
 import tensorflow as tf
 import tf2onnx
 from google.protobuf import json_format
+from onnx import numpy_helper
 
 OPSET = 17
 # IR version 8 is the one ONNX 1.12 paired with opset 17. onnxruntime refuses models stamped with a newer
@@ -406,6 +407,44 @@ def to_onnx(graph: tf.Graph, outputs: list[str]) -> onnx.ModelProto:
     return model_proto
 
 
+def drop_identity_reshapes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Removes Reshape nodes that keep their input's shape ([-1 or 0, C, H, W] onto [N, C, H, W]).
+
+    tf2onnx removes such reshapes in some runs and keeps them in others (seen on the detector's
+    squeeze-excite blocks: 320 or 321 nodes from the same input), so the same conversion wrote different
+    bytes; removing every one of them here makes it write the same graph each time, a smaller one too.
+    Only reshapes whose non-batch dims are all known and equal to the target's are removed.
+    """
+    graph = model.graph
+    inferred = onnx.shape_inference.infer_shapes(model)
+    shapes: dict[str, list[int | None]] = {}
+    for value in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        shapes[value.name] = [d.dim_value if d.HasField("dim_value") else None for d in dims]
+    constants = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    graph_outputs = {o.name for o in graph.output}
+    replaced: dict[str, str] = {}
+    kept = []
+    for node in graph.node:
+        node.input[:] = [replaced.get(x, x) for x in node.input]
+        if node.op_type == "Reshape" and node.input[1] in constants and node.output[0] not in graph_outputs:
+            target = constants[node.input[1]].tolist()
+            shape = shapes.get(node.input[0])
+            same = (
+                shape is not None
+                and len(shape) == len(target)
+                and target[0] in (-1, 0)
+                and all(s is not None and s == t for s, t in zip(shape[1:], target[1:], strict=True))
+            )
+            if same:
+                replaced[node.output[0]] = node.input[0]
+                continue
+        kept.append(node)
+    del graph.node[:]
+    graph.node.extend(kept)
+    return model
+
+
 def canonical_names(model: onnx.ModelProto) -> onnx.ModelProto:
     """Renames nodes, intermediate tensors and initializers by their position in the graph.
 
@@ -635,7 +674,7 @@ def convert(job: dict, rtol: float) -> dict:
     model = load_tfjs(model_json)
     size = int(job["size"])
     graph, outputs = wrapped_graph(model, adapter, size)
-    onnx_model = to_onnx(graph, outputs)
+    onnx_model = drop_identity_reshapes(to_onnx(graph, outputs))
     convert_s = time.perf_counter() - started
     frames = np.load(job["frames"])
     checked = check(onnx_model, model, adapter, frames, size, rtol)
