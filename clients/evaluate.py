@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from haic.v1 import events_pb2
 from services.core import topics
-from services.core.bus import EventProducer, Output, TopicReadError, read_topic_to_end
+from services.core.bus import EventProducer, Output, TopicReadError, latest_per_clip, read_topic_to_end
 from services.core.settings import Settings
 from services.core.storage import open_storage
 from services.scoring.evaluate import CAPTION_SETTING, Evaluation, evaluate, leaderboard_markdown
@@ -28,12 +28,9 @@ SERVICE = "eval"
 
 
 def latest_qa_sets(settings: Settings) -> list[events_pb2.QASet]:
-    """One QA set per clip (the last published wins: a re-generation replaces the earlier one), in clip order."""
-    by_clip: dict[str, events_pb2.QASet] = {}
-    for _, message in read_topic_to_end(settings, topics.QA):
-        if isinstance(message, events_pb2.QASet) and message.items:
-            by_clip[message.span.clip_id] = message
-    return [by_clip[k] for k in sorted(by_clip)]
+    """The latest QA set of each clip (a re-generation replaces the earlier one) that has items, in clip order."""
+    by_clip, _ = latest_per_clip(read_topic_to_end(settings, topics.QA))
+    return [by_clip[k] for k in sorted(by_clip) if by_clip[k].items]
 
 
 @dataclass(frozen=True)
@@ -48,10 +45,8 @@ def with_captions_of(
     settings: Settings, qa_sets: list[events_pb2.QASet], backend: str
 ) -> tuple[list[events_pb2.QASet], CaptionSource]:
     """The QA sets, each carrying backend's latest caption of its clip instead of its own."""
-    latest: dict[str, events_pb2.Caption] = {}
-    for _, message in read_topic_to_end(settings, topics.CAPTIONS):
-        if isinstance(message, events_pb2.Caption) and message.backend == backend:
-            latest[message.span.clip_id] = message
+    records = [(k, m) for k, m in read_topic_to_end(settings, topics.CAPTIONS) if m.backend == backend]
+    latest, _ = latest_per_clip(records)
     swapped = []
     for qa in qa_sets:
         caption = latest.get(qa.span.clip_id)

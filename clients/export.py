@@ -19,13 +19,12 @@ renamed, and clips already cut with the content the manifest records are not cut
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import os
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -39,9 +38,10 @@ from tqdm import tqdm
 
 from haic.v1 import events_pb2
 from services.core import topics
-from services.core.bus import TopicReadError, read_topic_to_end
+from services.core.bus import TopicReadError, latest_per_clip, read_topic_to_end
 from services.core.settings import Settings
-from services.core.storage import Storage, StorageError, open_storage
+from services.core.storage import Storage, StorageError, file_sha256, open_storage
+from services.core.video import frame_time
 
 log = logging.getLogger(__name__)
 
@@ -131,19 +131,6 @@ class ExportReport:
 
 
 # --- reading the topics ---
-
-
-def latest_per_clip(records: Iterable[tuple[str, Any]]) -> tuple[dict[str, Any], int]:
-    """The latest message per clip id (by produced_at, then by position: one clip's records share a key,
-    hence a partition, so position is offset order) and how many older records it replaced."""
-    chosen: dict[str, tuple[tuple[int, int, int], Any]] = {}
-    total = 0
-    for position, (_key, message) in enumerate(records):
-        total += 1
-        rank = (message.produced_at.seconds, message.produced_at.nanos, position)
-        if message.span.clip_id not in chosen or rank > chosen[message.span.clip_id][0]:
-            chosen[message.span.clip_id] = (rank, message)
-    return {clip: message for clip, (_, message) in chosen.items()}, total - len(chosen)
 
 
 def _with_clip_id(records: list[tuple[str, Any]], topic: str) -> tuple[list[tuple[str, Any]], int]:
@@ -279,20 +266,7 @@ def _jsonl_bytes(values: Sequence[Any]) -> bytes:
     return "".join(json.dumps(v, ensure_ascii=False) + "\n" for v in values).encode()
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 # --- cutting clips ---
-
-
-def _frame_time(frame: av.VideoFrame, stream: av.VideoStream) -> float:
-    time_base = frame.time_base or stream.time_base or Fraction(1, av.time_base)
-    return float(((frame.pts or 0) - (stream.start_time or 0)) * time_base)
 
 
 def cut_clip(source: Path, start_s: float, end_s: float, target: Path, clip_id: str = "") -> int:
@@ -318,7 +292,7 @@ def cut_clip(source: Path, start_s: float, end_s: float, target: Path, clip_id: 
                 encoder.options = dict(_X264_OPTIONS)
                 encoder.thread_count = 1
                 for frame in container.decode(stream):
-                    t = _frame_time(frame, stream)
+                    t = frame_time(frame, stream)
                     if t + half_frame < start_s:  # before the span: decoded from the keyframe on
                         continue
                     if t + half_frame >= end_s:

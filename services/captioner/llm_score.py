@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
 from haic.v1 import events_pb2
@@ -52,11 +53,14 @@ def score_caption(
     caption: events_pb2.Caption,
     grounding: events_pb2.Caption,
     judgement: events_pb2.Judgement,
+    frames: list[tuple[float, np.ndarray]] | None = None,
 ) -> None:
-    """Adds the score (and a failing reason when there is one) to `judgement`."""
+    """Adds the score (and a failing reason when there is one) to `judgement`. `frames`: the clip's
+    frames when the caller decoded them already (the MLLM backend's), else they are decoded here."""
     lines = evidence_lines(clip, grounding)
     lines += ["", "Caption to judge:", caption.text or "(empty)"]
-    frames = clip_frames(clip, video, settings.mllm_frames, settings.mllm_frame_width)
+    if frames is None:
+        frames = clip_frames(clip, video, settings.mllm_frames, settings.mllm_frame_width)
     content = [{"type": "text", "text": "\n".join(lines)}, *frame_parts(clip, frames)]
     messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": content}]
     for attempt in range(1, settings.mllm_output_attempts + 1):

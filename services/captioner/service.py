@@ -15,7 +15,7 @@ from services.captioner.judge import MALFORMED_OUTPUT, judge_caption
 from services.captioner.llm_score import score_caption
 from services.captioner.mllm import ChatEndpoint, MllmCaptioner
 from services.core import metrics, topics
-from services.core.bus import Event, Handler, Output, PoisonMessageError
+from services.core.bus import ClipPoisonError, Event, Handler, Output, PoisonMessageError
 from services.core.settings import CaptionerBackend, Settings
 from services.core.storage import Storage, StorageError
 
@@ -24,12 +24,8 @@ log = logging.getLogger(__name__)
 SERVICE = "captioner"
 
 
-class InvalidClipError(PoisonMessageError):
+class InvalidClipError(ClipPoisonError):
     """The event is not an accepted clip with tracks and a readable video."""
-
-    def __init__(self, clip_id: str, message: str) -> None:
-        super().__init__(f"clip {clip_id or '<no id>'}: {message}")
-        self.clip_id = clip_id
 
 
 class ClipCaptioner:
@@ -76,13 +72,13 @@ class ClipCaptioner:
     def _caption_and_judge(
         self, clip: events_pb2.ClipVerdict, tracks: list[events_pb2.PersonTrack], video: Path
     ) -> events_pb2.Caption:
-        reference, malformed = None, ()
+        reference, malformed, frames = None, (), None
         if self.mllm is None:
             caption = pose_grounded.caption_clip(clip, video, self.settings.appearance_frames)
             grounding = caption
         else:
             answer = self.mllm.caption_clip(clip, video)
-            caption, grounding = answer.caption, answer.grounding
+            caption, grounding, frames = answer.caption, answer.grounding, answer.frames
             # The model's counts are checked against the pose-grounded counts of the same clip.
             reference = {s.track_id: list(s.actions) for s in grounding.subjects}
             malformed = answer.errors if answer.malformed else ()
@@ -102,7 +98,7 @@ class ClipCaptioner:
             judgement.reasons.insert(0, MALFORMED_OUTPUT)
             judgement.reasons.extend(malformed)
         elif self.settings.judge_llm_score and self.endpoint is not None:
-            score_caption(self.endpoint, self.settings, clip, video, caption, grounding, judgement)
+            score_caption(self.endpoint, self.settings, clip, video, caption, grounding, judgement, frames)
         caption.judgement.CopyFrom(judgement)
         return caption
 

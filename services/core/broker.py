@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
+
+from services.core.process import stop_process
 
 log = logging.getLogger(__name__)
 
@@ -87,14 +88,8 @@ class EmbeddedBroker:
         return self
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, timeout_s)
 
     def __enter__(self) -> EmbeddedBroker:
         return self.start()

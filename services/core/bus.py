@@ -46,6 +46,14 @@ class PoisonMessageError(Exception):
     """The message can never be processed (undecodable, or invalid content): dead-letter without retrying."""
 
 
+class ClipPoisonError(PoisonMessageError):
+    """A message about one clip that no retry can process; the error names the clip."""
+
+    def __init__(self, clip_id: str, message: str) -> None:
+        super().__init__(f"clip {clip_id or '<no id>'}: {message}")
+        self.clip_id = clip_id
+
+
 class DependencyUnavailableError(RuntimeError):
     """A service the handler needs (e.g. Triton) is unreachable: the message is fine, so it is neither
     dead-lettered nor committed; the worker waits and tries it again until the dependency is back."""
@@ -150,6 +158,19 @@ def read_topic_to_end(settings: Settings, topic: str, timeout_s: float = 60.0) -
         return messages
     finally:
         consumer.close()
+
+
+def latest_per_clip(records: Iterable[tuple[str, Message]]) -> tuple[dict[str, Message], int]:
+    """The latest message per clip id (by produced_at, then by position: one clip's records share a key,
+    hence a partition, so position is offset order) and how many older records it replaced."""
+    chosen: dict[str, tuple[tuple[int, int, int], Message]] = {}
+    total = 0
+    for position, (_key, message) in enumerate(records):
+        total += 1
+        rank = (message.produced_at.seconds, message.produced_at.nanos, position)
+        if message.span.clip_id not in chosen or rank > chosen[message.span.clip_id][0]:
+            chosen[message.span.clip_id] = (rank, message)
+    return {clip: message for clip, (_, message) in chosen.items()}, total - len(chosen)
 
 
 def now_timestamp() -> Timestamp:

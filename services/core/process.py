@@ -1,11 +1,16 @@
-"""Child processes that cannot outlive the process that started them."""
+"""Child processes: interpreters of the project's side venvs, children that cannot outlive the process
+that started them, and stopping one by pid."""
 
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
+import subprocess
+from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def die_with_parent() -> None:
@@ -13,3 +18,26 @@ def die_with_parent() -> None:
     it goes (a SIGKILLed launcher included)."""
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def find_interpreter(python: Path) -> Path | None:
+    """A side venv's interpreter (.venv-triton, .venv-llm): as given, else relative to the working
+    directory or the repository root; None when there is none."""
+    candidates = [python] if python.is_absolute() else [Path.cwd() / python, REPO_ROOT / python]
+    for candidate in candidates:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            # absolute() and not resolve(): the venv's python is a symlink, and following it leaves the venv.
+            return candidate.absolute()
+    return None
+
+
+def stop_process(process: subprocess.Popen, timeout_s: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within the timeout; returns once it is reaped."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -7,6 +7,7 @@ PyAV seeks far better in a local file than over HTTP; S3 objects are downloaded 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -15,6 +16,15 @@ from typing import Protocol
 from urllib.parse import urlparse
 
 from services.core.settings import Settings
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class StorageError(RuntimeError):

@@ -108,11 +108,11 @@ def probe(path: Path) -> VideoInfo:
         if duration <= 0:
             raise VideoProbeError("zero_duration", "the video stream has zero duration")
         fps = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
-        first = _first_frame_time(container, stream, 0.0)
+        first = _firstframe_time(container, stream, 0.0)
         if first is None:
             raise VideoProbeError("undecodable", "no frame of the video stream decodes")
         tail_start = max(0.0, duration - 1.0)
-        last = _first_frame_time(container, stream, tail_start)
+        last = _firstframe_time(container, stream, tail_start)
         if last is None:
             raise VideoProbeError(
                 "truncated", f"the container declares {duration:.2f} s but nothing after {tail_start:.2f} s decodes"
@@ -129,12 +129,12 @@ def probe(path: Path) -> VideoInfo:
         )
 
 
-def _first_frame_time(container: av.container.InputContainer, stream: av.VideoStream, at_s: float) -> float | None:
+def _firstframe_time(container: av.container.InputContainer, stream: av.VideoStream, at_s: float) -> float | None:
     """Time of the first frame at or after `at_s` that decodes, or None."""
     try:
         container.seek(_to_pts(at_s, stream), stream=stream, backward=True)
         for frame in container.decode(stream):
-            t = _frame_time(frame, stream)
+            t = frame_time(frame, stream)
             if t + 1e-3 >= at_s or at_s == 0.0:
                 return t
     except av.error.FFmpegError as exc:
@@ -148,7 +148,7 @@ def _to_pts(t_s: float, stream: av.VideoStream) -> int:
     return int(t_s / time_base) + start
 
 
-def _frame_time(frame: av.VideoFrame, stream: av.VideoStream) -> float:
+def frame_time(frame: av.VideoFrame, stream: av.VideoStream) -> float:
     """Seconds from the stream start (stream start offsets removed)."""
     if frame.pts is None:
         return float(frame.time or 0.0)
@@ -211,7 +211,7 @@ class VideoReader:
         try:
             for frame in self._container.decode(self._stream):
                 self.frames_decoded += 1
-                t = _frame_time(frame, self._stream)
+                t = frame_time(frame, self._stream)
                 if fps and t + 1e-6 < next_t:
                     continue
                 next_t = t + 1.0 / fps if fps else 0.0
@@ -246,7 +246,7 @@ class VideoReader:
                 chosen = previous
             for frame in decoder:
                 self.frames_decoded += 1
-                previous, position = frame, _frame_time(frame, self._stream)
+                previous, position = frame, frame_time(frame, self._stream)
                 if position + half_frame >= target:
                     chosen = frame
                     break

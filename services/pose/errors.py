@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from services.core.bus import PoisonMessageError
+from services.core.bus import ClipPoisonError, PoisonMessageError
 
 
-class InvalidClipEventError(PoisonMessageError):
+class InvalidClipEventError(ClipPoisonError):
     """The ClipCandidate lacks what the pose stage needs (ids, span, storage URI, video info)."""
-
-    def __init__(self, clip_id: str, message: str) -> None:
-        super().__init__(f"clip {clip_id or '<no id>'}: {message}")
-        self.clip_id = clip_id
 
 
 class ClipUnreadableError(PoisonMessageError):

@@ -8,7 +8,6 @@ instance group (CPU here, GPU there) and the batching knobs differ. Configs are 
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,14 +108,6 @@ def models(repository: Path) -> list[Path]:
     if not repository.is_dir():
         raise ModelRepositoryError(f"model repository {repository} does not exist; run `haic models build`")
     return sorted(p for p in repository.iterdir() if (p / CONFIG_FILE).is_file())
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _tensor(spec: TensorSpec, cls: type) -> object:

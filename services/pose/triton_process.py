@@ -36,14 +36,12 @@ from pathlib import Path
 from typing import IO
 
 from services.core.broker import free_port
-from services.core.process import die_with_parent
+from services.core.process import REPO_ROOT, die_with_parent, find_interpreter
 from services.core.settings import Settings
 from services.pose.repository import ModelRepositoryError, models, read_config
 from services.pose.triton_client import TritonInference
 
 log = logging.getLogger(__name__)
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class TritonProcessError(RuntimeError):
@@ -131,11 +129,9 @@ def is_running(process: ProcessId) -> bool:
 
 def find_python(python: Path) -> Path:
     """The .venv-triton interpreter: as given, else relative to the repository root."""
-    candidates = [python] if python.is_absolute() else [Path.cwd() / python, REPO_ROOT / python]
-    for candidate in candidates:
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            # absolute() and not resolve(): the venv's python is a symlink, and following it leaves the venv.
-            return candidate.absolute()
+    found = find_interpreter(python)
+    if found is not None:
+        return found
     raise TritonEnvironmentError(
         f"the PyTriton interpreter {python} is missing; run `make install` (it creates .venv-triton), "
         f"or set HAIC_TRITON_PYTHON"

@@ -21,7 +21,7 @@ from haic.v1 import events_pb2
 from services.captioner.mllm import ChatEndpoint
 from services.core import metrics
 from services.core.settings import Settings
-from services.qagen.templates import CATEGORY_SLUGS, caption_key
+from services.qagen.templates import CATEGORY_BY_SLUG, caption_key
 from services.qagen.validator import QuestionForm, Severity, rebalance_positions, validate_item
 
 log = logging.getLogger(__name__)
@@ -87,11 +87,10 @@ class LlmQABackend:
     def __init__(self, settings: Settings, endpoint: ChatEndpoint) -> None:
         self.settings = settings
         self.endpoint = endpoint
-        self.categories = {slug: number for number, slug in CATEGORY_SLUGS.items()}
 
     def generate(self, caption: events_pb2.Caption, per_category: int) -> tuple[list[events_pb2.QAItem], list[str]]:
         """The validated items (answer positions rebalanced) and the dropped ones as "reason: question"."""
-        slugs = [slug for slug in self.settings.qa_categories if slug in self.categories]
+        slugs = [slug for slug in self.settings.qa_categories if slug in CATEGORY_BY_SLUG]
         messages = build_messages(caption, slugs)
         schema = items_schema(slugs, per_category * len(slugs))
         clip_id = caption.span.clip_id
@@ -116,7 +115,7 @@ class LlmQABackend:
                 continue
             item = events_pb2.QAItem(
                 item_id=f"{caption_key(caption)}-llm-{proposed.category}-{index}",
-                category=self.categories[proposed.category],  # type: ignore[arg-type]
+                category=CATEGORY_BY_SLUG[proposed.category],  # type: ignore[arg-type]
                 question=proposed.question.strip(),
                 options=[o.strip() for o in proposed.options],
                 answer_index=proposed.answer_index,

@@ -9,24 +9,20 @@ import grpc
 from haic.v1 import events_pb2, qagen_pb2, qagen_pb2_grpc
 from services.captioner.mllm import ChatEndpoint
 from services.core import metrics, topics
-from services.core.bus import Event, Handler, Output, PoisonMessageError, now_timestamp
+from services.core.bus import ClipPoisonError, Event, Handler, Output, PoisonMessageError, now_timestamp
 from services.core.settings import QABackend, Settings
 from services.qagen import templates
 from services.qagen.llm_backend import BACKEND as BACKEND_LLM
 from services.qagen.llm_backend import LlmQABackend
-from services.qagen.templates import CATEGORY_SLUGS
+from services.qagen.templates import CATEGORY_BY_SLUG, CATEGORY_SLUGS
 
 log = logging.getLogger(__name__)
 
 SERVICE = "qagen"
 
 
-class CaptionNotUsableError(PoisonMessageError):
+class CaptionNotUsableError(ClipPoisonError):
     """The event is not a caption the generator can use (no clip id, no subjects)."""
-
-    def __init__(self, clip_id: str, message: str) -> None:
-        super().__init__(f"clip {clip_id or '<no id>'}: {message}")
-        self.clip_id = clip_id
 
 
 class ClipQAGenerator:
@@ -34,17 +30,16 @@ class ClipQAGenerator:
         self.settings = settings
         self.endpoint = None
         self.llm = None
-        by_slug = {slug: number for number, slug in CATEGORY_SLUGS.items()}
-        unknown = [slug for slug in settings.qa_categories if slug not in by_slug]
+        unknown = [slug for slug in settings.qa_categories if slug not in CATEGORY_BY_SLUG]
         if unknown:
-            raise ValueError(f"unknown QA categories {unknown}; known: {', '.join(by_slug)}")
-        self._categories = [by_slug[slug] for slug in settings.qa_categories]
+            raise ValueError(f"unknown QA categories {unknown}; known: {', '.join(CATEGORY_BY_SLUG)}")
+        self._categories = [CATEGORY_BY_SLUG[slug] for slug in settings.qa_categories]
         if settings.qa_backend == QABackend.llm:
             self.endpoint = endpoint or ChatEndpoint(settings)
             self.llm = LlmQABackend(settings, self.endpoint)
-        backend = templates.BACKEND if self.llm is None else f"{BACKEND_LLM}:{settings.mllm_model}"
+        self.backend = templates.BACKEND if self.llm is None else f"{BACKEND_LLM}:{settings.mllm_model}"
         for slug in settings.qa_categories:  # from zero, so rate() sees each category's first items
-            metrics.QA_ITEMS.labels(slug, backend)
+            metrics.QA_ITEMS.labels(slug, self.backend)
 
     def close(self) -> None:
         if self.endpoint is not None:
@@ -60,22 +55,21 @@ class ClipQAGenerator:
             items = templates.generate_items(
                 caption, seed=self.settings.qa_seed, per_category=per_category, categories=self._categories
             )
-            backend, dropped = templates.BACKEND, []
+            dropped: list[str] = []
         else:
             items, dropped = self.llm.generate(caption, per_category)
-            backend = f"{BACKEND_LLM}:{self.settings.mllm_model}"  # as counted from zero in __init__
         for item in items:
-            metrics.QA_ITEMS.labels(CATEGORY_SLUGS.get(item.category, "unspecified"), backend).inc()
+            metrics.QA_ITEMS.labels(CATEGORY_SLUGS.get(item.category, "unspecified"), self.backend).inc()
         qa = events_pb2.QASet(
             video_id=caption.video_id,
             span=caption.span,
             items=items,
-            backend=backend,
+            backend=self.backend,
             produced_at=now_timestamp(),
             caption=caption,
             storage_uri=caption.storage_uri,
         )
-        log.info("clip %s: %d QA items (%s), %d dropped", clip_id, len(items), backend, len(dropped))
+        log.info("clip %s: %d QA items (%s), %d dropped", clip_id, len(items), self.backend, len(dropped))
         return qa, dropped
 
 

@@ -62,6 +62,7 @@ CATEGORY_SLUGS: dict[int, str] = {
     events_pb2.QA_CATEGORY_GLOBAL_POSTURE: "global_posture",
     events_pb2.QA_CATEGORY_HUMAN_OBJECT_INTERACTION: "human_object_interaction",
 }
+CATEGORY_BY_SLUG: dict[str, int] = {slug: category for category, slug in CATEGORY_SLUGS.items()}
 
 # Filler vocabularies, used after the caption's own confusables and events run out.
 ACTION_VOCABULARY = (

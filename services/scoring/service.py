@@ -14,7 +14,7 @@ import grpc
 from haic.v1 import events_pb2, scoring_pb2, scoring_pb2_grpc
 from services.captioner.mllm import ChatEndpoint
 from services.core import metrics, topics
-from services.core.bus import Event, Handler, Output, PoisonMessageError
+from services.core.bus import ClipPoisonError, Event, Handler, Output, PoisonMessageError
 from services.core.settings import Settings
 from services.core.storage import Storage
 from services.qagen.templates import CATEGORY_SLUGS
@@ -41,10 +41,8 @@ class UnknownAnswererError(ValueError):
     """An answerer name that is neither built in nor `mllm`."""
 
 
-class QASetNotUsableError(PoisonMessageError):
-    def __init__(self, clip_id: str, message: str) -> None:
-        super().__init__(f"clip {clip_id or '<no id>'}: {message}")
-        self.clip_id = clip_id
+class QASetNotUsableError(ClipPoisonError):
+    """The event is not a QA set with a clip id and items."""
 
 
 class Answerers:

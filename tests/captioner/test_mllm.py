@@ -5,11 +5,9 @@ OpenAI-compatible server (llama-cpp-python serving SmolLM2-135M from PyPI's llm-
 from __future__ import annotations
 
 import base64
-import json
 from pathlib import Path
 
 import cv2
-import httpx
 import numpy as np
 import pytest
 from prometheus_client import REGISTRY
@@ -33,6 +31,7 @@ from services.core.broker import free_port
 from services.core.settings import CaptionerBackend, MllmResponseFormat, Settings
 from services.core.storage import LocalStorage
 from tests.captioner.record_fixture import FIXTURE, SAMPLE
+from tests.llm_helpers import recorded_endpoint
 
 
 @pytest.fixture(scope="module")
@@ -141,17 +140,6 @@ def test_an_unreachable_endpoint_leaves_the_clip_waiting(juggle: events_pb2.Clip
 # --- against the real local server ---
 
 
-class RecordedRequests:
-    """httpx request hook: the chat requests that really went out."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict] = []
-
-    def __call__(self, request: httpx.Request) -> None:
-        if request.url.path.endswith("/chat/completions"):
-            self.bodies.append(json.loads(request.read()))
-
-
 def _metric(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
@@ -180,8 +168,7 @@ def test_a_real_server_answers_within_the_schema_and_the_caption_is_judged(
     local_llm: LocalLlmServer, juggle: events_pb2.ClipVerdict, tmp_path: Path
 ) -> None:
     settings = _mllm_settings(local_llm, tmp_path)
-    recorded = RecordedRequests()
-    endpoint = ChatEndpoint(settings, http_client=httpx.Client(event_hooks={"request": [recorded]}))
+    endpoint, recorded = recorded_endpoint(settings)
     captioner = ClipCaptioner(settings, LocalStorage(SAMPLE.parent), endpoint)
     prompt_tokens = _metric("haic_mllm_tokens_total", model=local_llm.model, kind="prompt")
     try:
@@ -216,8 +203,7 @@ def test_malformed_output_is_asked_again_then_judged_failed_and_kept(
 ) -> None:
     # Without the schema and with 16 tokens the answer cannot be a whole caption object.
     settings = _mllm_settings(local_llm, tmp_path, mllm_response_format=MllmResponseFormat.off, mllm_max_tokens=16)
-    recorded = RecordedRequests()
-    endpoint = ChatEndpoint(settings, http_client=httpx.Client(event_hooks={"request": [recorded]}))
+    endpoint, recorded = recorded_endpoint(settings)
     captioner = ClipCaptioner(settings, LocalStorage(SAMPLE.parent), endpoint)
     malformed = _metric("haic_mllm_malformed_answers_total", model=local_llm.model)
     try:
@@ -241,8 +227,7 @@ def test_the_optional_llm_score_joins_the_rule_judges_verdict(
     settings = _mllm_settings(
         local_llm, tmp_path, captioner_backend=CaptionerBackend.pose_grounded, judge_llm_score=True
     )
-    recorded = RecordedRequests()
-    endpoint = ChatEndpoint(settings, http_client=httpx.Client(event_hooks={"request": [recorded]}))
+    endpoint, recorded = recorded_endpoint(settings)
     captioner = ClipCaptioner(settings, LocalStorage(SAMPLE.parent), endpoint)
     try:
         caption = captioner.caption(juggle)

@@ -22,11 +22,12 @@ import pytest
 
 from clients import cli
 from services.core.settings import Settings
+from services.core.storage import file_sha256
 from services.pose import contract
 from services.pose.contract import COCO_KEYPOINTS
 from services.pose.models import ModelBuildError, build, human_models
 from services.pose.models.build import BuildReport, build_model_repository
-from services.pose.repository import file_sha256, latest_version, models, read_config, spec_from_config
+from services.pose.repository import latest_version, models, read_config, spec_from_config
 
 KP = {name: i for i, name in enumerate(COCO_KEYPOINTS)}
 

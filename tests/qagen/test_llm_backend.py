@@ -4,18 +4,15 @@ only items the validator accepts are kept; the rest are dropped with their reaso
 
 from __future__ import annotations
 
-import json
-
-import httpx
 import pytest
 from prometheus_client import REGISTRY
 
 from services.captioner.local_llm import LocalLlmServer
-from services.captioner.mllm import ChatEndpoint
 from services.core.settings import MllmResponseFormat, QABackend
 from services.qagen.llm_backend import items_schema
 from services.qagen.service import ClipQAGenerator
 from services.qagen.validator import validate_item
+from tests.llm_helpers import recorded_endpoint
 from tests.qagen import two_people_caption
 from tests.qagen.test_service import judged
 
@@ -41,13 +38,8 @@ def test_items_from_a_real_llm_go_through_the_validator(local_llm: LocalLlmServe
         qa_categories=["count", "attribute"],  # SmolLM2 fills every list to its bound: two items
         qa_llm_max_tokens=600,
     )
-    bodies: list[dict] = []
-
-    def record(request: httpx.Request) -> None:
-        if request.url.path.endswith("/chat/completions"):
-            bodies.append(json.loads(request.read()))
-
-    endpoint = ChatEndpoint(settings, http_client=httpx.Client(event_hooks={"request": [record]}))
+    endpoint, recorded = recorded_endpoint(settings)
+    bodies = recorded.bodies
     generator = ClipQAGenerator(settings, endpoint)
     caption = judged(two_people_caption())
     dropped_before = sum(

@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import pytest
 
 from haic.v1 import events_pb2
 from services.captioner import pose_grounded
 from services.captioner.local_llm import LocalLlmServer
-from services.captioner.mllm import ChatEndpoint
 from services.core.storage import LocalStorage
 from services.qagen.templates import generate_qa_set
 from services.scoring.evaluate import CAPTION_SETTING, STANDARD_SETTING, evaluate
 from services.scoring.service import Answerers
 from tests.captioner.record_fixture import FIXTURE, SAMPLE
+from tests.llm_helpers import recorded_endpoint
 from tests.qagen.test_service import judged
 
 
@@ -44,13 +43,8 @@ def test_a_real_model_answers_every_item_in_both_settings(
         mllm_retries=0,
         scoring_bootstrap_samples=200,
     )
-    bodies: list[dict] = []
-
-    def record(request: httpx.Request) -> None:
-        if request.url.path.endswith("/chat/completions"):
-            bodies.append(json.loads(request.read()))
-
-    endpoint = ChatEndpoint(settings, http_client=httpx.Client(event_hooks={"request": [record]}))
+    endpoint, recorded = recorded_endpoint(settings)
+    bodies = recorded.bodies
     answerers = Answerers(settings, LocalStorage(SAMPLE.parent), endpoint)
     try:
         answerer = answerers.build("mllm", [juggler_qa], setting)

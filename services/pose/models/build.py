@@ -31,10 +31,11 @@ from pathlib import Path
 import numpy as np
 
 from services.core.settings import PoseModelFamily, Settings
+from services.core.storage import file_sha256
 from services.pose import contract
 from services.pose.contract import BOXES, IMAGE, KEYPOINTS, NUM_KEYPOINTS, SCORES, ModelSpec, TensorSpec
 from services.pose.models import ModelBuildError, human_models
-from services.pose.repository import CONFIG_FILE, MODEL_FILE, Batching, file_sha256, write_model
+from services.pose.repository import CONFIG_FILE, MODEL_FILE, Batching, write_model
 
 log = logging.getLogger(__name__)
 
