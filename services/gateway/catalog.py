@@ -386,6 +386,10 @@ class Catalog:
         if isinstance(message, events_pb2.DeadLetter):
             self._apply_dead_letter(conn, event, message)
             return
+        if isinstance(message, events_pb2.ScoreRecord) and not message.video_id:
+            # A leaderboard over many clips (`haic eval`, keyed eval:<answerer>) is about no one video.
+            log.info("%s@%d: score over many clips (%s), not about one video", event.topic, event.offset, event.key)
+            return
         video_id = getattr(message, "video_id", "") or event.key
         if not video_id:
             raise PoisonMessageError(

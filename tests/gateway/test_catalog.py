@@ -207,6 +207,12 @@ def test_later_stages_are_recorded_on_the_clip(catalog_url: str) -> None:
         catalog.close()
 
 
+def test_a_score_over_many_clips_creates_no_video(catalog: Catalog) -> None:
+    leaderboard = events_pb2.ScoreRecord(answerer="random", setting="caption", average=0.25)
+    assert list(catalog.handle(Event(topics.SCORES, 0, 0, "eval:random", leaderboard))) == []
+    assert catalog.list_videos(None, 10, 0)[1] == 0
+
+
 def test_dead_letter_fails_the_video(catalog: Catalog) -> None:
     feed = Feed(catalog)
     feed(announced())
