@@ -37,6 +37,8 @@ class FilterResult:
     reason_code: str = ""
     reason: str = ""
     values: dict[str, float] = field(default_factory=dict)
+    # existence rule: (people, coverage) of each sampled frame, in the order given
+    per_frame: list[tuple[int, float]] = field(default_factory=list)
 
 
 def union_area(boxes: np.ndarray, width: int, height: int) -> float:
@@ -91,7 +93,8 @@ def human_existence(
         "max_people": float(max_people),
         "min_person_area_ratio": min_area_ratio,
     }
-    result = FilterResult(True, EXISTENCE_STAGE, values=values)
+    per_frame = [(int(n), float(c)) for n, c in zip(counts, coverage, strict=True)]
+    result = FilterResult(True, EXISTENCE_STAGE, values=values, per_frame=per_frame)
     empty = int(np.sum(counts < min_people))
     crowded = int(np.sum(counts > max_people))
     small = int(np.sum((counts >= min_people) & (counts <= max_people) & (coverage < min_area_ratio)))

@@ -83,8 +83,12 @@ class ClipAnalyzer:
             )
             values = {**existence.values, "sampled_frames": float(len(plan.curation))}
             metrics.PEOPLE_PER_CLIP.labels(SERVICE).observe(existence.values["people_max"])
+            counted = [
+                events_pb2.FramePeople(t_s=t, people=people, coverage=coverage)
+                for t, (people, coverage) in zip(plan.existence, existence.per_frame, strict=True)
+            ]
             if not existence.passed:
-                return self._verdict(candidate, existence, values, reader.frames_decoded)
+                return self._verdict(candidate, existence, values, reader.frames_decoded, counted)
 
             people = self._people(plan.action, frames, detections, info)
             tracks = build_tracks([people[t] for t in plan.action], s.track_min_iou)
@@ -98,7 +102,7 @@ class ClipAnalyzer:
             )
             values.update(action.values)
             if not action.passed:
-                return self._verdict(candidate, action, values, reader.frames_decoded)
+                return self._verdict(candidate, action, values, reader.frames_decoded, counted)
 
             # Accepted: the captioner gets denser tracks. Only accepted clips pay for their inference.
             dense_only = self.estimator.detect([frames[t] for t in plan.dense_only])
@@ -107,7 +111,7 @@ class ClipAnalyzer:
             max_gap = round(s.dense_track_max_gap_s * s.dense_track_fps)
             dense_tracks = build_tracks([people[t] for t in plan.dense], s.track_min_iou, max_gap)
             values["dense_frames"] = float(len(plan.dense))
-            return self._verdict(candidate, action, values, reader.frames_decoded, tracks, dense_tracks)
+            return self._verdict(candidate, action, values, reader.frames_decoded, counted, tracks, dense_tracks)
 
     def _decode(self, reader: VideoReader, times: Sequence[float], clip_id: str) -> dict[float, np.ndarray]:
         frames = dict(reader.frames_at(times, width=self._decode_width(reader.info)))
@@ -153,6 +157,7 @@ class ClipAnalyzer:
         result: FilterResult,
         values: dict[str, float],
         frames_decoded: int,
+        existence_frames: Sequence[events_pb2.FramePeople],
         tracks: Sequence[Track] = (),
         dense_tracks: Sequence[Track] = (),
     ) -> events_pb2.ClipVerdict:
@@ -173,6 +178,7 @@ class ClipAnalyzer:
             tracks=[_track_proto(t) for t in tracks if len(t.samples) > 1],
             dense_tracks=[_track_proto(t) for t in dense_tracks if len(t.samples) > 1],
             produced_at=now_timestamp(),
+            existence_frames=existence_frames,
         )
 
     def _record(self, verdict: events_pb2.ClipVerdict) -> None:

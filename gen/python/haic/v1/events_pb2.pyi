@@ -166,7 +166,7 @@ class PersonTrack(_message.Message):
     def __init__(self, track_id: _Optional[int] = ..., samples: _Optional[_Iterable[_Union[PoseSample, _Mapping]]] = ...) -> None: ...
 
 class ClipVerdict(_message.Message):
-    __slots__ = ("video_id", "span", "verdict", "stage", "reason_code", "reason", "values", "storage_uri", "info", "description", "tracks", "dense_tracks", "produced_at")
+    __slots__ = ("video_id", "span", "verdict", "stage", "reason_code", "reason", "values", "storage_uri", "info", "description", "tracks", "dense_tracks", "produced_at", "existence_frames")
     class ValuesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -187,6 +187,7 @@ class ClipVerdict(_message.Message):
     TRACKS_FIELD_NUMBER: _ClassVar[int]
     DENSE_TRACKS_FIELD_NUMBER: _ClassVar[int]
     PRODUCED_AT_FIELD_NUMBER: _ClassVar[int]
+    EXISTENCE_FRAMES_FIELD_NUMBER: _ClassVar[int]
     video_id: str
     span: ClipSpan
     verdict: Verdict
@@ -200,7 +201,18 @@ class ClipVerdict(_message.Message):
     tracks: _containers.RepeatedCompositeFieldContainer[PersonTrack]
     dense_tracks: _containers.RepeatedCompositeFieldContainer[PersonTrack]
     produced_at: _timestamp_pb2.Timestamp
-    def __init__(self, video_id: _Optional[str] = ..., span: _Optional[_Union[ClipSpan, _Mapping]] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., stage: _Optional[str] = ..., reason_code: _Optional[str] = ..., reason: _Optional[str] = ..., values: _Optional[_Mapping[str, float]] = ..., storage_uri: _Optional[str] = ..., info: _Optional[_Union[VideoInfo, _Mapping]] = ..., description: _Optional[str] = ..., tracks: _Optional[_Iterable[_Union[PersonTrack, _Mapping]]] = ..., dense_tracks: _Optional[_Iterable[_Union[PersonTrack, _Mapping]]] = ..., produced_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    existence_frames: _containers.RepeatedCompositeFieldContainer[FramePeople]
+    def __init__(self, video_id: _Optional[str] = ..., span: _Optional[_Union[ClipSpan, _Mapping]] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., stage: _Optional[str] = ..., reason_code: _Optional[str] = ..., reason: _Optional[str] = ..., values: _Optional[_Mapping[str, float]] = ..., storage_uri: _Optional[str] = ..., info: _Optional[_Union[VideoInfo, _Mapping]] = ..., description: _Optional[str] = ..., tracks: _Optional[_Iterable[_Union[PersonTrack, _Mapping]]] = ..., dense_tracks: _Optional[_Iterable[_Union[PersonTrack, _Mapping]]] = ..., produced_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., existence_frames: _Optional[_Iterable[_Union[FramePeople, _Mapping]]] = ...) -> None: ...
+
+class FramePeople(_message.Message):
+    __slots__ = ("t_s", "people", "coverage")
+    T_S_FIELD_NUMBER: _ClassVar[int]
+    PEOPLE_FIELD_NUMBER: _ClassVar[int]
+    COVERAGE_FIELD_NUMBER: _ClassVar[int]
+    t_s: float
+    people: int
+    coverage: float
+    def __init__(self, t_s: _Optional[float] = ..., people: _Optional[int] = ..., coverage: _Optional[float] = ...) -> None: ...
 
 class Garment(_message.Message):
     __slots__ = ("item", "color")
