@@ -23,6 +23,9 @@ from services.pose.contract import COCO_KEYPOINTS, NUM_KEYPOINTS
 KP = {name: i for i, name in enumerate(COCO_KEYPOINTS)}
 
 DEFAULT_MIN_SCORE = 0.2  # keypoints below this confidence are treated as missing
+# A box side this close to the frame's edge (share of the frame's height) is cut by it: MoveNet's boxes of
+# the corridor walkers of two_people_walk_corridor.gif, legs out of view, end 1 to 9 px short of it.
+EDGE_SHARE = 0.035
 MAX_GAP_S = 1.0  # interpolate over gaps up to this long; longer gaps stay missing (no event spans them)
 
 # Arms (units: torso lengths).
@@ -34,6 +37,9 @@ WAVE_MIN_STROKES = 3  # at least 3 strokes (left-right-left) make a wave rather 
 CLAP_NEAR = 0.3  # wrists closer than this have met
 CLAP_FAR = 0.6  # and must part beyond this before the next meeting counts
 CLAP_MIN = 2  # one meeting is a hand clasp, repeated meetings are clapping
+# The squatter of woman_band_squats_5fps holds her hands together 1.2 to 2.4 s per squat, 3 s apart: no claps.
+CLAP_MAX_HOLD_S = 0.75  # a clap's meeting is brief
+CLAP_MAX_GAP_S = 1.5  # and the next follows within this
 
 # Jumps and kicks (units: torso lengths).
 JUMP_RISE_ON = 0.25  # hips and ankles both this far above their rolling baseline = airborne
@@ -59,8 +65,11 @@ UPRIGHT_TILT = 35.0  # torso within this of vertical is upright
 BEND_TILT = 45.0  # torso tilted beyond this with straight legs is bending
 LYING_TILT = 60.0  # torso beyond this and a box wider than tall is lying
 MIN_POSTURE_SAMPLES = 2  # a posture must hold this many samples (0.5 s at 4 fps) to count
+END_RISE = 0.15  # thigh drop (torso lengths) regained after a last dip at the clip's end
 SQUAT_MAX_S = 3.0  # a low posture that returns to standing within this is a squat, longer is sitting
-MERGE_GAP_S = 2.0  # repeated squats/bends closer than this are one counted action
+# Repeated squats/bends with this little standing between them are one counted action: the squatter of
+# woman_band_squats_5fps stands 2.5 to 3.2 s between slow squats.
+MERGE_GAP_S = 4.0
 
 # Locomotion (units: box heights per second, or log box height per second for depth).
 WALK_SPEED = 0.25  # body centre moving faster than this sideways is walking
@@ -72,12 +81,84 @@ VELOCITY_WINDOW_S = 1.0  # velocities are measured over this window to average o
 
 # Turning (units: torso lengths).
 TURN_ORDER = 0.2  # left-minus-right shoulder x beyond this tells facing the camera from facing away
+TURN_HOLD = 2  # samples a facing must hold on each side of a turn
+
+# Stepping (units: torso lengths). Ankle-height difference between the feet: standing jitter stays at or
+# below 0.10 (the juggler, tests/captioner/data/juggle_accepted.binpb); a stride lifts it past 0.3 to 0.5,
+# a run or a knee lift past 1 (man_dances_kitchen_drawings: +-1 to +-2).
+GAIT_AMP = 0.2  # one foot this far above the other counts as a step to that side
+GAIT_MAX_HALF_S = 0.75  # a step (half a stride) takes up to this long; slower is no rhythm (walking: ~0.55 s)
+GAIT_MIN_SWINGS = 3  # left-right-left-right: three changes of the higher foot make stepping
+RUN_LEG_AMP = 0.5  # a running stride lifts the back foot at least this far above the other
+SPRINT_LEG_AMP = 0.9  # and a full run (not a jog) this far
+RUN_ARM_STRAIGHT = 0.85  # runners bend their elbows: shoulder-to-wrist below this share of the arm's length
+WALK_LEG_AMP_MAX = 0.6  # stepping in place with larger lifts and straight arms is not walking (marching, dancing)
+SHIN_HANGS = 0.5  # a lifted knee's ankle hangs at least this far below it (a shin is ~1 torso long)
+KNEE_LIFT_MIN = 3  # knee lifts are told when repeated (marching, dancing); one comes with any high kick
+KNEE_LIFT_DROP = 0.3  # knee less than this below its hip is lifted (standing 0.8, the dancer's lifts -0.25..0.27)
+BALANCE_LIFT = 0.5  # one ankle this far above the other, held, is standing on one leg
+BALANCE_MIN_S = 1.0
+
+# Reaching, pulling, pushing (units: torso lengths). Hanging or resting arms keep the wrist 0.45 to 0.65
+# from the torso axis (woman_band_squats_5fps, man_dances_kitchen_drawings); the stage gesturer's pointing
+# arm reaches 1.3 to 1.4.
+REACH_OUT = 0.9  # wrist this far from the torso axis with a straight arm is reaching out
+REACH_BACK = 0.6  # and back below this the arm is at the body again (hysteresis)
+REACH_STRAIGHT = 0.85  # shoulder-to-wrist over the arm's length above this: the elbow is (nearly) straight
+REACH_FROM_S = 1.5  # the wrist was at the body (below REACH_BACK) within this long before the reach
+REACH_MIN_SAMPLES = 2  # held for this many samples (0.25 s at 4 fps)
+PUSH_S = 0.5  # from in front of the chest to full extension within this long is a push
+PULL_HOLD_S = 0.5  # a reach held this long and then brought back to the body is a pull
+PULL_S = 1.0  # the arm comes back within this long after the reach ends
+
+# Hands together, lowered (units: torso lengths).
+CLASP_NEAR = 0.35  # wrists this close in front of the chest hold the hands together (the squatter's clasp: 0.26-0.3)
+CLASP_MIN_S = 1.0  # held this long (clapping hands meet for a sample or two)
+LOWER_S = 1.0  # after letting go, the hands drop ...
+LOWER_DROP = 0.5  # ... this far within LOWER_S: the arms are lowered
+
+# Gesturing: the hands move about in front of the torso (units: torso lengths, from the mid-shoulder).
+GESTURE_ABOVE = 0.5  # from half a torso above the shoulders (at the face) ...
+GESTURE_BELOW = 1.1  # ... down to the hips
+GESTURE_WIDE = 1.0  # and within this of the body's centre line
+GESTURE_SPEED = 0.8  # torso lengths per second: at 4 fps a 0.2 step between samples, 3x standing jitter
+GESTURE_MIN_MOVES = 3  # moving samples ...
+GESTURE_PAUSE_S = 0.75  # ... with pauses no longer than this between them
+
+# Head turns: the nose shifts sideways against the shoulder centre (torso lengths), the shoulders not turning.
+# The juggler looking down at his ball moves his nose +-0.15 about the centre; a profile sits 0.3 to 0.45 off it.
+HEAD_TURN = 0.3
+HEAD_TURN_S = 1.5  # from one held position to the other within this long
+
+# Postures told as the state of someone who does nothing else.
+POSTURE = "posture"  # Action.body_part of a held posture ("stands", "sits"): a state, not a movement
+POSTURE_STATE_SHARE = 0.6  # the posture holds for this share of the samples whose posture is known
+
+# Dancing: several kinds of limb movement, repeated, in place.
+DANCE_MIN_KINDS = 2
+DANCE_MIN_EVENTS = 6
+
+# Parts that move without a named action (units: torso lengths, relative to the body).
+MOVE_RANGE = 0.4  # a limb end's path spans at least this (standing jitter: ~0.1)
+HAND_TO_HEAD = 0.5  # a wrist this close to the nose is at the head
+SWING_AMP = 0.15  # a swing goes this far either side of the limb's median position ...
+SWING_MAX_HALF_S = 1.0  # ... each way within this long ...
+SWING_MIN_REVERSALS = 2  # ... and turns back at least this often
 
 # Interactions (units: mean box height of the pair).
 APPROACH_RATE = 0.15  # centre distance shrinking/growing faster than this per second
 APPROACH_MIN = 0.3  # and by at least this much overall
 MIN_INTERACT_S = 1.0  # approaching/apart/facing/following must hold this long
-TOUCH_MARGIN = 0.05  # the other's box is grown by this before testing the wrist against it
+# Contact (units: torso lengths). Boxes of people standing one behind the other overlap without any
+# touch (the bug of the former box test); only a wrist on the other's body, both people at one depth,
+# is contact.
+CONTACT_TORSO = 0.25  # default of HAIC_INTERACTION_CONTACT_TORSO: a wrist this close to the other's body
+MIN_CONTACT_S = 0.5  # default of HAIC_INTERACTION_MIN_CONTACT_S: contact held this long
+DEPTH_RATIO = 1.3  # torso lengths of two people at one depth differ by less than this factor
+GROUND_TOL = 0.15  # and their feet (where both are seen) stand within this many body heights in image y
+MERGED_TORSO = 0.25  # two skeletons whose keypoints lie this close (median) are one body seen twice
+HEAD_RADIUS = 0.35  # the head: within this of the nose
+HUG_CENTRES = 1.0  # torso centres closer than this (torso lengths): bodies pressed together (the hug: 0.6)
 FACE_OFFSET = 0.1  # nose offset from the shoulder centre (torso lengths) that shows a side-facing head
 FOLLOW_DIST = 0.5  # the follower's feet come within this of where the leader's feet were
 FOLLOW_LAG_S = (0.5, 4.0)  # range of delays searched for the leader's earlier position
@@ -115,6 +196,8 @@ class _Series:
     box: np.ndarray  # (n, 4) x1, y1, x2, y2 pixels
     scale: float  # median torso length, pixels
     height: float  # median box height, pixels
+    size: np.ndarray  # (n,) body size for depth: box height, from the torso where the box is cut
+    torso: np.ndarray  # (n,) torso length, pixels (the median where unseen)
 
     def joint(self, name: str) -> np.ndarray:
         return self.kp[:, KP[name]]
@@ -226,7 +309,8 @@ def _series(track: events_pb2.PersonTrack, width: int, height: int, min_score: f
         if len(s.keypoints) not in (0, NUM_KEYPOINTS):
             raise KinematicsInputError(track.track_id, f"sample at {s.t_s:.2f}s has {len(s.keypoints)} keypoints")
         for j, k in enumerate(s.keypoints):
-            if k.score >= min_score:
+            # A keypoint placed outside the picture (a crop past the frame's edge) is a guess.
+            if k.score >= min_score and 0 <= k.x <= width and 0 <= k.y <= height:
                 kp[i, j] = (k.x, k.y)
         if s.HasField("box") and s.box.y2 > s.box.y1:
             box[i] = (s.box.x1, s.box.y1, s.box.x2, s.box.y2)
@@ -237,13 +321,19 @@ def _series(track: events_pb2.PersonTrack, width: int, height: int, min_score: f
         box[:, c] = _interp_gaps(t, box[:, c])
     heights = box[:, 3] - box[:, 1]
     med_h = float(np.nanmedian(heights)) if np.any(~np.isnan(heights)) else float(height) / 2
-    s0 = _Series(track.track_id, t, kp, box, 1.0, med_h)
+    s0 = _Series(track.track_id, t, kp, box, 1.0, med_h, heights, np.ones(n))
     with np.errstate(invalid="ignore"), _quiet():
         torso = np.linalg.norm(s0.mid("left_shoulder", "right_shoulder") - s0.mid("left_hip", "right_hip"), axis=1)
-    torso = torso[~np.isnan(torso)]
+    seen = torso[~np.isnan(torso)]
     # A torso is about a third of the standing height; fall back on that when no torso is visible.
-    scale = float(np.median(torso)) if len(torso) else med_h / 3
-    return _Series(track.track_id, t, kp, box, max(scale, 1.0), max(med_h, 1.0))
+    scale = max(float(np.median(seen)) if len(seen) else med_h / 3, 1.0)
+    torso = np.where(np.isnan(torso), scale, _smooth(torso, 3))
+    # A box cut by the frame's top or bottom edge stops growing as the person comes closer; there the
+    # torso length (in box heights) measures the body's size instead.
+    cut = (box[:, 1] <= EDGE_SHARE * height) | (box[:, 3] >= (1 - EDGE_SHARE) * height)
+    ratio = float(np.nanmedian(heights[~cut] / torso[~cut])) if np.any(~cut & ~np.isnan(heights)) else 3.0
+    size = np.where(cut | np.isnan(heights), torso * ratio, heights)
+    return _Series(track.track_id, t, kp, box, scale, max(med_h, 1.0), size, torso)
 
 
 # --- per-person primitives ---
@@ -329,7 +419,15 @@ def _clap_actions(s: _Series) -> list[events_pb2.Action]:
     hip_y = s.mid("left_hip", "right_hip")[:, 1]
     # Hands must be in front of the body (above the hips) so arms hanging together do not count.
     d = np.where(np.fmax(lw[:, 1], rw[:, 1]) < hip_y, d, np.nan)
-    meets = _runs(_hysteresis(-d, -CLAP_NEAR, -CLAP_FAR))
+    meets = [(a, b) for a, b in _runs(_hysteresis(-d, -CLAP_NEAR, -CLAP_FAR)) if s.t[b] - s.t[a] <= CLAP_MAX_HOLD_S]
+    # Claps come in a rhythm; hands meeting now and then (holding something, clasping) do not clap.
+    rhythm = [[meets[0]]] if meets else []
+    for m in meets[1:]:
+        if s.t[m[0]] - s.t[rhythm[-1][-1][1]] <= CLAP_MAX_GAP_S:
+            rhythm[-1].append(m)
+        else:
+            rhythm.append([m])
+    meets = max(rhythm, key=len) if rhythm else []
     if len(meets) < CLAP_MIN:
         return []
     a, b = meets[0][0], meets[-1][1]
@@ -430,10 +528,11 @@ def _jump_and_kick_actions(s: _Series) -> list[events_pb2.Action]:
 def _postures(s: _Series) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Per-sample posture ("stand", "low", "bend", "lie", "" unknown), torso tilt and thigh drop."""
     sh, hip = s.mid("left_shoulder", "right_shoulder"), s.mid("left_hip", "right_hip")
-    knee_y = s.mid("left_knee", "right_knee")[:, 1]
     v = sh - hip
     tilt = np.degrees(np.arctan2(np.abs(v[:, 0]), -v[:, 1]))
-    thigh = (knee_y - hip[:, 1]) / s.scale
+    # Sitting and squatting bring both thighs up; one knee lifted (marching, dancing) is no low posture.
+    left, right = _thigh_drops(s)
+    thigh = np.fmax(left, right)
     wide = (s.box[:, 2] - s.box[:, 0]) > (s.box[:, 3] - s.box[:, 1])
     labels: list[str] = []
     for i in range(len(s.t)):
@@ -473,12 +572,19 @@ def _posture_actions(s: _Series) -> list[events_pb2.Action]:
     for k, (label, a, b) in enumerate(runs):
         prev = runs[k - 1] if k else None
         nxt = runs[k + 1] if k + 1 < len(runs) else None
+        # The clip may end while a repeated squat or bend comes back up: the last dip of a series, rising
+        # in the samples after it, counts like the others.
+        rising_at_end = (
+            nxt is None
+            and bool(reps.get(label))
+            and b < len(s.t) - 1
+            and abs(float(np.nanmax(thigh[b:]) - thigh[b])) > END_RISE
+        )
         if (
             label in reps
             and prev
             and prev[0] == "stand"
-            and nxt
-            and nxt[0] == "stand"
+            and ((nxt and nxt[0] == "stand") or rising_at_end)
             and (label == "bend" or s.t[b] - s.t[a] <= SQUAT_MAX_S)
         ):
             reps[label].append((a, b))  # a brief dip between standing: squat or bend, counted below
@@ -555,7 +661,7 @@ def _locomotion(s: _Series) -> tuple[list[tuple[str, int, int]], np.ndarray, np.
     speed (box heights per second, + = image right) and depth rate (ln box height per second)."""
     vx = _velocity(s.t, _centre(s)[:, 0], VELOCITY_WINDOW_S) / s.height
     with _quiet():
-        vz = _velocity(s.t, np.log(s.box[:, 3] - s.box[:, 1]), VELOCITY_WINDOW_S)
+        vz = _velocity(s.t, np.log(s.size), VELOCITY_WINDOW_S)
     labels: list[str] = []
     for x, z in zip(vx, vz, strict=True):
         lateral = abs(x) > WALK_SPEED if not np.isnan(x) else False
@@ -597,8 +703,7 @@ def _locomotion_actions(s: _Series) -> list[events_pb2.Action]:
         else:
             speed = float(np.nanmedian(np.abs(vz[a : b + 1])))
             running = speed > RUN_DEPTH_RATE
-            h = s.box[:, 3] - s.box[:, 1]
-            sig = {"box_height_ratio": float(h[b] / h[a]), "log_height_rate_per_s": speed}
+            sig = {"box_height_ratio": float(s.size[b] / s.size[a]), "log_height_rate_per_s": speed}
         sig["duration_s"] = dt
         verb = "runs" if running else "walks"
         out.append(
@@ -618,6 +723,12 @@ def _turn_actions(s: _Series) -> list[events_pb2.Action]:
     # Facing the camera the person's left shoulder is on the image right: left x - right x > 0.
     order = (s.joint("left_shoulder")[:, 0] - s.joint("right_shoulder")[:, 0]) / s.scale
     facing = np.where(order > TURN_ORDER, 1, np.where(order < -TURN_ORDER, -1, 0))
+    # A facing seen in one sample only is a left/right keypoint swap of the pose model, not a turn
+    # (the dim stage of man_gestures_dark_stage flips single samples).
+    for a, b in _runs(facing != 0):
+        for x, y in _runs(facing[a : b + 1] == 1) + _runs(facing[a : b + 1] == -1):
+            if y - x + 1 < TURN_HOLD:
+                facing[a + x : a + y + 1] = 0
     out: list[events_pb2.Action] = []
     last = -1
     for i, f in enumerate(facing):
@@ -644,27 +755,526 @@ def _turn_actions(s: _Series) -> list[events_pb2.Action]:
     return out
 
 
+# --- a wider vocabulary: stepping, knee lifts, balance, reaching, hands, gestures, head, posture ---
+
+
+def _held_runs(t: np.ndarray, mask: np.ndarray, min_samples: int) -> list[tuple[int, int]]:
+    return [(a, b) for a, b in _runs(mask) if b - a + 1 >= min_samples]
+
+
+def _action(
+    s: _Series, a: int, b: int, phrase: str, part: str, repetitions: int = 0, **signals: float
+) -> events_pb2.Action:
+    return events_pb2.Action(
+        start_s=float(s.t[a]),
+        end_s=float(s.t[b]),
+        verb_phrase=phrase,
+        body_part=part,
+        repetitions=repetitions,
+        evidence=_evidence(s.t, a, b, **signals),
+    )
+
+
+def _overlaps(a: events_pb2.Action, start_s: float, end_s: float) -> bool:
+    return a.start_s <= end_s and start_s <= a.end_s
+
+
+def _thigh_drops(s: _Series) -> tuple[np.ndarray, np.ndarray]:
+    """Knee below hip per side (torso lengths): ~0.8 standing, ~0.3 squatting, ~0 with the knee lifted."""
+    left = (s.joint("left_knee")[:, 1] - s.joint("left_hip")[:, 1]) / s.scale
+    right = (s.joint("right_knee")[:, 1] - s.joint("right_hip")[:, 1]) / s.scale
+    return left, right
+
+
+def _swings(t: np.ndarray, x: np.ndarray, amp: float, max_half_s: float) -> list[tuple[int, int, int]]:
+    """Runs of x swinging from beyond +amp to beyond -amp and back, each swing within max_half_s:
+    (first extreme, last extreme, number of swings)."""
+    side = np.where(x > amp, 1, np.where(x < -amp, -1, 0))
+    out: list[tuple[int, int, int]] = []
+    start, last, swings = -1, -1, 0
+    for i in np.flatnonzero(side):
+        if last >= 0 and t[i] - t[last] > max_half_s:  # too slow: the rhythm broke
+            if swings:
+                out.append((start, last, swings))
+            start, swings = -1, 0
+        if last >= 0 and side[i] != side[last] and t[i] - t[last] <= max_half_s:
+            if start < 0:
+                start = last
+            swings += 1
+        last = i
+    if swings:
+        out.append((start, last, swings))
+    return out
+
+
+def _arm_straightness(s: _Series, a: int, b: int) -> float:
+    """Median shoulder-to-wrist distance over the arm's length (1 straight, ~0.7 elbow at a right angle)."""
+    values = []
+    for side in ("left", "right"):
+        sh, el, wr = (s.joint(f"{side}_{j}")[a : b + 1] for j in ("shoulder", "elbow", "wrist"))
+        values.append(
+            np.linalg.norm(wr - sh, axis=1) / (np.linalg.norm(el - sh, axis=1) + np.linalg.norm(wr - el, axis=1))
+        )
+    v = np.concatenate(values)
+    return float(np.nanmedian(v)) if np.any(~np.isnan(v)) else 1.0
+
+
+def _gait_actions(s: _Series, travel: list[events_pb2.Action], moving: np.ndarray) -> list[events_pb2.Action]:
+    """Stepping from the legs' cadence: the ankles (or, where out of view, the knees) take turns being the
+    higher one, whether or not the body crosses the frame (a camera may track the person). Travel already
+    told ("walks to the left") becomes "runs ..." when the cadence is a run's; stepping without travel is
+    told as running, jogging or walking on its own."""
+    la, ra = s.joint("left_ankle")[:, 1], s.joint("right_ankle")[:, 1]
+    lk, rk = s.joint("left_knee")[:, 1], s.joint("right_knee")[:, 1]
+    # A knee rises half as much as its ankle in a stride: doubled, it stands in for a hidden ankle.
+    diff = np.where(np.isnan(la - ra), 2 * (lk - rk), la - ra) / s.scale
+    left_drop, right_drop = _thigh_drops(s)
+    out: list[events_pb2.Action] = []
+    for a, b, swings in _swings(s.t, diff, GAIT_AMP, GAIT_MAX_HALF_S):
+        if swings < GAIT_MIN_SWINGS or s.t[b] - s.t[a] < MIN_MOVE_S:
+            continue
+        amplitude = float(np.nanmedian(np.abs(diff[a : b + 1])))
+        straightness = _arm_straightness(s, a, b)
+        knee_up = float(np.nanmin(np.fmin(left_drop, right_drop)[a : b + 1]))
+        # A runner's elbows are bent at about a right angle; a marcher's or dancer's arms hang straight
+        # while the knees come up to the hips.
+        running = amplitude >= RUN_LEG_AMP and straightness < RUN_ARM_STRAIGHT and knee_up > KNEE_LIFT_DROP
+        sig = {
+            "leg_swings": float(swings),
+            "strides_per_s": swings / 2 / float(s.t[b] - s.t[a]),
+            "leg_amplitude_torso": amplitude,
+            "arm_straightness": straightness,
+            "min_thigh_drop_torso": knee_up,
+        }
+        crossing = [x for x in travel if _overlaps(x, float(s.t[a]), float(s.t[b]))]
+        for x in crossing:
+            if running and x.verb_phrase.startswith("walks"):
+                x.verb_phrase = "runs" + x.verb_phrase.removeprefix("walks")
+            for k, v in sig.items():
+                x.evidence.signals[k] = round(v, 4)
+        if crossing or moving[a : b + 1].mean() > 0.5:
+            continue
+        if running:
+            out.append(_action(s, a, b, "runs" if amplitude >= SPRINT_LEG_AMP else "jogs", "legs", **sig))
+        elif amplitude < WALK_LEG_AMP_MAX and knee_up > KNEE_LIFT_DROP:
+            out.append(_action(s, a, b, "walks", "legs", **sig))
+    return out
+
+
+def _knee_lift_actions(s: _Series, moving: np.ndarray) -> list[events_pb2.Action]:
+    """A knee brought up to the hip while the other leg stands straight (marching, dancing), counted. The
+    shin hangs below the lifted knee; a kick swings the foot up to the knee's height instead."""
+    left, right = _thigh_drops(s)
+    shins = {
+        side: (s.joint(f"{side}_ankle")[:, 1] - s.joint(f"{side}_knee")[:, 1]) / s.scale for side in ("left", "right")
+    }
+    lifts = {
+        side: [
+            (a, b)
+            for a, b in _runs((own < KNEE_LIFT_DROP) & (other > STAND_THIGH_DROP) & (shin > SHIN_HANGS) & ~moving)
+        ]
+        for side, own, other, shin in (("right", right, left, shins["right"]), ("left", left, right, shins["left"]))
+    }
+    lowest = np.fmin(left, right)
+    if sum(len(v) for v in lifts.values()) < KNEE_LIFT_MIN:
+        return []  # a single high kick lifts its knee too (the juggler's last kick): lifts come in series
+    if lifts["left"] and lifts["right"]:
+        groups = [("their knees", "legs", lifts["left"] + lifts["right"])]
+    else:
+        groups = [(f"their {side} knee", f"{side} leg", runs) for side, runs in lifts.items() if runs]
+    out = []
+    for what, part, runs in groups:
+        a, b = min(r[0] for r in runs), max(r[1] for r in runs)
+        phrase = f"lifts {what}" if part == "legs" else _count_phrase(f"lifts {what}", len(runs))
+        out.append(
+            _action(
+                s,
+                a,
+                b,
+                phrase,
+                part,
+                len(runs),
+                min_thigh_drop_torso=float(np.nanmin(lowest[a : b + 1])),
+                peaks=len(runs),
+            )
+        )
+    return out
+
+
+def _balance_actions(s: _Series, moving: np.ndarray) -> list[events_pb2.Action]:
+    """Standing on one leg: the other ankle held well above it for BALANCE_MIN_S, the body in place."""
+    la, ra = s.joint("left_ankle")[:, 1], s.joint("right_ankle")[:, 1]
+    out = []
+    for side, standing, lifted in (("left", la, ra), ("right", ra, la)):
+        lift = (standing - lifted) / s.scale
+        for a, b in _long_runs(s.t, (lift > BALANCE_LIFT) & ~moving, BALANCE_MIN_S):
+            out.append(
+                _action(
+                    s,
+                    a,
+                    b,
+                    f"balances on their {side} leg",
+                    f"{side} leg",
+                    other_ankle_lift_torso=float(np.nanmin(lift[a : b + 1])),
+                )
+            )
+    return out
+
+
+def _arm_extension(s: _Series, side: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per sample: the wrist's distance from the own torso axis (mid-shoulder to mid-hip segment), the arm's
+    straightness (shoulder-to-wrist over the arm's length) and the wrist's height above the shoulder
+    (all lengths in torso lengths)."""
+    sh, el, wr = (s.joint(f"{side}_{j}") for j in ("shoulder", "elbow", "wrist"))
+    top, bottom = s.mid("left_shoulder", "right_shoulder"), s.mid("left_hip", "right_hip")
+    axis = bottom - top
+    length2 = np.sum(axis**2, axis=1)
+    u = np.clip(np.sum((wr - top) * axis, axis=1) / np.where(length2 > 0, length2, np.nan), 0.0, 1.0)
+    away = np.linalg.norm(wr - (top + u[:, None] * axis), axis=1) / s.scale
+    straight = np.linalg.norm(wr - sh, axis=1) / (np.linalg.norm(el - sh, axis=1) + np.linalg.norm(wr - el, axis=1))
+    return away, straight, (sh[:, 1] - wr[:, 1]) / s.scale
+
+
+def _reach_actions(s: _Series) -> list[events_pb2.Action]:
+    """Reaching: a straight arm whose wrist goes far from the torso below the shoulder line's raise (a
+    raised arm is told as such). An arm thrust out from in front of the chest within PUSH_S is a push;
+    a reach held for PULL_HOLD_S and brought back to the body within PULL_S is followed by a pull."""
+    out: list[events_pb2.Action] = []
+    for side in ("right", "left"):
+        away, straight, above = _arm_extension(s, side)
+        extended = np.where(
+            np.isnan(away), np.nan, np.where((straight > REACH_STRAIGHT) & (above < RAISE_ON), away, 0.0)
+        )
+        for a, b in _runs(_hysteresis(extended, REACH_OUT, REACH_BACK)):
+            # An arm held out from the start (a pose) or seen out for one sample (a keypoint slip) is no reach.
+            at_body = np.flatnonzero((s.t >= s.t[a] - REACH_FROM_S) & (s.t < s.t[a]) & (away <= REACH_BACK))
+            if not len(at_body) or b - a + 1 < REACH_MIN_SAMPLES:
+                continue
+            before = np.flatnonzero((s.t >= s.t[a] - PUSH_S) & (s.t < s.t[a]))
+            # In front of the chest: near the torso axis, between the shoulders and the hips.
+            chest = [i for i in before if away[i] <= REACH_BACK and -1.0 < above[i] < 0.0]
+            sig = {
+                "wrist_from_torso_torso": float(np.nanmax(away[a : b + 1])),
+                "arm_straightness": float(np.nanmax(straight[a : b + 1])),
+            }
+            if chest:
+                out.append(_action(s, chest[-1], b, f"pushes with their {side} arm", f"{side} arm", **sig))
+                continue
+            out.append(_action(s, a, b, f"reaches out with their {side} arm", f"{side} arm", **sig))
+            back = [i for i in np.flatnonzero((s.t > s.t[b]) & (s.t <= s.t[b] + PULL_S)) if away[i] <= REACH_BACK]
+            if back and s.t[b] - s.t[a] >= PULL_HOLD_S:
+                c = back[0]
+                out.append(
+                    _action(
+                        s, b, c, f"pulls back their {side} arm", f"{side} arm",
+                        wrist_from_torso_before=float(away[b]), wrist_from_torso_after=float(away[c]),
+                    )
+                )  # fmt: skip
+    return out
+
+
+def _clasp_actions(s: _Series, claps: list[events_pb2.Action]) -> list[events_pb2.Action]:
+    """Hands held together in front of the chest for CLASP_MIN_S (not clapping), and lowering both arms
+    from there to hang at the sides."""
+    lw, rw = s.joint("left_wrist"), s.joint("right_wrist")
+    sh_y, hip_y = s.mid("left_shoulder", "right_shoulder")[:, 1], s.mid("left_hip", "right_hip")[:, 1]
+    d = np.linalg.norm(lw - rw, axis=1) / s.scale
+    hand_y = (lw[:, 1] + rw[:, 1]) / 2
+    together = (d < CLASP_NEAR) & (hand_y > sh_y - RAISE_ON * s.scale) & (hand_y < hip_y)
+    out = []
+    for a, b in _long_runs(s.t, together, CLASP_MIN_S):
+        if any(_overlaps(c, float(s.t[a]), float(s.t[b])) for c in claps):
+            continue
+        out.append(
+            _action(s, a, b, "clasps their hands", "hands", max_wrist_distance_torso=float(np.nanmax(d[a : b + 1])))
+        )
+        later = np.flatnonzero((s.t > s.t[b]) & (s.t <= s.t[b] + LOWER_S))
+        drop = (hand_y[later] - hand_y[b]) / s.scale
+        if len(later) and np.nanmax(drop) > LOWER_DROP:
+            c = int(later[np.nanargmax(drop)])
+            out.append(_action(s, b, c, "lowers their arms", "arms", wrist_drop_torso=float(np.nanmax(drop))))
+    return out
+
+
+def _relative_wrist(s: _Series, side: str) -> np.ndarray:
+    """The wrist relative to the mid-shoulder (torso lengths): body sway and travel taken out."""
+    return (s.joint(f"{side}_wrist") - s.mid("left_shoulder", "right_shoulder")) / s.scale
+
+
+def _gesture_actions(s: _Series, told: list[events_pb2.Action], moving: np.ndarray) -> list[events_pb2.Action]:
+    """Gesturing (while talking, signing, explaining): the hands move about in front of the torso, between
+    the head and the hips, while the body stays in place (no travel, no leg action: a juggler's or
+    dancer's arms swing for balance) and no other arm action explains it."""
+    busy = moving.copy()
+    for x in told:
+        if x.body_part.endswith(("leg", "legs", "whole body")):
+            busy |= (s.t >= x.start_s - GESTURE_PAUSE_S) & (s.t <= x.end_s + GESTURE_PAUSE_S)
+    spans: dict[str, list[tuple[int, int]]] = {}
+    active: dict[str, np.ndarray] = {}
+    for side in ("right", "left"):
+        rel = _relative_wrist(s, side)
+        speed = np.concatenate([[np.nan], np.linalg.norm(np.diff(rel, axis=0), axis=1) / np.diff(s.t)])
+        in_front = (rel[:, 1] > -GESTURE_ABOVE) & (rel[:, 1] < GESTURE_BELOW) & (np.abs(rel[:, 0]) < GESTURE_WIDE)
+        active[side] = (speed > GESTURE_SPEED) & in_front & ~busy
+        for x in told:
+            if x.body_part in (f"{side} arm", f"{side} hand", "hands", "arms"):
+                active[side] &= ~((s.t >= x.start_s) & (s.t <= x.end_s))
+        spans[side] = _gesture_spans(s, active[side])
+    out = []
+    used: set[tuple[str, int, int]] = set()
+    for a, b in spans["right"]:
+        partner = [(c, d) for c, d in spans["left"] if c <= b and a <= d]
+        if partner:
+            used |= {("right", a, b)} | {("left", c, d) for c, d in partner}
+            x, y = min([a] + [c for c, _ in partner]), max([b] + [d for _, d in partner])
+            moves = float(active["right"][x : y + 1].sum() + active["left"][x : y + 1].sum())
+            out.append(_action(s, x, y, "gestures with both hands", "hands", moves=moves))
+    for side in ("right", "left"):
+        for a, b in spans[side]:
+            if (side, a, b) not in used:
+                moves = float(active[side][a : b + 1].sum())
+                out.append(_action(s, a, b, f"gestures with their {side} hand", f"{side} hand", moves=moves))
+    return out
+
+
+def _gesture_spans(s: _Series, active: np.ndarray) -> list[tuple[int, int]]:
+    """Spans with GESTURE_MIN_MOVES moving samples, pauses of up to GESTURE_PAUSE_S between them."""
+    idx = np.flatnonzero(active)
+    spans: list[list[int]] = []
+    for i in idx:
+        if spans and s.t[i] - s.t[spans[-1][-1]] <= GESTURE_PAUSE_S:
+            spans[-1].append(int(i))
+        else:
+            spans.append([int(i)])
+    return [(max(g[0] - 1, 0), g[-1]) for g in spans if len(g) >= GESTURE_MIN_MOVES]
+
+
+def _head_turn_actions(s: _Series, turns: list[events_pb2.Action]) -> list[events_pb2.Action]:
+    """The head turns while the shoulders keep facing the same way: the nose shifts sideways against the
+    shoulder centre from one held position to another."""
+    off = (s.joint("nose")[:, 0] - s.mid("left_shoulder", "right_shoulder")[:, 0]) / s.scale
+    _, tilt, _ = _postures(s)
+    # Sideways against the shoulders means a head turn only on an upright body (lying down moves it too).
+    held = np.where(tilt < UPRIGHT_TILT, _smooth(off, 3), np.nan)
+    out = []
+    i = 0
+    n = len(held)
+    while i < n:
+        if np.isnan(held[i]):
+            i += 1
+            continue
+        later = [j for j in range(i + 1, n) if s.t[j] - s.t[i] <= HEAD_TURN_S and not np.isnan(held[j])]
+        # The new position must hold for the next sample too, and one of the two be a profile.
+        j = next(
+            (
+                j
+                for j in later
+                if abs(held[j] - held[i]) > HEAD_TURN
+                and j + 1 < n
+                and abs(held[j + 1] - held[i]) > HEAD_TURN
+                and max(abs(held[i]), abs(held[j])) > HEAD_TURN / 2
+            ),
+            -1,
+        )
+        if j < 0 or any(_overlaps(x, float(s.t[i]), float(s.t[j])) for x in turns):
+            i += 1
+            continue
+        out.append(
+            _action(
+                s, i, j, "turns their head", "head", nose_offset_before=float(held[i]), nose_offset_after=float(held[j])
+            )
+        )
+        i = j + 1
+    return out
+
+
+def _posture_state(s: _Series) -> events_pb2.Action | None:
+    """What a person who does nothing else is doing: standing or sitting, held over most of the track."""
+    labels, tilt, thigh = _postures(s)
+    known = [x for x in labels if x]
+    if not known:
+        return None
+    for label, phrase in (("stand", "stands"), ("low", "sits")):
+        share = known.count(label) / len(known)
+        if share >= POSTURE_STATE_SHARE and len(known) >= MIN_POSTURE_SAMPLES:
+            tilt_deg, drop = float(np.nanmedian(tilt)), float(np.nanmedian(thigh))
+            return _action(
+                s,
+                0,
+                len(s.t) - 1,
+                phrase,
+                POSTURE,
+                share=share,
+                median_torso_tilt_deg=tilt_deg,
+                median_thigh_drop_torso=drop,
+            )
+    return None
+
+
+def _dance_action(s: _Series, told: list[events_pb2.Action], moving: np.ndarray) -> list[events_pb2.Action]:
+    """Dancing: several kinds of limb movement, repeated, in one place (kicks, knee lifts, hops, arm swings)."""
+    kinds = {_KIND.get(a.verb_phrase.split()[0], "") for a in told} - {""}
+    events = sum(max(a.repetitions, 1) for a in told if _KIND.get(a.verb_phrase.split()[0]))
+    if len(kinds) < DANCE_MIN_KINDS or events < DANCE_MIN_EVENTS or moving.mean() > 0.5:
+        return []
+    a = int(np.searchsorted(s.t, min(x.start_s for x in told)))
+    b = int(np.searchsorted(s.t, max(x.end_s for x in told)))
+    return [
+        _action(
+            s,
+            a,
+            min(b, len(s.t) - 1),
+            "dances",
+            "whole body",
+            movement_kinds=float(len(kinds)),
+            movements=float(events),
+        )
+    ]
+
+
+_KIND = {
+    "kicks": "kick",
+    "lifts": "knee",
+    "jumps": "jump",
+    "hops": "jump",
+    "raises": "arm",
+    "waves": "arm",
+    "swings": "arm",
+    "claps": "arm",
+    "balances": "balance",
+}
+
+
+def _part_paths(s: _Series) -> dict[str, np.ndarray]:
+    """Each limb end relative to the body: wrists to the mid-shoulder, ankles to the mid-hip, the nose to
+    the mid-shoulder (torso lengths), so body travel and camera motion are taken out."""
+    shoulders, hips = s.mid("left_shoulder", "right_shoulder"), s.mid("left_hip", "right_hip")
+    torso = s.torso[:, None]  # per sample: a person coming closer grows, their gestures do not
+    return {
+        "right arm": (s.joint("right_wrist") - shoulders) / torso,
+        "left arm": (s.joint("left_wrist") - shoulders) / torso,
+        "right leg": (s.joint("right_ankle") - hips) / torso,
+        "left leg": (s.joint("left_ankle") - hips) / torso,
+        "head": (s.joint("nose") - shoulders) / torso,
+    }
+
+
+def _movement_actions(s: _Series, force: bool) -> list[events_pb2.Action]:
+    """Where no named action fits: which body parts move and how ("swings both arms", "moves their right
+    hand to their head"). A part counts when its path relative to the body spans MOVE_RANGE; with
+    `force`, the part that moved most is told even below that ("moves their head slightly")."""
+    ranges: dict[str, tuple[float, int, int, np.ndarray]] = {}
+    for part, path in _part_paths(s).items():
+        ok = np.flatnonzero(~np.isnan(path).any(axis=1))
+        if len(ok) < 2:
+            continue
+        centre = np.median(path[ok], axis=0)
+        far = np.linalg.norm(path[ok] - centre, axis=1)
+        ranges[part] = (float(np.percentile(far, 90) * 2), int(ok[0]), int(ok[-1]), path)
+    moved = {p: r for p, r in ranges.items() if r[0] >= MOVE_RANGE}
+    if not moved and force and ranges:
+        part, (span, a, b, _) = max(ranges.items(), key=lambda kv: kv[1][0])
+        return [_action(s, a, b, f"moves their {_PART_NOUN[part]} slightly", part, range_torso=span)]
+    out = []
+    swinging = [p for p in ("right arm", "left arm") if p in moved and _oscillates(s, moved[p][3])]
+    if len(swinging) == 2:
+        a, b = min(moved[p][1] for p in swinging), max(moved[p][2] for p in swinging)
+        out.append(_action(s, a, b, "swings both arms", "arms", range_torso=max(moved[p][0] for p in swinging)))
+    nose = s.joint("nose")
+    for part, (span, a, b, path) in moved.items():
+        if part in swinging and len(swinging) == 2:
+            continue
+        noun = _PART_NOUN[part]
+        if part in swinging or (part.endswith("leg") and _oscillates(s, path)):
+            phrase = f"swings their {noun}"
+        elif part.endswith("arm"):
+            wrist = s.joint(f"{part.split()[0]}_wrist")
+            to_head = np.linalg.norm(wrist - nose, axis=1) / s.scale
+            rise = float(path[a, 1] - path[b, 1])
+            if to_head[b] < HAND_TO_HEAD and to_head[a] >= HAND_TO_HEAD:
+                phrase = f"moves their {part.split()[0]} hand to their head"
+            elif rise > MOVE_RANGE:
+                phrase = f"lifts their {part.split()[0]} hand"
+            elif rise < -MOVE_RANGE:
+                phrase = f"lowers their {part.split()[0]} hand"
+            else:
+                phrase = f"moves their {noun}"
+        else:
+            phrase = f"moves their {noun}"
+        out.append(_action(s, a, b, phrase, part, range_torso=span))
+    return out
+
+
+_PART_NOUN = {
+    "right arm": "right arm",
+    "left arm": "left arm",
+    "right leg": "right leg",
+    "left leg": "left leg",
+    "head": "head",
+}
+
+
+def _oscillates(s: _Series, path: np.ndarray) -> bool:
+    """The path goes back and forth along its main direction at least SWING_MIN_REVERSALS times."""
+    ok = ~np.isnan(path).any(axis=1)
+    if ok.sum() < 4:
+        return False
+    p = path[ok] - np.median(path[ok], axis=0)
+    direction = np.linalg.svd(p, full_matrices=False)[2][0]
+    x = p @ direction
+    return sum(n for _, _, n in _swings(s.t[ok], x, SWING_AMP, SWING_MAX_HALF_S)) >= SWING_MIN_REVERSALS
+
+
 def detect_actions(
-    track: events_pb2.PersonTrack, width: int, height: int, *, min_score: float = DEFAULT_MIN_SCORE
+    track: events_pb2.PersonTrack,
+    width: int,
+    height: int,
+    *,
+    min_score: float = DEFAULT_MIN_SCORE,
+    ensure_action: bool = False,
 ) -> list[events_pb2.Action]:
-    """One person's actions from their dense track, in time order (by start, then end)."""
+    """One person's actions from their dense track, in time order (by start, then end).
+
+    Named actions first; where none fits, the body parts that move and how; a person doing nothing
+    else gets their held posture ("stands", body_part POSTURE). `ensure_action`: the person is known to
+    move (the action rule accepted them), so at least one movement is told, the largest if it is slight.
+    """
     s = _series(track, width, height, min_score)
     if len(s.t) < 2:
         return []
     with np.errstate(invalid="ignore", divide="ignore"), _quiet():
+        moving = _moving(s)
         claps = _clap_actions(s)
         # Clapping hands also swing sideways above the elbows; while clapping, that is not a wave.
         arms = [
             a
             for a in _arm_actions(s)
-            if not (
-                a.verb_phrase.startswith("waves") and any(a.start_s <= c.end_s and c.start_s <= a.end_s for c in claps)
-            )
+            if not (a.verb_phrase.startswith("waves") and any(_overlaps(c, a.start_s, a.end_s) for c in claps))
         ]
-        actions = (
-            arms + claps + _jump_and_kick_actions(s) + _posture_actions(s) + _locomotion_actions(s) + _turn_actions(s)
+        travel = _locomotion_actions(s)
+        turns = _turn_actions(s)
+        jumps_and_kicks = _jump_and_kick_actions(s)
+        told = (
+            arms
+            + claps
+            + travel
+            + _gait_actions(s, travel, moving)
+            + jumps_and_kicks
+            + _knee_lift_actions(s, moving)
+            + _balance_actions(s, moving)
+            + _posture_actions(s)
+            + _reach_actions(s)
+            + _clasp_actions(s, claps)
+            + turns
         )
-    return sorted(actions, key=lambda a: (a.start_s, a.end_s, a.verb_phrase))
+        told += _gesture_actions(s, told, moving) + _head_turn_actions(s, turns)
+        told += _dance_action(s, told, moving)
+        if not told:
+            told = _movement_actions(s, force=ensure_action)
+        if not told:
+            state = _posture_state(s)
+            told = [state] if state is not None else []
+    return sorted(told, key=lambda a: (a.start_s, a.end_s, a.verb_phrase))
 
 
 # --- interactions ---
@@ -691,7 +1301,96 @@ def _facing_x(s: _Series) -> np.ndarray:
     return np.where(off > FACE_OFFSET, 1, np.where(off < -FACE_OFFSET, -1, 0))
 
 
-def _pair_interactions(a: _Series, b: _Series, la: str, lb: str) -> list[events_pb2.Interaction]:
+def _depth_matched(a: _Series, b: _Series, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
+    """Per aligned sample: both people stand at about one depth (torso lengths alike and, where both feet
+    are seen, feet at about one image height), as two people in contact must."""
+    ratio = a.torso[ia] / b.torso[ib]
+    same = (ratio < DEPTH_RATIO) & (ratio > 1 / DEPTH_RATIO)
+    feet_a = np.fmax(a.joint("left_ankle")[ia, 1], a.joint("right_ankle")[ia, 1])
+    feet_b = np.fmax(b.joint("left_ankle")[ib, 1], b.joint("right_ankle")[ib, 1])
+    apart = np.abs(feet_a - feet_b) / ((a.size[ia] + b.size[ib]) / 2)
+    return same & ~(apart > GROUND_TOL)  # NaN (a foot unseen) leaves the torso test alone
+
+
+def _merged(a: _Series, b: _Series, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
+    """Per aligned sample: the two skeletons coincide (the pose model found one body in both crops)."""
+    d = np.linalg.norm(a.kp[ia] - b.kp[ib], axis=2) / ((a.torso[ia] + b.torso[ib]) / 2)[:, None]
+    with _quiet():
+        return np.nanmedian(d, axis=1) < MERGED_TORSO
+
+
+def _segment_distance(p: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Distance from points p to segments u-v (all (n, 2)); NaN where any end is unknown."""
+    d = v - u
+    length2 = np.sum(d**2, axis=1)
+    k = np.clip(np.sum((p - u) * d, axis=1) / np.where(length2 > 0, length2, np.nan), 0.0, 1.0)
+    k = np.where(length2 > 0, k, 0.0)
+    return np.linalg.norm(p - (u + k[:, None] * d), axis=1)
+
+
+def _inside_quad(p: np.ndarray, quad: list[np.ndarray]) -> np.ndarray:
+    """Whether points p lie inside the convex quadrilateral with corners quad (in order)."""
+    signs = []
+    for u, v in itertools.pairwise([*quad, quad[0]]):
+        signs.append(np.sign((v[:, 0] - u[:, 0]) * (p[:, 1] - u[:, 1]) - (v[:, 1] - u[:, 1]) * (p[:, 0] - u[:, 0])))
+    signs_arr = np.stack(signs)
+    return np.all(signs_arr >= 0, axis=0) | np.all(signs_arr <= 0, axis=0)
+
+
+def _body_distance(w: np.ndarray, q: _Series, iq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distance from points w to q's body (torso quadrilateral, arms, head; in q's torso lengths), and
+    whether the nearest part is the torso."""
+    j = {name: q.joint(name)[iq] for name in KP}
+    quad = [j["left_shoulder"], j["right_shoulder"], j["right_hip"], j["left_hip"]]
+    torso = np.fmin.reduce([_segment_distance(w, u, v) for u, v in itertools.pairwise([*quad, quad[0]])])
+    torso = np.where(_inside_quad(w, quad), 0.0, torso)
+    limbs = [
+        _segment_distance(w, j[f"{side}_{a}"], j[f"{side}_{b}"])
+        for side in ("left", "right")
+        for a, b in (("shoulder", "elbow"), ("elbow", "wrist"))
+    ]
+    head = np.maximum(np.linalg.norm(w - j["nose"], axis=1) - HEAD_RADIUS * q.torso[iq], 0.0)
+    other = np.fmin.reduce([*limbs, head])
+    unknown = np.isnan(w).any(axis=1)
+    torso, other = np.where(unknown, np.nan, torso), np.where(unknown, np.nan, other)
+    scale = q.torso[iq]
+    return np.fmin(torso, other) / scale, ~(other < torso)
+
+
+def _torso_centre(s: _Series) -> np.ndarray:
+    return (s.mid("left_shoulder", "right_shoulder") + s.mid("left_hip", "right_hip")) / 2
+
+
+@dataclass(frozen=True)
+class _Contact:
+    """Per aligned sample, p's hands on q's body."""
+
+    reaching: np.ndarray  # a wrist within the contact distance, reaching towards q (not resting by p's side)
+    near: np.ndarray  # a wrist within the contact distance, wherever it comes from
+    on_torso: np.ndarray  # a wrist within the contact distance of q's torso
+    closest: np.ndarray  # the nearest wrist's distance (q's torso lengths)
+
+
+def _contact(p: _Series, q: _Series, ip: np.ndarray, iq: np.ndarray, contact_torso: float) -> _Contact:
+    own_centre, other_centre = _torso_centre(p)[ip], _torso_centre(q)[iq]
+    reaching, near, on_torso, nearest = [], [], [], []
+    for side in ("left", "right"):
+        w = p.joint(f"{side}_wrist")[ip]
+        d, torso = _body_distance(w, q, iq)
+        # A hand hanging by one's side inside the other's outline is no touch: a touch reaches out to them.
+        reach = np.linalg.norm(w - other_centre, axis=1) < np.linalg.norm(w - own_centre, axis=1)
+        near.append(d <= contact_torso)
+        reaching.append(near[-1] & reach)
+        on_torso.append(near[-1] & torso)
+        nearest.append(d)
+    with _quiet():
+        closest = np.nanmin(np.stack(nearest), axis=0)
+    return _Contact(reaching[0] | reaching[1], near[0] | near[1], on_torso[0] | on_torso[1], closest)
+
+
+def _pair_interactions(
+    a: _Series, b: _Series, la: str, lb: str, contact_torso: float, min_contact_s: float
+) -> list[events_pb2.Interaction]:
     ia, ib = _align(a, b)
     if len(ia) < 2:
         return []
@@ -700,6 +1399,8 @@ def _pair_interactions(a: _Series, b: _Series, la: str, lb: str) -> list[events_
     scale = (a.height + b.height) / 2
     dist = np.linalg.norm(ca - cb, axis=1) / scale
     rate = _velocity(t, dist, VELOCITY_WINDOW_S)
+    same_depth = _depth_matched(a, b, ia, ib)
+    merged = _merged(a, b, ia, ib)
     out: list[events_pb2.Interaction] = []
 
     def add(kind: str, x: int, y: int, subj: str, obj: str, **sig: float) -> None:
@@ -717,7 +1418,8 @@ def _pair_interactions(a: _Series, b: _Series, la: str, lb: str) -> list[events_
     for kind, sign in (("approaching", -1.0), ("moving apart", 1.0)):
         for x, y in _long_runs(t, sign * rate > APPROACH_RATE, MIN_INTERACT_S):
             change = float(dist[y] - dist[x])
-            if sign * change < APPROACH_MIN:
+            # People at different depths close in on each other only in the picture.
+            if sign * change < APPROACH_MIN or not same_depth[y if sign < 0 else x]:
                 continue
             # The one who covered more of the change is the subject ("A approaches B").
             towards = (cb[x] - ca[x]) / max(float(np.linalg.norm(cb[x] - ca[x])), 1e-6)
@@ -737,36 +1439,49 @@ def _pair_interactions(a: _Series, b: _Series, la: str, lb: str) -> list[events_
                 move_b_px=move_b,
             )
 
-    for p, q, ip, iq, lp, lq in ((a, b, ia, ib, la, lb), (b, a, ib, ia, lb, la)):
-        box = q.box[iq]
-        m = TOUCH_MARGIN * q.height
-        own_cx, other_cx = _centre(p)[ip][:, 0], _centre(q)[iq][:, 0]
-        touch = np.zeros(len(ip), dtype=bool)
-        for side in ("left", "right"):
-            w = p.joint(f"{side}_wrist")[ip]
-            inside = (
-                (w[:, 0] >= box[:, 0] - m)
-                & (w[:, 0] <= box[:, 2] + m)
-                & (w[:, 1] >= box[:, 1] - m)
-                & (w[:, 1] <= box[:, 3] + m)
-            )
-            # Overlapping boxes put a hanging hand inside the other's box; a touch reaches out to them.
-            reach = np.abs(w[:, 0] - other_cx) < np.abs(w[:, 0] - own_cx)
-            touch |= inside & reach
-        for x, y in _runs(touch):
+    ab, ba = _contact(a, b, ia, ib, contact_torso), _contact(b, a, ib, ia, contact_torso)
+    # Arms around each other: both people's hands on the other, one on a torso at some point, the torsos
+    # close, at one depth. In an embrace the pose model often finds the same arms in both crops (the skeletons
+    # merge), so merged samples count here once a reaching hand has started the contact.
+    centres = np.linalg.norm(_torso_centre(a)[ia] - _torso_centre(b)[ib], axis=1) / ((a.torso[ia] + b.torso[ib]) / 2)
+    embrace = ab.near & ba.near & (centres < HUG_CENTRES) & same_depth
+    hugging = np.zeros(len(t), dtype=bool)
+    for x, y in _long_runs(t, embrace, min_contact_s):
+        started = np.flatnonzero((ab.reaching | ba.reaching) & ~merged)
+        started = started[started <= y]
+        if not len(started) or not (ab.on_torso | ba.on_torso)[x : y + 1].any():
+            continue
+        hugging[x : y + 1] = True
+        # The one whose hand reached the other first hugs the other ("A hugs B").
+        first = int(started[0])
+        subj, obj = (la, lb) if ab.reaching[first] else (lb, la)
+        add(
+            "hugging",
+            x,
+            y,
+            subj,
+            obj,
+            contact_samples=float(y - x + 1),
+            torso_centre_distance_torso=float(np.nanmin(centres[x : y + 1])),
+            merged_samples=float(merged[x : y + 1].sum()),
+        )
+    for c, lp, lq in ((ab, la, lb), (ba, lb, la)):
+        touch = c.reaching & same_depth & ~merged & ~hugging
+        for x, y in _long_runs(t, touch, min_contact_s):
             add(
                 "touching",
                 x,
                 y,
                 lp,
                 lq,
-                wrist_in_box_samples=float(y - x + 1),
-                centre_distance_body_heights=float(np.nanmin(dist[x : y + 1])),
+                contact_samples=float(y - x + 1),
+                min_wrist_distance_torso=float(np.nanmin(c.closest[x : y + 1])),
+                on_torso_samples=float(c.on_torso[x : y + 1].sum()),
             )
 
     fa, fb = _facing_x(a)[ia], _facing_x(b)[ib]
     towards_b = np.sign(cb[:, 0] - ca[:, 0])
-    facing = (fa != 0) & (fa == towards_b) & (fb == -towards_b)
+    facing = (fa != 0) & (fa == towards_b) & (fb == -towards_b) & same_depth
     for x, y in _long_runs(t, facing, MIN_INTERACT_S):
         add(
             "facing each other",
@@ -836,8 +1551,14 @@ def detect_interactions(
     height: int,
     *,
     min_score: float = DEFAULT_MIN_SCORE,
+    contact_torso: float = CONTACT_TORSO,
+    min_contact_s: float = MIN_CONTACT_S,
 ) -> list[events_pb2.Interaction]:
-    """Pairwise interactions between tracked people, in time order; labels map track_id to a subject label."""
+    """Pairwise interactions between tracked people, in time order; labels map track_id to a subject label.
+
+    Contact ("touching", "hugging" when both hold each other) needs a wrist within contact_torso torso
+    lengths of the other's body, both people at one depth, for min_contact_s.
+    """
     series = [_series(tr, width, height, min_score) for tr in tracks]
     out: list[events_pb2.Interaction] = []
     with np.errstate(invalid="ignore", divide="ignore"), _quiet():
@@ -846,7 +1567,7 @@ def detect_interactions(
                 a, b = series[i], series[j]
                 la = labels.get(a.track_id, f"person {a.track_id}")
                 lb = labels.get(b.track_id, f"person {b.track_id}")
-                out.extend(_pair_interactions(a, b, la, lb))
+                out.extend(_pair_interactions(a, b, la, lb, contact_torso, min_contact_s))
     return sorted(out, key=lambda x: (x.start_s, x.end_s, x.kind))
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from haic.v1 import events_pb2
-from services.captioner.kinematics import KinematicsInputError, detect_actions, detect_interactions
+from services.captioner.kinematics import POSTURE, KinematicsInputError, detect_actions, detect_interactions
 from services.pose.contract import COCO_KEYPOINTS
 
 FPS = 4.0
@@ -118,8 +118,10 @@ def test_missing_samples_and_low_confidence_keypoints_do_not_break_counts() -> N
     assert [a.repetitions for a in actions] == [3]
 
 
-def test_still_person_gives_no_action() -> None:
-    assert detect_actions(make_track(40, lambda i: Person()), W, H) == []
+def test_still_person_gives_no_action_only_their_posture() -> None:
+    [posture] = detect_actions(make_track(40, lambda i: Person()), W, H)
+    assert (posture.verb_phrase, posture.body_part) == ("stands", POSTURE)
+    assert posture.evidence.signals["share"] == 1.0
 
 
 def test_walking_left_is_left() -> None:
@@ -340,7 +342,8 @@ def test_foot_touches_below_the_knee_are_kicks_counted_per_leg() -> None:
 
 
 def test_a_foot_lifted_within_standing_jitter_is_no_kick() -> None:
-    assert detect_actions(make_track(24, lifted({6: "left", 12: "right"}, 0.1)), W, H) == []
+    actions = detect_actions(make_track(24, lifted({6: "left", 12: "right"}, 0.1)), W, H)
+    assert [a.verb_phrase for a in actions] == ["stands"]
 
 
 def test_striding_feet_are_walking_not_kicks() -> None:
