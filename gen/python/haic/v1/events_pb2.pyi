@@ -158,12 +158,34 @@ class PoseSample(_message.Message):
     def __init__(self, t_s: _Optional[float] = ..., box: _Optional[_Union[Box, _Mapping]] = ..., keypoints: _Optional[_Iterable[_Union[Keypoint, _Mapping]]] = ...) -> None: ...
 
 class PersonTrack(_message.Message):
-    __slots__ = ("track_id", "samples")
+    __slots__ = ("track_id", "samples", "attributes")
     TRACK_ID_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
     track_id: int
     samples: _containers.RepeatedCompositeFieldContainer[PoseSample]
-    def __init__(self, track_id: _Optional[int] = ..., samples: _Optional[_Iterable[_Union[PoseSample, _Mapping]]] = ...) -> None: ...
+    attributes: PersonAttributes
+    def __init__(self, track_id: _Optional[int] = ..., samples: _Optional[_Iterable[_Union[PoseSample, _Mapping]]] = ..., attributes: _Optional[_Union[PersonAttributes, _Mapping]] = ...) -> None: ...
+
+class PersonAttributes(_message.Message):
+    __slots__ = ("gender", "gender_confidence", "age_group", "age_group_confidence", "age_years", "faces_seen", "samples_tried", "unknown_reason")
+    GENDER_FIELD_NUMBER: _ClassVar[int]
+    GENDER_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    AGE_GROUP_FIELD_NUMBER: _ClassVar[int]
+    AGE_GROUP_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    AGE_YEARS_FIELD_NUMBER: _ClassVar[int]
+    FACES_SEEN_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_TRIED_FIELD_NUMBER: _ClassVar[int]
+    UNKNOWN_REASON_FIELD_NUMBER: _ClassVar[int]
+    gender: str
+    gender_confidence: float
+    age_group: str
+    age_group_confidence: float
+    age_years: float
+    faces_seen: int
+    samples_tried: int
+    unknown_reason: str
+    def __init__(self, gender: _Optional[str] = ..., gender_confidence: _Optional[float] = ..., age_group: _Optional[str] = ..., age_group_confidence: _Optional[float] = ..., age_years: _Optional[float] = ..., faces_seen: _Optional[int] = ..., samples_tried: _Optional[int] = ..., unknown_reason: _Optional[str] = ...) -> None: ...
 
 class ClipVerdict(_message.Message):
     __slots__ = ("video_id", "span", "verdict", "stage", "reason_code", "reason", "values", "storage_uri", "info", "description", "tracks", "dense_tracks", "produced_at", "existence_frames")
