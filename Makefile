@@ -80,6 +80,7 @@ bench: models
 	$(BIN)/python bench/upload_throughput.py
 	$(BIN)/python bench/pose_serving.py
 	$(BIN)/python bench/pose_clips.py
+	$(BIN)/python bench/curation_quality.py
 
 clean:
 	rm -rf $(VENV) $(TRITON_VENV) $(LLM_VENV) .haic .pytest_cache .ruff_cache
