@@ -119,7 +119,7 @@ LOWER_DROP = 0.5  # ... this far within LOWER_S: the arms are lowered
 
 # Gesturing: the hands move about in front of the torso (units: torso lengths, from the mid-shoulder).
 GESTURE_ABOVE = 0.5  # from half a torso above the shoulders (at the face) ...
-GESTURE_BELOW = 1.1  # ... down to the hips
+GESTURE_BELOW = 0.8  # ... down to the waist (hanging arms keep the wrists 1.0 to 1.2 below the shoulders)
 GESTURE_WIDE = 1.0  # and within this of the body's centre line
 GESTURE_SPEED = 0.8  # torso lengths per second: at 4 fps a 0.2 step between samples, 3x standing jitter
 GESTURE_MIN_MOVES = 3  # moving samples ...
@@ -393,11 +393,15 @@ def _arm_actions(s: _Series) -> list[events_pb2.Action]:
         if raises:
             a, b = raises[0][0], raises[-1][1]
             peak = max(float(np.nanmax(r[x : y + 1])) for x, y in raises)
+            # A hand raised only as far as the face (to the head, the ear, the mouth) is told so.
+            to_head = np.linalg.norm(wrist - s.joint("nose"), axis=1) / s.scale
+            at_head = all(float(np.nanmedian(to_head[x : y + 1])) < HAND_TO_HEAD for x, y in raises)
+            what = f"raises their {side} hand to their head" if at_head else f"raises their {side} arm"
             out.append(
                 events_pb2.Action(
                     start_s=float(s.t[a]),
                     end_s=float(s.t[b]),
-                    verb_phrase=_count_phrase(f"raises their {side} arm", len(raises)),
+                    verb_phrase=_count_phrase(what, len(raises)),
                     body_part=part,
                     repetitions=len(raises),
                     evidence=_evidence(
@@ -406,6 +410,7 @@ def _arm_actions(s: _Series) -> list[events_pb2.Action]:
                         b,
                         wrist_above_shoulder_px=peak * s.scale,
                         wrist_above_shoulder_torso=peak,
+                        wrist_to_nose_torso=float(np.nanmin(to_head[a : b + 1])),
                         peaks=len(raises),
                     ),
                 )
@@ -484,7 +489,7 @@ def _jump_and_kick_actions(s: _Series) -> list[events_pb2.Action]:
                 ),
             )
         )
-    moving = _moving(s)
+    moving, stepping = _moving(s), _stepping(s)
     ankle_y = {"left": s.joint("left_ankle")[:, 1], "right": s.joint("right_ankle")[:, 1]}
     rise = {"left": la_rise, "right": ra_rise}
     for side, other in (("right", "left"), ("left", "right")):
@@ -496,7 +501,12 @@ def _jump_and_kick_actions(s: _Series) -> list[events_pb2.Action]:
         lift = np.minimum(rise[side], over)  # NaN where either is unknown (the clip's ends included)
         above_knee = (s.joint(f"{other}_knee")[:, 1] - ankle_y[side]) / s.scale
         up_speed = np.concatenate([[np.nan], -np.diff(ankle_y[side]) / np.diff(s.t)]) / s.scale  # backwards
-        kicking = (lift > KICK_LIFT) & (rise[other] < GROUND_RISE) & (~moving | (above_knee > KICK_ABOVE_KNEE))
+        kicking = (
+            (lift > KICK_LIFT)
+            & (rise[other] < GROUND_RISE)
+            & (~moving | (above_knee > KICK_ABOVE_KNEE))
+            & ~stepping  # a stride lifts the swing foot, a runner's up to the other knee and beyond
+        )
         kicks = _runs(kicking)
         if kicks:
             a, b = kicks[0][0], kicks[-1][1]
@@ -662,23 +672,23 @@ def _locomotion(s: _Series) -> tuple[list[tuple[str, int, int]], np.ndarray, np.
     vx = _velocity(s.t, _centre(s)[:, 0], VELOCITY_WINDOW_S) / s.height
     with _quiet():
         vz = _velocity(s.t, np.log(s.size), VELOCITY_WINDOW_S)
-    labels: list[str] = []
-    for x, z in zip(vx, vz, strict=True):
-        lateral = abs(x) > WALK_SPEED if not np.isnan(x) else False
-        depth = abs(z) > DEPTH_RATE if not np.isnan(z) else False
-        # The stronger relative motion names the direction (both are fractions of the body per second).
-        if depth and (not lateral or abs(z) > abs(x)):
-            labels.append("towards the camera" if z > 0 else "away from the camera")
-        elif lateral:
-            labels.append("to the left" if x < 0 else "to the right")
-        else:
-            labels.append("")
-    runs = [
-        (label, a, b)
-        for label in ("to the left", "to the right", "towards the camera", "away from the camera")
-        for a, b in _runs(np.array([lab == label for lab in labels], dtype=bool))
-        if s.t[b] - s.t[a] >= MIN_MOVE_S
+    masks = {
+        "to the left": vx < -WALK_SPEED,
+        "to the right": vx > WALK_SPEED,
+        "towards the camera": vz > DEPTH_RATE,
+        "away from the camera": vz < -DEPTH_RATE,
+    }
+    candidates = [
+        (label, a, b) for label, mask in masks.items() for a, b in _runs(mask) if s.t[b] - s.t[a] >= MIN_MOVE_S
     ]
+    # A diagonal walk crosses both thresholds, now one and now the other: each axis is measured on its
+    # own, and where two runs overlap the longer names the direction (a tie goes to depth).
+    candidates.sort(key=lambda r: (r[2] - r[1], r[0].startswith(("towards", "away"))), reverse=True)
+    runs: list[tuple[str, int, int]] = []
+    for label, a, b in candidates:
+        if all(b < x or y < a for _, x, y in runs):
+            runs.append((label, a, b))
+    runs.sort(key=lambda r: r[1])
     return runs, vx, vz
 
 
@@ -819,33 +829,53 @@ def _arm_straightness(s: _Series, a: int, b: int) -> float:
     return float(np.nanmedian(v)) if np.any(~np.isnan(v)) else 1.0
 
 
-def _gait_actions(s: _Series, travel: list[events_pb2.Action], moving: np.ndarray) -> list[events_pb2.Action]:
+def _gait(s: _Series) -> list[tuple[int, int, dict[str, float]]]:
     """Stepping from the legs' cadence: the ankles (or, where out of view, the knees) take turns being the
-    higher one, whether or not the body crosses the frame (a camera may track the person). Travel already
-    told ("walks to the left") becomes "runs ..." when the cadence is a run's; stepping without travel is
-    told as running, jogging or walking on its own."""
+    higher one, whether or not the body crosses the frame (a camera may track the person). Runs (first,
+    last, signals)."""
     la, ra = s.joint("left_ankle")[:, 1], s.joint("right_ankle")[:, 1]
     lk, rk = s.joint("left_knee")[:, 1], s.joint("right_knee")[:, 1]
     # A knee rises half as much as its ankle in a stride: doubled, it stands in for a hidden ankle.
     diff = np.where(np.isnan(la - ra), 2 * (lk - rk), la - ra) / s.scale
     left_drop, right_drop = _thigh_drops(s)
-    out: list[events_pb2.Action] = []
+    out = []
     for a, b, swings in _swings(s.t, diff, GAIT_AMP, GAIT_MAX_HALF_S):
         if swings < GAIT_MIN_SWINGS or s.t[b] - s.t[a] < MIN_MOVE_S:
             continue
-        amplitude = float(np.nanmedian(np.abs(diff[a : b + 1])))
-        straightness = _arm_straightness(s, a, b)
-        knee_up = float(np.nanmin(np.fmin(left_drop, right_drop)[a : b + 1]))
-        # A runner's elbows are bent at about a right angle; a marcher's or dancer's arms hang straight
-        # while the knees come up to the hips.
-        running = amplitude >= RUN_LEG_AMP and straightness < RUN_ARM_STRAIGHT and knee_up > KNEE_LIFT_DROP
         sig = {
             "leg_swings": float(swings),
             "strides_per_s": swings / 2 / float(s.t[b] - s.t[a]),
-            "leg_amplitude_torso": amplitude,
-            "arm_straightness": straightness,
-            "min_thigh_drop_torso": knee_up,
+            "leg_amplitude_torso": float(np.nanmedian(np.abs(diff[a : b + 1]))),
+            "arm_straightness": _arm_straightness(s, a, b),
+            "min_thigh_drop_torso": float(np.nanmin(np.fmin(left_drop, right_drop)[a : b + 1])),
         }
+        out.append((a, b, sig))
+    return out
+
+
+def _stepping(s: _Series) -> np.ndarray:
+    """Samples where the legs step (walk, jog, run; not knee lifts): a lifted swing foot is no kick there."""
+    mask = np.zeros(len(s.t), dtype=bool)
+    for a, b, sig in _gait(s):
+        if sig["min_thigh_drop_torso"] > KNEE_LIFT_DROP:
+            mask[a : b + 1] = True
+    return mask
+
+
+def _gait_actions(s: _Series, travel: list[events_pb2.Action], moving: np.ndarray) -> list[events_pb2.Action]:
+    """Running, jogging or walking from the stepping cadence. Travel already told ("walks to the left")
+    becomes "runs ..." when the cadence is a run's; stepping without travel across the frame (in place,
+    or with a camera that tracks the person) is told on its own."""
+    out: list[events_pb2.Action] = []
+    for a, b, sig in _gait(s):
+        amplitude, straightness, knee_up = (
+            sig["leg_amplitude_torso"],
+            sig["arm_straightness"],
+            sig["min_thigh_drop_torso"],
+        )
+        # A runner's elbows are bent at about a right angle and the knees stay below the hips; a marcher's
+        # or dancer's arms hang straight while the knees come up to the hips.
+        running = amplitude >= RUN_LEG_AMP and straightness < RUN_ARM_STRAIGHT and knee_up > KNEE_LIFT_DROP
         crossing = [x for x in travel if _overlaps(x, float(s.t[a]), float(s.t[b]))]
         for x in crossing:
             if running and x.verb_phrase.startswith("walks"):
@@ -991,7 +1021,7 @@ def _clasp_actions(s: _Series, claps: list[events_pb2.Action]) -> list[events_pb
         later = np.flatnonzero((s.t > s.t[b]) & (s.t <= s.t[b] + LOWER_S))
         drop = (hand_y[later] - hand_y[b]) / s.scale
         if len(later) and np.nanmax(drop) > LOWER_DROP:
-            c = int(later[np.nanargmax(drop)])
+            c = int(later[np.argmax(drop > LOWER_DROP)])  # the first sample with the hands down
             out.append(_action(s, b, c, "lowers their arms", "arms", wrist_drop_torso=float(np.nanmax(drop))))
     return out
 
@@ -1449,7 +1479,11 @@ def _pair_interactions(
     for x, y in _long_runs(t, embrace, min_contact_s):
         started = np.flatnonzero((ab.reaching | ba.reaching) & ~merged)
         started = started[started <= y]
-        if not len(started) or not (ab.on_torso | ba.on_torso)[x : y + 1].any():
+        if not len(started):
+            continue
+        # Bodies close with hands near each other begin an embrace only once a hand reaches out.
+        x = max(x, int(started[0]))
+        if t[y] - t[x] < min_contact_s or not (ab.on_torso | ba.on_torso)[x : y + 1].any():
             continue
         hugging[x : y + 1] = True
         # The one whose hand reached the other first hugs the other ("A hugs B").

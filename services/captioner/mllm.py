@@ -243,7 +243,7 @@ class MllmCaptioner:
 
     def caption_clip(self, clip: events_pb2.ClipVerdict, video: Path) -> MllmAnswer:
         """Grounds on the pose-grounded caption of the same clip, then asks the model."""
-        grounding = pose_grounded.caption_clip(clip, video, self.settings.appearance_frames)
+        grounding = pose_grounded.caption_clip(clip, video, self.settings.appearance_frames, self.settings)
         frames = clip_frames(clip, video, self.settings.mllm_frames, self.settings.mllm_frame_width)
         tracks = list(clip.dense_tracks) or list(clip.tracks)
         messages = build_messages(clip, grounding, frames, self.settings.mllm_frame_width)

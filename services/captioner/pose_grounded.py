@@ -14,10 +14,11 @@ import numpy as np
 
 from haic.v1 import events_pb2
 from services.captioner.appearance import describe_appearance, distinct_labels
-from services.captioner.kinematics import detect_actions, detect_interactions
+from services.captioner.judge import acting_tracks, motion_of
+from services.captioner.kinematics import CONTACT_TORSO, MIN_CONTACT_S, POSTURE, detect_actions, detect_interactions
 from services.captioner.render import render_caption
 from services.core.bus import now_timestamp
-from services.core.settings import CaptionerBackend
+from services.core.settings import CaptionerBackend, Settings
 from services.core.video import VideoInfo, VideoReader
 
 BACKEND = CaptionerBackend.pose_grounded.value
@@ -36,10 +37,32 @@ def appearance_samples(track: events_pb2.PersonTrack, count: int) -> list[events
     return chosen
 
 
-def caption_clip(clip: events_pb2.ClipVerdict, video: Path, appearance_frames: int) -> events_pb2.Caption:
-    """A caption of an accepted clip whose video is at `video`; the judgement is left to the judge."""
+def caption_clip(
+    clip: events_pb2.ClipVerdict, video: Path, appearance_frames: int, settings: Settings | None = None
+) -> events_pb2.Caption:
+    """A caption of an accepted clip whose video is at `video`; the judgement is left to the judge.
+
+    With `settings`, contact is judged by its HAIC_INTERACTION_* values, and everyone the action rule
+    finds acting (its HAIC_MIN_KEYPOINT_L1 and HAIC_MIN_AFFINE_RESIDUAL) is told moving. Either way an
+    accepted clip is never told as everyone standing still: its most moving person is told moving.
+    """
     tracks = list(clip.dense_tracks) or list(clip.tracks)
     width, height = clip.info.width, clip.info.height
+    acting: set[int] = set()
+    if settings is not None:
+        acting = acting_tracks(
+            tracks,
+            width,
+            height,
+            min_keypoint_l1=settings.min_keypoint_l1,
+            min_affine_residual=settings.min_affine_residual,
+            min_keypoint_score=settings.min_keypoint_score,
+        )
+    actions = {t.track_id: detect_actions(t, width, height, ensure_action=t.track_id in acting) for t in tracks}
+    if clip.verdict == events_pb2.VERDICT_ACCEPTED and tracks and not any(_moves(a) for a in actions.values()):
+        score = settings.min_keypoint_score if settings is not None else 0.2
+        most = max(tracks, key=lambda t: motion_of(t, width, height, score))
+        actions[most.track_id] = detect_actions(most, width, height, ensure_action=True)
     chosen = {t.track_id: appearance_samples(t, appearance_frames) for t in tracks}
     times = sorted({s.t_s for samples in chosen.values() for s in samples})
     with VideoReader(video, VideoInfo.from_proto(clip.info)) as reader:
@@ -52,11 +75,18 @@ def caption_clip(clip: events_pb2.ClipVerdict, video: Path, appearance_frames: i
             track_id=t.track_id,
             label=label_of[t.track_id],
             attributes=attrs,
-            actions=detect_actions(t, width, height),
+            actions=actions[t.track_id],
         )
         for t, attrs in zip(tracks, attributes, strict=True)
     ]
-    interactions = detect_interactions(tracks, label_of, width, height)
+    interactions = detect_interactions(
+        tracks,
+        label_of,
+        width,
+        height,
+        contact_torso=settings.interaction_contact_torso if settings is not None else CONTACT_TORSO,
+        min_contact_s=settings.interaction_min_contact_s if settings is not None else MIN_CONTACT_S,
+    )
     return events_pb2.Caption(
         video_id=clip.video_id,
         span=clip.span,
@@ -72,3 +102,7 @@ def caption_clip(clip: events_pb2.ClipVerdict, video: Path, appearance_frames: i
 def _centre_x(track: events_pb2.PersonTrack) -> float:
     xs: Sequence[float] = [(s.box.x1 + s.box.x2) / 2 for s in track.samples]
     return float(np.median(xs)) if xs else 0.0
+
+
+def _moves(actions: Sequence[events_pb2.Action]) -> bool:
+    return any(a.body_part != POSTURE for a in actions)

@@ -102,6 +102,7 @@ _INTERACTIONS = {
     "approaching": "{a} and {b} approach each other",
     "moving apart": "{a} and {b} move apart",
     "touching": "{a} touches {b}",
+    "hugging": "{a} hugs {b}",
     "facing each other": "{a} and {b} face each other",
     "following": "{a} follows {b}",
 }

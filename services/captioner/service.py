@@ -72,15 +72,16 @@ class ClipCaptioner:
     def _caption_and_judge(
         self, clip: events_pb2.ClipVerdict, tracks: list[events_pb2.PersonTrack], video: Path
     ) -> events_pb2.Caption:
-        reference, malformed, frames = None, (), None
+        reference, attributes, malformed, frames = None, None, (), None
         if self.mllm is None:
-            caption = pose_grounded.caption_clip(clip, video, self.settings.appearance_frames)
+            caption = pose_grounded.caption_clip(clip, video, self.settings.appearance_frames, self.settings)
             grounding = caption
         else:
             answer = self.mllm.caption_clip(clip, video)
             caption, grounding, frames = answer.caption, answer.grounding, answer.frames
             # The model's counts are checked against the pose-grounded counts of the same clip.
             reference = {s.track_id: list(s.actions) for s in grounding.subjects}
+            attributes = {s.track_id: s.attributes for s in grounding.subjects}
             malformed = answer.errors if answer.malformed else ()
         judgement = judge_caption(
             caption,
@@ -91,6 +92,9 @@ class ClipCaptioner:
             min_keypoint_score=self.settings.min_keypoint_score,
             count_tolerance=self.settings.judge_count_tolerance,
             reference_actions=reference,
+            reference_attributes=attributes,
+            clip_values=clip.values,
+            split_max_gap_s=self.settings.judge_split_max_gap_s,
         )
         if malformed:
             # Kept with the raw answer as its text, for inspection; never exported for training.

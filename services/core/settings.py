@@ -165,6 +165,15 @@ class Settings(BaseSettings):
         False, description="Judge: also have the MLLM endpoint (HAIC_MLLM_*) rate each caption from 1 to 5"
     )
     judge_llm_min_score: int = Field(3, ge=1, le=5, description="Judge: lowest passing LLM score")
+    judge_split_max_gap_s: float = Field(
+        2.0, ge=0, description="Judge: two subjects never seen together, apart this long at most, may be one person"
+    )
+    interaction_contact_torso: float = Field(
+        0.25, gt=0, description="Contact: a wrist within this many torso lengths of the other person's body"
+    )
+    interaction_min_contact_s: float = Field(
+        0.5, ge=0, description="Contact (touching, hugging) must hold this long to be stated"
+    )
 
     # --- MLLM captioner: any OpenAI-compatible chat-completions endpoint (vLLM, Gemini, OpenAI) ---
     mllm_base_url: str = Field(

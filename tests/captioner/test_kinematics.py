@@ -351,3 +351,299 @@ def test_striding_feet_are_walking_not_kicks() -> None:
     feet = {i: ("left" if i % 4 == 1 else "right") for i in range(24) if i % 2}
     actions = detect_actions(make_track(24, lifted(feet, 0.33, cx=lambda i: 1600 - 300 * i / FPS)), W, H)
     assert [a.verb_phrase for a in actions] == ["walks to the left"]
+
+
+# --- the wider vocabulary (issue 11): stepping, reaching, hands, gestures, head, dancing, parts ---
+
+TORSO = 0.30 * 600  # the synthetic Person's torso length in pixels (shoulders 0.82, hips 0.52 of 600 px)
+
+
+def bent_arms(p: Person) -> None:
+    """A runner's arms: elbows bent at about a right angle, the wrists in front of the chest."""
+    for side, sign in (("left", 1.0), ("right", -1.0)):
+        sx, sy = p.at(f"{side}_shoulder")
+        p.moved[f"{side}_elbow"] = (sx + sign * 0.02 * p.height, sy + 0.16 * p.height)
+        p.moved[f"{side}_wrist"] = (sx - sign * 0.02 * p.height, sy + 0.12 * p.height)
+
+
+def stepping(lift: float, speed: float = 0.0) -> Callable[[int], Person]:
+    """The feet take turns off the ground (one per sample, 2 strides a second) by `lift` torso lengths,
+    the runner's arms bent; the body moves left at `speed` pixels per second."""
+
+    def pose(i: int) -> Person:
+        p = Person(cx=1500 - speed * i / FPS)
+        side = "left" if i % 2 else "right"
+        x, y = p.at(f"{side}_ankle")
+        p.moved[f"{side}_ankle"] = (x, y - lift * TORSO)
+        bent_arms(p)
+        return p
+
+    return pose
+
+
+def test_running_towards_a_tracking_camera_is_running_without_crossing_the_frame() -> None:
+    # The camera follows her: the body stays the same size at the same place, only the legs' cadence runs.
+    actions = detect_actions(make_track(24, stepping(1.0)), W, H)
+    assert [a.verb_phrase for a in actions] == ["runs"]
+    sig = actions[0].evidence.signals
+    assert sig["strides_per_s"] == pytest.approx(2.0, abs=0.3) and sig["leg_amplitude_torso"] >= 0.9
+    assert sig["arm_straightness"] < 0.85  # a runner's bent elbows
+    jog = detect_actions(make_track(24, stepping(0.6)), W, H)
+    assert [a.verb_phrase for a in jog] == ["jogs"]
+
+
+def test_a_running_cadence_makes_crossing_the_frame_running() -> None:
+    # 300 px/s sideways at 600 px tall is a walking speed; the legs' cadence and lift say it is a run.
+    actions = detect_actions(make_track(24, stepping(1.0, speed=300)), W, H)
+    assert [a.verb_phrase for a in actions] == ["runs to the left"]
+    assert actions[0].evidence.signals["leg_swings"] >= 3
+
+
+def test_alternating_knee_lifts_with_hanging_arms_are_knee_lifts_and_dancing_not_running() -> None:
+    def pose(i: int) -> Person:
+        p = Person()
+        side = "left" if i % 2 else "right"
+        hx, hy = p.at(f"{side}_hip")
+        p.moved[f"{side}_knee"] = (hx, hy + 0.02 * p.height)  # thigh horizontal, towards the camera
+        p.moved[f"{side}_ankle"] = (hx, hy + 0.25 * p.height)  # the shin hangs below the knee
+        if i % 4 == 1:  # and the arms swing out to the sides every other step
+            for arm, sign in (("left", 1.0), ("right", -1.0)):
+                sx, sy = p.at(f"{arm}_shoulder")
+                p.moved[f"{arm}_wrist"] = (sx + sign * 0.2 * p.height, sy + 0.05 * p.height)
+        return p
+
+    verbs = [a.verb_phrase for a in detect_actions(make_track(24, pose), W, H)]
+    assert "lifts their knees" in verbs and "dances" in verbs
+    assert not {"runs", "jogs", "walks"} & set(verbs)
+
+
+def reach_and_pull(i: int) -> Person:
+    """The right arm goes out straight to the side at shoulder height (samples 8-13), then comes back."""
+    p = Person()
+    if 8 <= i <= 13:
+        sx, sy = p.at("right_shoulder")
+        p.moved["right_elbow"] = (sx - 0.14 * p.height, sy + 0.02 * p.height)
+        p.moved["right_wrist"] = (sx - 0.28 * p.height, sy + 0.04 * p.height)
+    return p
+
+
+def test_reaching_out_then_pulling_back() -> None:
+    actions = detect_actions(make_track(24, reach_and_pull), W, H)
+    assert [(a.verb_phrase, a.start_s, a.end_s) for a in actions] == [
+        ("reaches out with their right arm", 2.0, 3.25),
+        ("pulls back their right arm", 3.25, 3.5),
+    ]
+    assert actions[0].evidence.signals["wrist_from_torso_torso"] > 0.9
+    assert actions[0].evidence.signals["arm_straightness"] > 0.85
+
+
+def test_an_arm_held_out_from_the_start_is_a_pose_not_a_reach() -> None:
+    # A photo of someone pointing: nothing reaches (and the held posture is told).
+    assert [a.verb_phrase for a in detect_actions(make_track(24, lambda i: reach_and_pull(10)), W, H)] == ["stands"]
+
+
+def test_pushing_from_the_chest() -> None:
+    def pose(i: int) -> Person:
+        p = Person()
+        sx, sy = p.at("right_shoulder")
+        if 6 <= i < 8:  # the hand in front of the chest
+            p.moved["right_elbow"] = (sx + 0.02 * p.height, sy + 0.14 * p.height)
+            p.moved["right_wrist"] = (p.cx - 0.02 * p.height, sy + 0.08 * p.height)
+        elif 8 <= i < 13:  # thrust out straight
+            p.moved["right_elbow"] = (sx - 0.14 * p.height, sy + 0.02 * p.height)
+            p.moved["right_wrist"] = (sx - 0.28 * p.height, sy + 0.03 * p.height)
+        return p
+
+    actions = detect_actions(make_track(20, pose), W, H)
+    assert [a.verb_phrase for a in actions] == ["pushes with their right arm"]
+
+
+def test_bending_down_and_up_twice_is_counted() -> None:
+    def pose(i: int) -> Person:
+        p = Person()
+        if i in (6, 7, 8, 14, 15, 16):  # the torso tips forward 60 degrees, the legs stay straight
+            hy = p.at("left_hip")[1]
+            for name in ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder"):
+                up = _FRAME[name][0] - 0.52
+                p.moved[name] = (p.cx + up * p.height * 0.87, hy - up * p.height * 0.5)
+            for name in ("left_elbow", "right_elbow", "left_wrist", "right_wrist"):
+                p.moved[name] = (p.cx + 0.3 * p.height, hy + 0.05 * p.height)
+        return p
+
+    actions = detect_actions(make_track(24, pose), W, H)
+    assert [(a.verb_phrase, a.repetitions) for a in actions] == [("bends down twice", 2)]
+
+
+def test_clasping_then_lowering_the_hands() -> None:
+    def pose(i: int) -> Person:
+        p = Person()
+        if 4 <= i < 12:  # palms together in front of the chest for 2 s
+            y = p.at("nose")[1] + 0.2 * p.height
+            p.moved["right_wrist"], p.moved["left_wrist"] = (p.cx - 5, y), (p.cx + 5, y)
+            p.moved["right_elbow"] = (p.cx - 0.1 * p.height, y + 0.05 * p.height)
+            p.moved["left_elbow"] = (p.cx + 0.1 * p.height, y + 0.05 * p.height)
+        return p
+
+    actions = detect_actions(make_track(20, pose), W, H)
+    assert [(a.verb_phrase, a.start_s, a.end_s) for a in actions] == [
+        ("clasps their hands", 1.0, 2.75),
+        ("lowers their arms", 2.75, 3.0),
+    ]
+
+
+def test_gesturing_while_talking() -> None:
+    # Standing in place, both hands move about in front of the chest (never meeting, never raised).
+    rng = np.random.default_rng(5)
+    offsets = rng.uniform(-0.12, 0.12, size=(24, 4))
+
+    def pose(i: int) -> Person:
+        p = Person()
+        if 4 <= i < 20:
+            y = p.at("nose")[1] + 0.25 * p.height
+            dx = 0.12 + abs(offsets[i, 0]) * 0.5
+            p.moved["right_wrist"] = (p.cx - dx * p.height + offsets[i, 1] * p.height, y + offsets[i, 2] * p.height)
+            p.moved["left_wrist"] = (p.cx + dx * p.height - offsets[i, 3] * p.height, y - offsets[i, 2] * p.height)
+        return p
+
+    actions = detect_actions(make_track(24, pose), W, H)
+    assert [a.verb_phrase for a in actions] == ["gestures with both hands"]
+    assert actions[0].evidence.signals["moves"] >= 6
+
+
+def test_turning_the_head_to_the_side() -> None:
+    def pose(i: int) -> Person:
+        p = Person()
+        if i >= 10:  # the face turns to profile: the nose moves a third of a torso sideways, shoulders stay
+            x, y = p.at("nose")
+            p.moved["nose"] = (x + 0.4 * TORSO, y)
+        return p
+
+    actions = detect_actions(make_track(20, pose), W, H)
+    assert [a.verb_phrase for a in actions] == ["turns their head"]
+    assert actions[0].evidence.signals["nose_offset_after"] > 0.3
+
+
+def test_standing_on_one_leg_is_balancing() -> None:
+    def pose(i: int) -> Person:
+        p = Person()
+        if 6 <= i < 16:
+            x, y = p.at("right_ankle")
+            p.moved["right_ankle"] = (x, y - 0.7 * TORSO)
+        return p
+
+    verbs = [a.verb_phrase for a in detect_actions(make_track(24, pose), W, H)]
+    assert "balances on their left leg" in verbs
+
+
+def test_where_no_named_action_fits_the_moving_parts_are_told_and_a_hand_to_the_head_is_named() -> None:
+    # Both hanging arms swing forwards and back by the sides (no raise, no wave, no reach, no clap).
+    def swing(i: int) -> Person:
+        p = Person()
+        for side, sign in (("left", 1.0), ("right", -1.0)):
+            sx, sy = p.at(f"{side}_shoulder")
+            p.moved[f"{side}_wrist"] = (sx + sign * 0.05 * p.height, sy + (0.36 if (i // 2) % 2 else 0.24) * p.height)
+        return p
+
+    assert [a.verb_phrase for a in detect_actions(make_track(24, swing), W, H)] == ["swings both arms"]
+
+    def hand_to_head(i: int) -> Person:
+        p = Person()
+        if i >= 10:  # the right hand goes up to the face and stays there
+            x, y = p.at("nose")
+            p.moved["right_wrist"] = (x - 0.03 * p.height, y + 0.03 * p.height)
+            p.moved["right_elbow"] = (p.at("right_shoulder")[0] - 0.05 * p.height, y + 0.15 * p.height)
+        return p
+
+    actions = detect_actions(make_track(24, hand_to_head), W, H)
+    assert [a.verb_phrase for a in actions] == ["raises their right hand to their head"]
+    assert actions[0].evidence.signals["wrist_to_nose_torso"] < 0.5
+
+
+def test_someone_the_action_rule_accepted_is_never_told_still() -> None:
+    # A slight movement of the head, below every named action and part threshold: told when ensured.
+    def nod(i: int) -> Person:
+        p = Person()
+        x, y = p.at("nose")
+        p.moved["nose"] = (x, y + (0.05 * TORSO if i % 4 < 2 else 0.0))
+        return p
+
+    track = make_track(24, nod)
+    assert [a.body_part for a in detect_actions(track, W, H)] == [POSTURE]
+    [moved] = detect_actions(track, W, H, ensure_action=True)
+    assert moved.body_part != POSTURE and moved.verb_phrase.endswith("slightly")
+
+
+def test_people_overlapping_in_the_picture_at_different_depths_do_not_touch() -> None:
+    # A child jumps on a bed behind a girl: in the picture his raised hand lies on her body and their boxes
+    # overlap, but he is farther away (smaller, feet higher up). No touch, whatever the boxes do.
+    def front(i: int) -> Person:
+        return Person(cx=900, ground=1000, height=600)
+
+    def behind(i: int) -> Person:
+        p = Person(cx=1050, ground=780, height=430)
+        girl = front(i)
+        p.moved["right_wrist"] = girl.at("left_shoulder")  # over her shoulder, in the picture only
+        p.moved["right_elbow"] = (p.at("right_shoulder")[0] - 40, p.at("right_shoulder")[1] + 20)
+        return p
+
+    tracks = [make_track(16, front, track_id=1), make_track(16, behind, track_id=2, seed=2)]
+    a, b = (t.samples[0].box for t in tracks)
+    assert min(a.x2, b.x2) > max(a.x1, b.x1) and min(a.y2, b.y2) > max(a.y1, b.y1)  # the boxes overlap
+    assert detect_interactions(tracks, {}, W, H) == []
+
+
+def test_people_side_by_side_with_hanging_hands_do_not_touch() -> None:
+    # Close together at one depth, boxes overlapping, arms hanging: no hand reaches out to the other.
+    tracks = [
+        make_track(16, lambda i: Person(cx=800), track_id=1),
+        make_track(16, lambda i: Person(cx=1030), track_id=2, seed=2),
+    ]
+    a, b = (t.samples[0].box for t in tracks)
+    assert a.x2 > b.x1  # the boxes overlap
+    assert detect_interactions(tracks, {}, W, H) == []
+
+
+def embrace(cx: float, other_cx: float, start: int) -> Callable[[int], Person]:
+    """Apart until sample `start`, then close with both hands on the other person's back (one depth)."""
+
+    def pose(i: int) -> Person:
+        p = Person(cx=cx if i >= start else cx + 1.5 * (cx - other_cx))
+        if i >= start:
+            other = Person(cx=other_cx)
+            for side, up in (("left", 0.72), ("right", 0.62)):
+                p.moved[f"{side}_wrist"] = (other_cx + (cx - other_cx) * 0.1, other.ground - up * other.height)
+                p.moved[f"{side}_elbow"] = ((cx + other_cx) / 2, other.ground - up * other.height + 10)
+        return p
+
+    return pose
+
+
+def test_a_hug_is_both_people_holding_each_other_and_the_one_who_reached_first_hugs() -> None:
+    tracks = [
+        make_track(20, embrace(860, 1000, start=6), track_id=1),
+        make_track(20, embrace(1000, 860, start=8), track_id=2, seed=2),
+    ]
+    got = detect_interactions(tracks, {1: "the man in gray", 2: "the man in black"}, W, H)
+    # They step together (approaching) and hold each other from 2 s, when both hands of both are on.
+    assert [(x.kind, x.subject_label, x.object_label, x.start_s) for x in got] == [
+        ("approaching", "the man in gray", "the man in black", 1.0),
+        ("hugging", "the man in gray", "the man in black", 2.0),
+    ]
+    assert got[1].evidence.signals["torso_centre_distance_torso"] < 1.0
+
+    # One person's hand on the other's shoulder, at arm's length, the other's arms hanging: a touch.
+    def hand_on_shoulder(i: int) -> Person:
+        p = Person(cx=760)
+        if i >= 6:
+            x, y = Person(cx=1000).at("right_shoulder")
+            p.moved["left_elbow"] = (880, y + 30)
+            p.moved["left_wrist"] = (x + 5, y + 10)
+        return p
+
+    tracks = [
+        make_track(20, hand_on_shoulder, track_id=1),
+        make_track(20, lambda i: Person(cx=1000), track_id=2, seed=2),
+    ]
+    got = detect_interactions(tracks, {1: "the man in gray", 2: "the man in black"}, W, H)
+    assert [(x.kind, x.subject_label, x.start_s) for x in got] == [("touching", "the man in gray", 1.5)]
+    assert got[0].evidence.signals["min_wrist_distance_torso"] <= 0.25

@@ -7,6 +7,7 @@ import pytest
 
 from haic.v1 import events_pb2
 from services.captioner.judge import judge_caption
+from services.captioner.kinematics import POSTURE
 from services.captioner.render import describe_person, render_actions, render_caption
 
 W, H = 1280, 720
@@ -155,3 +156,88 @@ def test_garment_articles_and_irregular_verbs_read_as_english() -> None:
         ]
     )
     assert render_actions(subject) == "Initially, they lie down, then carry the ball, finally go away."
+
+
+# --- the evidence rules (issue 11) ---
+
+ACCEPTED = {"people_min": 2.0, "people_max": 2.0, "tracks_acting": 1.0}
+
+
+def shifted(t: events_pb2.PersonTrack, start: float, stop: float, dx: float = 0.0) -> events_pb2.PersonTrack:
+    """The samples of t from start to stop seconds, moved dx pixels to the right."""
+    samples = [s for s in t.samples if start <= s.t_s <= stop]
+    for s in samples:
+        s.box.x1 += dx
+        s.box.x2 += dx
+        for k in s.keypoints:
+            k.x += dx
+    return events_pb2.PersonTrack(track_id=t.track_id, samples=samples)
+
+
+def test_a_faithful_caption_passes_every_evidence_rule() -> None:
+    reference = {0: WAVER.attributes, 1: STILL.attributes}
+    verdict = judge(
+        caption([WAVER, STILL]),
+        [track(0, True), track(1, False, dx=300)],
+        clip_values=ACCEPTED,
+        reference_attributes=reference,
+    )
+    assert verdict.passed, list(verdict.reasons)
+    assert verdict.scores["people_max"] == 2.0
+
+
+def test_one_person_split_in_two_subjects_is_caught() -> None:
+    # The same person tracked 0-1.75 s, lost, found again at 2.25 s a few pixels on: two subjects.
+    first, second = shifted(track(0, True), 0.0, 1.75), shifted(track(1, True), 2.25, 4.0, dx=15)
+    split = caption([WAVER, subject(1, "the person in the red top on the right", "red", [])])
+    verdict = judge(split, [first, second])
+    assert "split_subject" in verdict.reasons and verdict.scores["split_gap_s"] == 0.5
+    # Far apart, or seen together, or dressed differently, they are two people.
+    far = shifted(track(1, True), 2.25, 4.0, dx=900)  # two body heights away after half a second
+    assert "split_subject" not in judge(split, [first, far]).reasons
+    assert "split_subject" not in judge(split, [track(0, True), track(1, True, dx=15)]).reasons
+    assert "split_subject" not in judge(caption([WAVER, STILL]), [first, second]).reasons
+    # A gap longer than the configured one is another person coming in.
+    assert "split_subject" not in judge(split, [first, second], split_max_gap_s=0.25).reasons
+
+
+def test_subject_counts_are_checked_against_the_people_the_existence_rule_counted() -> None:
+    one_person = {"people_min": 1.0, "people_max": 1.0, "tracks_acting": 1.0}
+    verdict = judge(caption([WAVER, STILL]), [track(0, True), track(1, False, dx=300)], clip_values=one_person)
+    assert "subject_count_vs_existence" in verdict.reasons
+    three = {"people_min": 3.0, "people_max": 3.0, "tracks_acting": 1.0}
+    assert "subject_count_vs_existence" in judge(caption([WAVER]), [track(0, True)], clip_values=three).reasons
+    assert "subject_count_vs_existence" not in judge(caption([WAVER]), [track(0, True)], clip_values=one_person).reasons
+
+
+def test_attributes_stated_without_evidence_are_caught() -> None:
+    # The text calls the first subject a woman; nothing gave a gender.
+    text = render_caption([WAVER, STILL], []).replace("The first subject is a person", "The first subject is a woman")
+    verdict = judge(caption([WAVER, STILL], text=text), [track(0, True), track(1, False, dx=300)])
+    assert "attribute_without_evidence" in verdict.reasons
+    # A colour the subject's garments do not have.
+    text = render_caption([WAVER, STILL], []).replace("wearing a red top", "wearing a green top")
+    verdict = judge(caption([WAVER, STILL], text=text), [track(0, True), track(1, False, dx=300)])
+    assert "attribute_without_evidence" in verdict.reasons
+    # A gender in the structured caption that the pose-grounded evidence (the face) does not give.
+    woman = events_pb2.Subject()
+    woman.CopyFrom(WAVER)
+    woman.attributes.gender = "female"
+    stated = caption([woman, STILL])
+    tracks = [track(0, True), track(1, False, dx=300)]
+    unknown = {0: WAVER.attributes, 1: STILL.attributes}
+    assert "attribute_without_evidence" in judge(stated, tracks, reference_attributes=unknown).reasons
+    grounded = {0: woman.attributes, 1: STILL.attributes}
+    assert judge(stated, tracks, reference_attributes=grounded).passed
+    assert "she raises her right arm" in stated.text.lower()
+
+
+def test_a_caption_with_no_movement_for_a_clip_the_action_rule_accepted_is_caught() -> None:
+    still = subject(0, "a", "red", [])
+    still.actions.add(start_s=0.0, end_s=4.0, verb_phrase="stands", body_part=POSTURE)
+    acting = {"people_min": 1.0, "people_max": 1.0, "tracks_acting": 1.0}
+    verdict = judge(caption([still]), [track(0, True)], clip_values=acting)
+    assert "no_action_for_acting_clip" in verdict.reasons
+    assert judge(caption([WAVER]), [track(0, True)], clip_values=acting).passed
+    # A held posture is no movement, so it never needs one: a still person may stand.
+    assert judge(caption([still]), [track(0, False)]).passed
