@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from haic.v1 import events_pb2
-from services.captioner.appearance import describe_appearance, distinct_labels
+from services.captioner.appearance import ColourThresholds, describe_appearance, distinct_labels
 from services.captioner.judge import acting_tracks, motion_of
 from services.captioner.kinematics import CONTACT_TORSO, MIN_CONTACT_S, POSTURE, detect_actions, detect_interactions
 from services.captioner.render import render_caption
@@ -63,11 +63,12 @@ def caption_clip(
         score = settings.min_keypoint_score if settings is not None else 0.2
         most = max(tracks, key=lambda t: motion_of(t, width, height, score))
         actions[most.track_id] = detect_actions(most, width, height, ensure_action=True)
+    colours = ColourThresholds.from_settings(settings) if settings is not None else None
     chosen = {t.track_id: appearance_samples(t, appearance_frames) for t in tracks}
     times = sorted({s.t_s for samples in chosen.values() for s in samples})
     with VideoReader(video, VideoInfo.from_proto(clip.info)) as reader:
         frames = dict(reader.frames_at(times))
-    attributes = [describe_appearance([(frames[s.t_s], s) for s in chosen[t.track_id]]) for t in tracks]
+    attributes = [describe_appearance([(frames[s.t_s], s) for s in chosen[t.track_id]], colours) for t in tracks]
     labels = distinct_labels(attributes, [_centre_x(t) for t in tracks])
     label_of = {t.track_id: label for t, label in zip(tracks, labels, strict=True)}
     subjects = [

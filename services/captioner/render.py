@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from haic.v1 import events_pb2
+from services.captioner.appearance import BARE_TORSO
 
 ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
 NUMBERS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
@@ -39,8 +40,10 @@ def describe_person(attributes: events_pb2.SubjectAttributes) -> str:
     """'a middle-aged man wearing a red top and blue trousers'; 'a person' when nothing is known."""
     noun = {"male": "man", "female": "woman"}.get(attributes.gender, "person")
     head = f"{attributes.age_group} {noun}" if attributes.age_group else noun
+    if any(g.item == BARE_TORSO for g in attributes.clothing):
+        head = f"shirtless {head}"  # no upper garment: said of the person, not worn
     article = "an" if head[0] in "aeiou" else "a"
-    parts = [f"{g.color} {g.item}".strip() for g in attributes.clothing if g.item]
+    parts = [f"{g.color} {g.item}".strip() for g in attributes.clothing if g.item and g.item != BARE_TORSO]
     text = f"{article} {head}"
     if parts:
         text += " wearing " + _join([p if _is_plural(p) else f"a {p}" for p in parts])

@@ -155,6 +155,21 @@ class Settings(BaseSettings):
         CaptionerBackend.pose_grounded, description="Caption backend: pose-grounded (embedded default) or mllm"
     )
     appearance_frames: int = Field(5, ge=1, description="Frames per person whose pixels vote for garment colours")
+    # A garment colour is stated only with this much evidence, else left unknown (calibrated on the
+    # labelled videos: bench/curation_quality.py)
+    appearance_min_samples: int = Field(2, ge=1, description="Frames a garment must be seen in to state its colour")
+    appearance_min_region_pixels: int = Field(
+        200, ge=1, description="Person pixels a garment region needs in one frame to count as seen there"
+    )
+    appearance_min_colour_share: float = Field(
+        0.5, ge=0, le=1, description="Share of a garment's pooled pixels its stated colour (with its shades) covers"
+    )
+    appearance_min_agreement: float = Field(
+        0.5, ge=0, le=1, description="Share of the frames whose own dominant colour agrees with the stated one"
+    )
+    appearance_bare_skin_share: float = Field(
+        0.6, ge=0, le=1, description="Skin share of the torso region (pooled and per frame) that states a bare torso"
+    )
     judge_still_keypoint_l1: float = Field(
         0.085,
         ge=0,

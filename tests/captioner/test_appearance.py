@@ -30,6 +30,7 @@ from services.captioner.appearance import (
     name_lab,
     skin_share,
 )
+from services.captioner.render import describe_person
 from services.core.video import VideoInfo, VideoReader
 from services.pose.contract import COCO_KEYPOINTS
 
@@ -461,3 +462,10 @@ def test_top_colours_of_labelled_people(video: str, shared_videos: Path) -> None
         assert tops == ([expected] if expected else []), (track.track_id, subject, evidence)
         if "black-and-white" in label["content"].lower():
             assert list(attributes.clothing) == [] and "monochrome" in evidence
+
+
+def test_a_shirtless_person_is_described_without_a_garment() -> None:
+    attributes = _attributes((BARE_TORSO, ""), ("shorts", "black"))
+    attributes.gender = "male"
+    assert describe_person(attributes) == "a shirtless man wearing black shorts"
+    assert label_for(attributes, 0) == "the shirtless man in the black shorts"
