@@ -49,8 +49,8 @@ import cv2
 import numpy as np
 
 from haic.v1 import events_pb2
+from services.core.keypoints import COCO_KEYPOINTS, NUM_KEYPOINTS
 from services.core.settings import Settings
-from services.pose.contract import COCO_KEYPOINTS, NUM_KEYPOINTS
 
 # Names the captioner may use for a colour; every name color_name returns is in here. Labels a person
 # writes map onto it by family (bench/label_matching.py): "light blue" is blue or teal, "khaki" is

@@ -26,6 +26,9 @@ from typing import Protocol
 
 import numpy as np
 
+from services.core.keypoints import COCO_KEYPOINTS as COCO_KEYPOINTS  # re-exported: the models' order
+from services.core.keypoints import NUM_KEYPOINTS
+
 PERSON_DETECTOR = "person_detector"
 POSE_ESTIMATOR = "pose_estimator"
 
@@ -33,27 +36,6 @@ IMAGE = "image"
 BOXES = "boxes"
 SCORES = "scores"
 KEYPOINTS = "keypoints"
-
-COCO_KEYPOINTS: tuple[str, ...] = (
-    "nose",
-    "left_eye",
-    "right_eye",
-    "left_ear",
-    "right_ear",
-    "left_shoulder",
-    "right_shoulder",
-    "left_elbow",
-    "right_elbow",
-    "left_wrist",
-    "right_wrist",
-    "left_hip",
-    "right_hip",
-    "left_knee",
-    "right_knee",
-    "left_ankle",
-    "right_ankle",
-)
-NUM_KEYPOINTS = len(COCO_KEYPOINTS)
 
 
 @dataclass(frozen=True)
