@@ -88,6 +88,15 @@ def caption_clip(
         contact_torso=settings.interaction_contact_torso if settings is not None else CONTACT_TORSO,
         min_contact_s=settings.interaction_min_contact_s if settings is not None else MIN_CONTACT_S,
     )
+    by_label = {s.label: s for s in subjects}
+    for interaction in interactions:
+        for actor, verb, other in _INTERACTION_ACTIONS.get(interaction.kind, ()):
+            doer = by_label.get(interaction.subject_label if actor == "subject" else interaction.object_label)
+            target = interaction.object_label if other == "object" else interaction.subject_label
+            if doer is not None:
+                doer.actions.append(_interaction_action(interaction, f"{verb} {target}", target))
+    for subject in subjects:
+        subject.actions.sort(key=lambda a: (a.start_s, a.end_s, a.verb_phrase))
     return events_pb2.Caption(
         video_id=clip.video_id,
         span=clip.span,
@@ -97,6 +106,26 @@ def caption_clip(
         backend=BACKEND,
         storage_uri=clip.storage_uri,
         produced_at=now_timestamp(),
+    )
+
+
+# What each participant of an interaction does, told among their own actions: (who, verb, whom).
+# A hug is mutual (both hold each other); a touch or an approach is the subject's.
+_INTERACTION_ACTIONS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "hugging": (("subject", "hugs", "object"), ("object", "hugs", "subject")),
+    "touching": (("subject", "touches", "object"),),
+    "approaching": (("subject", "walks up to", "object"),),
+}
+
+
+def _interaction_action(interaction: events_pb2.Interaction, phrase: str, target: str) -> events_pb2.Action:
+    return events_pb2.Action(
+        start_s=interaction.start_s,
+        end_s=interaction.end_s,
+        verb_phrase=phrase,
+        body_part="arms" if interaction.kind in ("hugging", "touching") else "whole body",
+        target=target,
+        evidence=interaction.evidence,
     )
 
 
