@@ -16,6 +16,18 @@ the family is a model-repository change, not a code change.
     input  ``image``     UINT8 [H, W, 3]  RGB person crop (an affine crop around the person's box).
     output ``keypoints`` FP32  [17, 3]    x / W, y / H, confidence, in COCO keypoint order.
 
+``face_detector``
+    input  ``image``     UINT8 [S, S, 3]  RGB head region (a square crop around the head keypoints).
+    output ``boxes``     FP32  [K, 4]     x1, y1, x2, y2 as fractions of S, best first.
+    output ``scores``    FP32  [K]        face confidence in [0, 1].
+    output ``landmarks`` FP32  [K, 6, 2]  x / S, y / S of the right eye, left eye, nose tip, mouth,
+                                          right ear, left ear (the person's right and left).
+``face_attributes``
+    input  ``image``     UINT8 [F, F, 3]  RGB face crop (a square around the detected face).
+    output ``gender``    FP32  [1]        probability that the face is a man's.
+    output ``age``       FP32  [100]      probability of each age in years, bin i = i + 1 years.
+    output ``embedding`` FP32  [1024]     the face's identity features (not normalised).
+
 Every model takes a leading, dynamic batch dimension (Triton's ``max_batch_size``).
 """
 
@@ -31,11 +43,20 @@ from services.core.keypoints import NUM_KEYPOINTS
 
 PERSON_DETECTOR = "person_detector"
 POSE_ESTIMATOR = "pose_estimator"
+FACE_DETECTOR = "face_detector"
+FACE_ATTRIBUTES = "face_attributes"
 
 IMAGE = "image"
 BOXES = "boxes"
 SCORES = "scores"
 KEYPOINTS = "keypoints"
+LANDMARKS = "landmarks"
+GENDER = "gender"
+AGE = "age"
+EMBEDDING = "embedding"
+FACE_LANDMARKS = 6
+AGE_BINS = 100
+EMBEDDING_SIZE = 1024
 
 
 @dataclass(frozen=True)
@@ -68,6 +89,30 @@ def pose_spec(height: int, width: int) -> ModelSpec:
         POSE_ESTIMATOR,
         inputs=(TensorSpec(IMAGE, "UINT8", (height, width, 3)),),
         outputs=(TensorSpec(KEYPOINTS, "FP32", (NUM_KEYPOINTS, 3)),),
+    )
+
+
+def face_detector_spec(size: int, max_faces: int) -> ModelSpec:
+    return ModelSpec(
+        FACE_DETECTOR,
+        inputs=(TensorSpec(IMAGE, "UINT8", (size, size, 3)),),
+        outputs=(
+            TensorSpec(BOXES, "FP32", (max_faces, 4)),
+            TensorSpec(SCORES, "FP32", (max_faces,)),
+            TensorSpec(LANDMARKS, "FP32", (max_faces, FACE_LANDMARKS, 2)),
+        ),
+    )
+
+
+def face_attributes_spec(size: int) -> ModelSpec:
+    return ModelSpec(
+        FACE_ATTRIBUTES,
+        inputs=(TensorSpec(IMAGE, "UINT8", (size, size, 3)),),
+        outputs=(
+            TensorSpec(GENDER, "FP32", (1,)),
+            TensorSpec(AGE, "FP32", (AGE_BINS,)),
+            TensorSpec(EMBEDDING, "FP32", (EMBEDDING_SIZE,)),
+        ),
     )
 
 

@@ -250,6 +250,8 @@ def test_repository_holds_the_contract_models(built_models: BuildReport) -> None
         contract.PERSON_DETECTOR: contract.detector_spec(build.DETECTOR_SIZE, build.MAX_DETECTIONS),
         contract.POSE_ESTIMATOR: contract.pose_spec(build.POSE_SIZE, build.POSE_SIZE),
         build.MULTIPERSON_POSE: build.multiperson_spec(),
+        contract.FACE_DETECTOR: contract.face_detector_spec(build.FACE_DETECTOR_SIZE, build.MAX_FACES),
+        contract.FACE_ATTRIBUTES: contract.face_attributes_spec(build.FACE_ATTRIBUTES_SIZE),
     }
     found = {p.name: spec_from_config(read_config(p)) for p in models(built_models.repository)}
     assert found == expected
@@ -346,12 +348,39 @@ def test_multiperson_pose_finds_the_one_person(built_models: BuildReport, juggle
 
 
 @pytest.mark.models
+def test_face_attributes_call_the_juggler_a_man_in_his_twenties_or_thirties(
+    built_models: BuildReport, juggle_frames: list[np.ndarray]
+) -> None:
+    faces = np.stack([build.region(f, build.SAMPLE_FACE_REGION, build.FACE_ATTRIBUTES_SIZE) for f in juggle_frames])
+    gender, age, embedding = _session(built_models, contract.FACE_ATTRIBUTES).run(
+        [contract.GENDER, contract.AGE, contract.EMBEDDING], {contract.IMAGE: faces}
+    )
+    assert gender.shape == (8, 1) and age.shape == (8, contract.AGE_BINS) and embedding.shape == (8, 1024)
+    np.testing.assert_allclose(age.sum(axis=1), 1.0, atol=1e-4)  # a distribution over ages
+    assert np.median(gender) > 0.6  # the model authors' boundary (a loose crop: the region is fixed)
+    expected_age = float(np.median(age @ np.arange(1, contract.AGE_BINS + 1)))
+    assert 20 < expected_age < 40
+
+
+@pytest.mark.models
 @pytest.mark.parametrize(
     ("name", "prepare"),
     [
         (contract.PERSON_DETECTOR, lambda frames: build.letterbox_batch(frames, build.DETECTOR_SIZE)),
         (contract.POSE_ESTIMATOR, lambda frames: np.stack([build.center_square(f, build.POSE_SIZE) for f in frames])),
         (build.MULTIPERSON_POSE, lambda frames: build.letterbox_batch(frames, build.MULTIPOSE_SIZE)),
+        (
+            contract.FACE_DETECTOR,
+            lambda frames: np.stack(
+                [build.region(f, build.SAMPLE_HEAD_REGION, build.FACE_DETECTOR_SIZE) for f in frames]
+            ),
+        ),
+        (
+            contract.FACE_ATTRIBUTES,
+            lambda frames: np.stack(
+                [build.region(f, build.SAMPLE_FACE_REGION, build.FACE_ATTRIBUTES_SIZE) for f in frames]
+            ),
+        ),
     ],
 )
 def test_batch_of_8_equals_8_single_frames(

