@@ -49,6 +49,7 @@ SHOTS: dict[str, tuple[str, Path]] = {
     "dance": ("man_dances_kitchen_drawings.mp4", DATA / "man_dances_shot.binpb"),
     "corridor": ("two_people_walk_corridor.gif", DATA / "two_people_corridor_shot.binpb"),
     "sign": ("asl_sign_book.mkv", DATA / "woman_signs_shot.binpb"),
+    "park": ("two_people_jump_walk_park_vp9.mp4", DATA / "park_jump_walk_shot.binpb"),
 }
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from haic.v1 import events_pb2
+from services.captioner.judge import judge_caption
 from services.captioner.kinematics import POSTURE
 from services.captioner.service import ClipCaptioner
 from services.core.settings import Settings
@@ -55,3 +56,27 @@ def test_three_tracks_of_one_dancer_fail_the_count_against_the_existence_evidenc
     assert len(caption.subjects) == 3
     assert "subject_count_vs_existence" in caption.judgement.reasons
     assert caption.judgement.scores["people_max"] < 3
+
+
+def test_the_man_lost_while_jumping_off_the_box_is_caught_as_one_person_split_in_two(
+    shared_videos: Path, make_settings
+) -> None:
+    # "a person stands on top of the box ... jumps down ... lands in a crouch and moves off to the right":
+    # his track ends on the box, a new one starts 2 s later on the grass, a body height away, crouching.
+    caption = caption_shot("park", shared_videos, make_settings)
+    assert len(caption.subjects) == 3  # two real people
+    assert "split_subject" in caption.judgement.reasons
+    assert 1.5 <= caption.judgement.scores["split_gap_s"] <= 3.0
+    # The woman walking across the whole time is never taken for either part of him.
+    assert "split_subject" not in judge_without_the_second_part(caption).reasons
+
+
+def judge_without_the_second_part(caption: events_pb2.Caption) -> events_pb2.Judgement:
+    clip = events_pb2.ClipVerdict.FromString(SHOTS["park"][1].read_bytes())
+    last = max(clip.dense_tracks, key=lambda t: t.samples[0].t_s)  # the man again, after his jump
+    tracks = [t for t in clip.dense_tracks if t.track_id != last.track_id]
+    kept = events_pb2.Caption()
+    kept.CopyFrom(caption)
+    del kept.subjects[:]
+    kept.subjects.extend(s for s in caption.subjects if s.track_id != last.track_id)
+    return judge_caption(kept, tracks, clip.info.width, clip.info.height, still_l1=0.085, min_keypoint_score=0.2)
