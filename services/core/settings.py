@@ -149,6 +149,30 @@ class Settings(BaseSettings):
         1280, ge=64, description="Wider videos are decoded downscaled to this width for detection and pose"
     )
     dense_track_fps: float = Field(4.0, gt=0, description="Keypoint rate of the dense tracks given to the captioner")
+    # --- pose: gender and age group from faces (services/pose/face_attributes.py); "unknown" below these ---
+    face_attributes: bool = Field(
+        True, description="Estimate each dense track's gender and age group from its face (face_* models)"
+    )
+    face_samples_per_track: int = Field(8, ge=1, description="Frames per track whose face is looked for")
+    face_min_keypoint_score: float = Field(
+        0.3, ge=0, le=1, description="Nose and both eyes at least this confident: the face is turned to the camera"
+    )
+    face_min_detector_score: float = Field(
+        0.5, ge=0, le=1, description="Face detector confidence that confirms a face in the head region"
+    )
+    face_min_size_px: float = Field(
+        32.0, ge=1, description="Smallest face (detector box width, decoded-frame pixels) whose attributes count"
+    )
+    face_min_faces: int = Field(2, ge=1, description="Faces of one track needed before anything is asserted")
+    face_male_boundary: float = Field(
+        0.6, ge=0, le=1, description="Pooled 'male' probability between female and male (the model authors' 0.6)"
+    )
+    face_gender_margin: float = Field(
+        0.2, ge=0, le=0.5, description="Gender asserted when the pooled probability is this far past the boundary"
+    )
+    face_age_min_confidence: float = Field(
+        0.5, ge=0, le=1, description="Age group asserted when its pooled probability is at least this"
+    )
 
     # --- captioner (HAIC sections 1 and 3.2) ---
     captioner_backend: CaptionerBackend = Field(
@@ -181,7 +205,7 @@ class Settings(BaseSettings):
     )
     judge_llm_min_score: int = Field(3, ge=1, le=5, description="Judge: lowest passing LLM score")
     judge_split_max_gap_s: float = Field(
-        3.0, ge=0, description="Judge: two subjects never seen together, apart this long at most, may be one person"
+        2.0, ge=0, description="Judge: two subjects never seen together, apart this long at most, may be one person"
     )
     interaction_contact_torso: float = Field(
         0.25, gt=0, description="Contact: a wrist within this many torso lengths of the other person's body"

@@ -6,14 +6,15 @@
 3. detect people on them (Triton ``person_detector``) and apply the existence rule;
 4. estimate keypoints on the action frames (Triton ``pose_estimator``), link tracklets, apply the
    motion rules;
-5. for an accepted clip, decode the remaining dense frames and build the captioner's dense tracks.
+5. for an accepted clip, decode the remaining dense frames and build the captioner's dense tracks,
+   each with the gender and age group its face shows (face_attributes; empty when it cannot tell).
 A rejected clip stops at the first rule it fails, so most clips cost only detection on 26 frames.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import av.error
@@ -28,6 +29,7 @@ from services.core.storage import Storage, StorageError
 from services.core.video import VideoInfo, VideoReader
 from services.pose.errors import ClipUnreadableError, InvalidClipEventError
 from services.pose.estimator import PoseEstimator
+from services.pose.face_attributes import FaceAttributeEstimator, FaceSettings, PersonAttributes
 from services.pose.filters import FilterResult, human_action, human_existence
 from services.pose.sampling import plan_samples
 from services.pose.tracking import Observation, Track, build_tracks
@@ -44,6 +46,11 @@ class ClipAnalyzer:
         self.settings = settings
         self.storage = storage
         self.estimator = estimator
+        self.faces = (
+            FaceAttributeEstimator(estimator.backend, FaceSettings.from_settings(settings))
+            if settings.face_attributes
+            else None
+        )
         self.analysed = 0
         self.accepted = 0
 
@@ -111,7 +118,16 @@ class ClipAnalyzer:
             max_gap = round(s.dense_track_max_gap_s * s.dense_track_fps)
             dense_tracks = build_tracks([people[t] for t in plan.dense], s.track_min_iou, max_gap)
             values["dense_frames"] = float(len(plan.dense))
-            return self._verdict(candidate, action, values, reader.frames_decoded, counted, tracks, dense_tracks)
+            faces = self._face_attributes(frames, dense_tracks, info)
+            return self._verdict(candidate, action, values, reader.frames_decoded, counted, tracks, dense_tracks, faces)
+
+    def _face_attributes(
+        self, frames: dict[float, np.ndarray], tracks: Sequence[Track], info: VideoInfo
+    ) -> dict[int, PersonAttributes]:
+        """Gender and age group of each dense track from its face (keypoints are in source pixels)."""
+        if self.faces is None:
+            return {}
+        return self.faces.attributes(frames, tracks, (info.width, info.height))
 
     def _decode(self, reader: VideoReader, times: Sequence[float], clip_id: str) -> dict[float, np.ndarray]:
         frames = dict(reader.frames_at(times, width=self._decode_width(reader.info)))
@@ -160,6 +176,7 @@ class ClipAnalyzer:
         existence_frames: Sequence[events_pb2.FramePeople],
         tracks: Sequence[Track] = (),
         dense_tracks: Sequence[Track] = (),
+        faces: Mapping[int, PersonAttributes] | None = None,
     ) -> events_pb2.ClipVerdict:
         metrics.FRAMES_DECODED.labels(SERVICE).observe(frames_decoded)
         values = {**values, "frames_decoded": float(frames_decoded)}
@@ -176,7 +193,7 @@ class ClipAnalyzer:
             description=candidate.description,
             # a box seen in one sample only is a false detection or a passer-by: no track to caption
             tracks=[_track_proto(t) for t in tracks if len(t.samples) > 1],
-            dense_tracks=[_track_proto(t) for t in dense_tracks if len(t.samples) > 1],
+            dense_tracks=[_track_proto(t, (faces or {}).get(t.track_id)) for t in dense_tracks if len(t.samples) > 1],
             produced_at=now_timestamp(),
             existence_frames=existence_frames,
         )
@@ -219,9 +236,25 @@ def _boxes(detections: list, scale: np.ndarray) -> np.ndarray:
     return np.array([np.asarray(d.box, dtype=np.float64) for d in detections]) * np.tile(scale, 2)
 
 
-def _track_proto(track: Track) -> events_pb2.PersonTrack:
+def _attributes_proto(attributes: PersonAttributes | None) -> events_pb2.PersonAttributes | None:
+    if attributes is None:
+        return None
+    return events_pb2.PersonAttributes(
+        gender=attributes.gender,
+        gender_confidence=attributes.gender_confidence,
+        age_group=attributes.age_group,
+        age_group_confidence=attributes.age_group_confidence,
+        age_years=attributes.age_years,
+        faces_seen=attributes.faces_seen,
+        samples_tried=attributes.samples_tried,
+        unknown_reason=attributes.reason,
+    )
+
+
+def _track_proto(track: Track, attributes: PersonAttributes | None = None) -> events_pb2.PersonTrack:
     return events_pb2.PersonTrack(
         track_id=track.track_id,
+        attributes=_attributes_proto(attributes),
         samples=[
             events_pb2.PoseSample(
                 t_s=o.t_s,
