@@ -150,6 +150,7 @@ SWING_MIN_REVERSALS = 2  # ... and turns back at least this often
 APPROACH_RATE = 0.15  # centre distance shrinking/growing faster than this per second
 APPROACH_MIN = 0.3  # and by at least this much overall
 MIN_INTERACT_S = 1.0  # approaching/apart/facing/following must hold this long
+MERGE_INTERACT_S = 1.0  # runs of one interaction this close together are one
 # Contact (units: torso lengths). Boxes of people standing one behind the other overlap without any
 # touch (the bug of the former box test); only a wrist on the other's body, both people at one depth,
 # is contact.
@@ -1608,7 +1609,27 @@ def detect_interactions(
                 la = labels.get(a.track_id, f"person {a.track_id}")
                 lb = labels.get(b.track_id, f"person {b.track_id}")
                 out.extend(_pair_interactions(a, b, la, lb, contact_torso, min_contact_s))
-    return sorted(out, key=lambda x: (x.start_s, x.end_s, x.kind))
+    return _merged_interactions(sorted(out, key=lambda x: (x.start_s, x.end_s, x.kind)))
+
+
+def _merged_interactions(interactions: list[events_pb2.Interaction]) -> list[events_pb2.Interaction]:
+    """One statement per pair and kind where its runs follow each other within MERGE_INTERACT_S (a face
+    turned away for a sample does not make two "face each other")."""
+    out: list[events_pb2.Interaction] = []
+    for x in interactions:
+        same = [
+            y
+            for y in out
+            if (y.kind, y.subject_label, y.object_label) == (x.kind, x.subject_label, x.object_label)
+            and x.start_s - y.end_s <= MERGE_INTERACT_S
+        ]
+        if same:
+            y = same[-1]
+            y.end_s = max(y.end_s, x.end_s)
+            y.evidence.end_s = y.end_s
+            continue
+        out.append(x)
+    return out
 
 
 __all__ = ["DEFAULT_MIN_SCORE", "KinematicsInputError", "detect_actions", "detect_interactions"]

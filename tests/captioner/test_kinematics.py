@@ -647,3 +647,21 @@ def test_a_hug_is_both_people_holding_each_other_and_the_one_who_reached_first_h
     got = detect_interactions(tracks, {1: "the man in gray", 2: "the man in black"}, W, H)
     assert [(x.kind, x.subject_label, x.start_s) for x in got] == [("touching", "the man in gray", 1.5)]
     assert got[0].evidence.signals["min_wrist_distance_torso"] <= 0.25
+
+
+def test_an_interaction_interrupted_for_a_moment_is_stated_once() -> None:
+    # Facing each other for 2 s, one looks away for a single sample, then faces the other again for 2 s.
+    def profile(cx: float, look: Callable[[int], float]) -> Callable[[int], Person]:
+        def pose(i: int) -> Person:
+            p = Person(cx=cx, facing=0.2)
+            p.moved["nose"] = (cx + look(i) * 0.06 * p.height, p.at("nose")[1])
+            return p
+
+        return pose
+
+    tracks = [
+        make_track(20, profile(600, lambda i: -1.0 if i == 9 else 1.0), track_id=1),
+        make_track(20, profile(1200, lambda i: -1.0), track_id=2),
+    ]
+    got = detect_interactions(tracks, {1: "the man", 2: "the woman"}, W, H)
+    assert [(x.kind, x.start_s, x.end_s) for x in got] == [("facing each other", 0.0, 4.75)]
