@@ -298,6 +298,8 @@ def evidence_lines(clip: events_pb2.ClipVerdict, grounding: events_pb2.Caption) 
     ]
     for subject in grounding.subjects:
         lines.append(f"- track_id {subject.track_id}: {subject.label}")
+        face = ", ".join(v for v in (subject.attributes.gender, subject.attributes.age_group) if v)
+        lines.append(f"  from the face: {face}" if face else "  from the face: gender and age group not clear")
         if not subject.actions:
             lines.append("  motion facts: stays still (no action measured)")
         for action in subject.actions:

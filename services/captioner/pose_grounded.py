@@ -68,7 +68,10 @@ def caption_clip(
     times = sorted({s.t_s for samples in chosen.values() for s in samples})
     with VideoReader(video, VideoInfo.from_proto(clip.info)) as reader:
         frames = dict(reader.frames_at(times))
-    attributes = [describe_appearance([(frames[s.t_s], s) for s in chosen[t.track_id]], colours) for t in tracks]
+    attributes = [
+        with_face_attributes(describe_appearance([(frames[s.t_s], s) for s in chosen[t.track_id]], colours), t)
+        for t in tracks
+    ]
     labels = distinct_labels(attributes, [_centre_x(t) for t in tracks])
     label_of = {t.track_id: label for t, label in zip(tracks, labels, strict=True)}
     subjects = [
@@ -127,6 +130,16 @@ def _interaction_action(interaction: events_pb2.Interaction, phrase: str, target
         target=target,
         evidence=interaction.evidence,
     )
+
+
+def with_face_attributes(
+    attributes: events_pb2.SubjectAttributes, track: events_pb2.PersonTrack
+) -> events_pb2.SubjectAttributes:
+    """The garments plus the gender and age group the pose stage read from the track's face (empty,
+    so unsaid, where the face could not tell)."""
+    attributes.gender = track.attributes.gender
+    attributes.age_group = track.attributes.age_group
+    return attributes
 
 
 def _centre_x(track: events_pb2.PersonTrack) -> float:

@@ -36,10 +36,25 @@ def ordinal(index: int) -> str:
     return ORDINALS[index] if index < len(ORDINALS) else f"{index + 1}th"
 
 
+# How a reader names a person of a gender and an age group: (male, female, either).
+_AGE_NOUNS = {
+    "child": ("boy", "girl", "child"),
+    "teenager": ("teenage boy", "teenage girl", "teenager"),
+    "young adult": ("young man", "young woman", "young adult"),
+    "middle-aged": ("middle-aged man", "middle-aged woman", "middle-aged person"),
+    "elderly": ("elderly man", "elderly woman", "elderly person"),
+}
+
+
+def person_noun(gender: str, age_group: str) -> str:
+    """'young man', 'teenage girl', 'elderly person', 'woman', 'person': unknown (empty) parts unsaid."""
+    nouns = _AGE_NOUNS.get(age_group, ("man", "woman", "person"))
+    return nouns[0] if gender == "male" else nouns[1] if gender == "female" else nouns[2]
+
+
 def describe_person(attributes: events_pb2.SubjectAttributes) -> str:
     """'a middle-aged man wearing a red top and blue trousers'; 'a person' when nothing is known."""
-    noun = {"male": "man", "female": "woman"}.get(attributes.gender, "person")
-    head = f"{attributes.age_group} {noun}" if attributes.age_group else noun
+    head = person_noun(attributes.gender, attributes.age_group)
     if any(g.item == BARE_TORSO for g in attributes.clothing):
         head = f"shirtless {head}"  # no upper garment: said of the person, not worn
     article = "an" if head[0] in "aeiou" else "a"
