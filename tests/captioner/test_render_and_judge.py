@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from haic.v1 import events_pb2
-from services.captioner.judge import judge_caption
+from services.captioner.judge import acting_tracks, judge_caption
 from services.captioner.kinematics import POSTURE
 from services.captioner.render import describe_person, render_actions, render_caption
+from tests.captioner.record_fixture import FIXTURE
 
 W, H = 1280, 720
 STANDING = np.array(
@@ -241,3 +242,14 @@ def test_a_caption_with_no_movement_for_a_clip_the_action_rule_accepted_is_caugh
     assert judge(caption([WAVER]), [track(0, True)], clip_values=acting).passed
     # A held posture is no movement, so it never needs one: a still person may stand.
     assert judge(caption([still]), [track(0, False)]).passed
+
+
+def test_acting_tracks_are_the_ones_the_action_rule_accepts() -> None:
+    # The juggler (a real track) acts by the pose stage's own rule; a standing skeleton does not.
+    juggler = events_pb2.ClipVerdict.FromString(FIXTURE.read_bytes())
+    [moving] = juggler.dense_tracks
+    still = track(7, False)
+    rule = {"min_keypoint_l1": 0.085, "min_affine_residual": 0.0016, "min_keypoint_score": 0.2}
+    w, h = juggler.info.width, juggler.info.height
+    assert acting_tracks([moving, still], w, h, **rule) == {moving.track_id}
+    assert acting_tracks([moving], w, h, **{**rule, "min_keypoint_l1": 10.0}) == set()
