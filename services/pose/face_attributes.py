@@ -102,7 +102,7 @@ class FaceSettings:
     min_size_px: float = 32.0
     min_faces: int = 2
     male_boundary: float = 0.6
-    gender_margin: float = 0.2
+    gender_margin: float = 0.15
     age_min_confidence: float = 0.5
     max_batch_size: int = 8
 
