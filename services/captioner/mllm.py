@@ -58,7 +58,8 @@ Write "text" in this format:
 (with several people: "The main characters are two people." and "The second subject is ...").
 Use the motion facts measured from the pose as grounding: do not state an action for a person whose facts
 say they stay still, keep repetition counts consistent with the measured ones, and state only what you can
-see in the frames. Answer with JSON only."""
+see in the frames. Take gender and age group from what the face gave ("from the face"); where it says not
+clear, leave them empty unless the frames show them plainly. Answer with JSON only."""
 
 
 # --- the answer's schema, as pydantic models (parsing) and as the JSON schema sent with the request ---
