@@ -18,8 +18,9 @@ Rules, each a reason code in Judgement.reasons when broken:
   ``subject_count_vs_existence`` (more subjects than the most people, or fewer than the fewest
   people, the existence rule counted in any sampled frame: ClipVerdict.values people_max /
   people_min); ``attribute_without_evidence`` (a gender, age group or garment colour stated that
-  the evidence does not give: not in the pose-grounded attributes of the same track, or, in the
-  text, a gendered word or colour name the subject's own attributes do not hold);
+  the evidence does not give: a gender or age group not in the track's face evidence
+  (PersonTrack.attributes), an attribute not in the pose-grounded attributes of the same track, or,
+  in the text, a gendered word or colour name the subject's own attributes do not hold);
   ``no_action_for_acting_clip`` (the action rule found someone acting, ClipVerdict.values
   tracks_acting, yet no subject moves in the caption).
 """
@@ -199,7 +200,7 @@ def judge_caption(
         if not values["people_min"] <= len(subjects) <= values["people_max"]:
             reasons.append("subject_count_vs_existence")
         scores["people_max"], scores["people_min"] = values["people_max"], values["people_min"]
-    if _unsupported_attributes(caption, reference_attributes):
+    if _unsupported_attributes(caption, reference_attributes) or _unsupported_by_face(subjects, by_id):
         reasons.append("attribute_without_evidence")
     if values.get("tracks_acting", 0.0) > 0 and subjects and not any(_movements(s) for s in subjects):
         reasons.append("no_action_for_acting_clip")
@@ -264,6 +265,21 @@ def _split_pairs(
             if near and max(h0, h1) / min(h0, h1) <= _SPLIT_SIZE:
                 found.append((first.track_id, second.track_id, float(gap)))
     return found
+
+
+def _unsupported_by_face(subjects: Sequence[events_pb2.Subject], tracks: Mapping[int, events_pb2.PersonTrack]) -> bool:
+    """A gender or age group stated for a subject whose track's face evidence (PersonTrack.attributes,
+    from the pose stage's face models) does not give it."""
+    for subject in subjects:
+        track = tracks.get(subject.track_id)
+        if track is None:
+            continue
+        face = track.attributes
+        if subject.attributes.gender and subject.attributes.gender != face.gender:
+            return True
+        if subject.attributes.age_group and subject.attributes.age_group != face.age_group:
+            return True
+    return False
 
 
 def _subject_paragraphs(text: str, count: int) -> list[str]:

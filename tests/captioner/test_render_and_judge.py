@@ -229,7 +229,13 @@ def test_attributes_stated_without_evidence_are_caught() -> None:
     unknown = {0: WAVER.attributes, 1: STILL.attributes}
     assert "attribute_without_evidence" in judge(stated, tracks, reference_attributes=unknown).reasons
     grounded = {0: woman.attributes, 1: STILL.attributes}
+    # The pose-grounded attributes hold it, but the track's face evidence does not: still unsupported.
+    assert "attribute_without_evidence" in judge(stated, tracks, reference_attributes=grounded).reasons
+    tracks[0].attributes.gender = "female"  # what the face models read
     assert judge(stated, tracks, reference_attributes=grounded).passed
+    assert judge(stated, tracks).passed
+    tracks[0].attributes.gender = "male"
+    assert "attribute_without_evidence" in judge(stated, tracks).reasons
     assert "she raises her right arm" in stated.text.lower()
 
 
