@@ -108,6 +108,7 @@ REACH_BACK = 0.6  # and back below this the arm is at the body again (hysteresis
 REACH_STRAIGHT = 0.85  # shoulder-to-wrist over the arm's length above this: the elbow is (nearly) straight
 REACH_FROM_S = 1.5  # the wrist was at the body (below REACH_BACK) within this long before the reach
 REACH_MIN_SAMPLES = 2  # held for this many samples (0.25 s at 4 fps)
+CHEST_DEPTH = 0.8  # a hand at most this far below the shoulder (torso lengths) is in front of the chest
 PUSH_S = 0.5  # from in front of the chest to full extension within this long is a push
 PULL_HOLD_S = 0.5  # a reach held this long and then brought back to the body is a pull
 PULL_S = 1.0  # the arm comes back within this long after the reach ends
@@ -775,10 +776,6 @@ def _turn_actions(s: _Series) -> list[events_pb2.Action]:
 # --- a wider vocabulary: stepping, knee lifts, balance, reaching, hands, gestures, head, posture ---
 
 
-def _held_runs(t: np.ndarray, mask: np.ndarray, min_samples: int) -> list[tuple[int, int]]:
-    return [(a, b) for a, b in _runs(mask) if b - a + 1 >= min_samples]
-
-
 def _action(
     s: _Series, a: int, b: int, phrase: str, part: str, repetitions: int = 0, **signals: float
 ) -> events_pb2.Action:
@@ -973,9 +970,9 @@ def _arm_extension(s: _Series, side: str) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 def _reach_actions(s: _Series) -> list[events_pb2.Action]:
-    """Reaching: a straight arm whose wrist goes far from the torso below the shoulder line's raise (a
-    raised arm is told as such). An arm thrust out from in front of the chest within PUSH_S is a push;
-    a reach held for PULL_HOLD_S and brought back to the body within PULL_S is followed by a pull."""
+    """Reaching: a straight arm whose wrist goes far from the torso, not above the shoulder (a raised arm
+    is told as a raise). An arm thrust out from in front of the chest within PUSH_S is a push; a reach
+    held for PULL_HOLD_S and brought back to the body within PULL_S is followed by a pull."""
     out: list[events_pb2.Action] = []
     for side in ("right", "left"):
         away, straight, above = _arm_extension(s, side)
@@ -988,8 +985,9 @@ def _reach_actions(s: _Series) -> list[events_pb2.Action]:
             if not len(at_body) or b - a + 1 < REACH_MIN_SAMPLES:
                 continue
             before = np.flatnonzero((s.t >= s.t[a] - PUSH_S) & (s.t < s.t[a]))
-            # In front of the chest: near the torso axis, between the shoulders and the hips.
-            chest = [i for i in before if away[i] <= REACH_BACK and -1.0 < above[i] < 0.0]
+            # In front of the chest: near the torso axis, between the shoulders and the waist (a hanging
+            # hand is a torso length below the shoulder).
+            chest = [i for i in before if away[i] <= REACH_BACK and -CHEST_DEPTH < above[i] < 0.0]
             sig = {
                 "wrist_from_torso_torso": float(np.nanmax(away[a : b + 1])),
                 "arm_straightness": float(np.nanmax(straight[a : b + 1])),
