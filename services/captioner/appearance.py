@@ -107,7 +107,8 @@ ACHROMATIC_CHROMA_PER_L = 0.35
 # the blackbody locus), so along b* the limit is this much wider: a blue-gray shirt (a* ~1, b* ~-13 at
 # L ~38) is gray, a dull teal (a* ~-13, b* ~-6) is not.
 ACHROMATIC_B_STRETCH = 1.3
-# Knee pixels within this CIELAB distance of the garment's main cluster count as the same cloth.
+# Knee pixels within this CIELAB distance of one of the garment's clusters (its colour and shades)
+# count as the same cloth.
 SAME_CLOTH_DELTA_E = 15.0
 KMEANS_K = 3
 # Pixels clustered per call and per region per sample: enough for a stable vote, cheap on a CPU.
@@ -143,6 +144,9 @@ TROUSERS_SKIN = 0.2
 TROUSERS_SAME_CLOTH = 0.4
 
 
+_SETTINGS = Settings.model_fields
+
+
 class AppearanceError(ValueError):
     """Raised for inputs the appearance reader cannot use (wrong pixel or keypoint shapes)."""
 
@@ -151,11 +155,12 @@ class AppearanceError(ValueError):
 class ColourThresholds:
     """The evidence a garment colour needs before it is stated (Settings.appearance_* carry them)."""
 
-    min_samples: int = 2  # samples in which the region shows enough person pixels
-    min_region_pixels: int = 200  # person pixels a region needs in one sample to count as seen there
-    min_share: float = 0.5  # share of the pooled person pixels the stated colour covers
-    min_agreement: float = 0.5  # share of the samples whose own dominant colour is the stated one
-    bare_skin_share: float = 0.6  # skin share of the torso region (pooled and per sample) for a bare torso
+    # Defaults are the settings' defaults (one source for both).
+    min_samples: int = _SETTINGS["appearance_min_samples"].default  # frames the region shows person pixels in
+    min_region_pixels: int = _SETTINGS["appearance_min_region_pixels"].default  # per frame, to count as seen
+    min_share: float = _SETTINGS["appearance_min_colour_share"].default  # of the pooled person pixels
+    min_agreement: float = _SETTINGS["appearance_min_agreement"].default  # of the frames' own dominant colours
+    bare_skin_share: float = _SETTINGS["appearance_bare_skin_share"].default  # torso skin share, pooled and per frame
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ColourThresholds:
