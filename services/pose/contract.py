@@ -15,6 +15,12 @@ the family is a model-repository change, not a code change.
 ``pose_estimator``
     input  ``image``     UINT8 [H, W, 3]  RGB person crop (an affine crop around the person's box).
     output ``keypoints`` FP32  [17, 3]    x / W, y / H, confidence, in COCO keypoint order.
+``multiperson_pose`` (optional: the embedded default's MoveNet multipose; asked only when
+HAIC_MULTIPOSE_MIN_SCORE > 0, to add people the detector missed)
+    input  ``image``     UINT8 [S, S, 3]  like ``person_detector``'s.
+    output ``boxes``     FP32  [P, 4]     x1, y1, x2, y2 as fractions of S.
+    output ``scores``    FP32  [P]        person confidence.
+    output ``keypoints`` FP32  [P, 17, 3] x / S, y / S, confidence, in COCO keypoint order.
 
 ``face_detector``
     input  ``image``     UINT8 [S, S, 3]  RGB head region (a square crop around the head keypoints).
@@ -43,6 +49,7 @@ from services.core.keypoints import NUM_KEYPOINTS
 
 PERSON_DETECTOR = "person_detector"
 POSE_ESTIMATOR = "pose_estimator"
+MULTIPERSON_POSE = "multiperson_pose"
 FACE_DETECTOR = "face_detector"
 FACE_ATTRIBUTES = "face_attributes"
 

@@ -4,6 +4,14 @@ The only module of the pose service that knows the image geometry: frames are le
 ``person_detector``, each person is cropped around its box for ``pose_estimator``, and both models'
 normalised outputs are mapped back to frame pixels. Which network family sits behind the models
 (CenterNet + MoveNet, RTMDet + RTMPose) does not matter here; see ``contract``.
+
+Who counts as a person (``PersonEvidence``, calibrated on the labelled videos: README, "Pose stage"):
+a box the detector scores at ``min_score`` or more counts on its word; a box between
+``min_score_with_body`` and ``min_score`` counts only when the pose model finds a body in it (its
+score plus its body score, the mean confidence of its ``BODY_KEYPOINTS`` most confident keypoints,
+reaches ``min_evidence``); a box lying mostly inside a better person's box is a part of that person
+(a torso, a hat held in the hand) and is dropped. Optionally MoveNet multipose adds people the
+detector missed, with the same body evidence from its own keypoints.
 """
 
 from __future__ import annotations
@@ -14,22 +22,29 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from services.core.settings import PoseModelFamily
 from services.pose import geometry
 from services.pose.contract import (
     BOXES,
     KEYPOINTS,
+    MULTIPERSON_POSE,
     NUM_KEYPOINTS,
     PERSON_DETECTOR,
     POSE_ESTIMATOR,
     SCORES,
     InferenceBackend,
 )
-from services.pose.tracking import box_iou
+from services.pose.tracking import box_containment, box_iou
 
 if TYPE_CHECKING:
     from services.core.settings import Settings
 
 NMS_IOU = 0.5
+# Keypoints whose mean confidence is a box's body score: six, so that a head-and-shoulders close-up
+# (five face points, two shoulders) has a body, and a post or a poster with a few chance keypoints has not.
+BODY_KEYPOINTS = 6
+# Multipose's box and the detector's box of one person overlap at least this much (their extents differ).
+SAME_PERSON_IOU = 0.3
 
 
 class PoseModelOutputError(RuntimeError):
@@ -40,6 +55,34 @@ class PoseModelOutputError(RuntimeError):
 class Detection:
     box: np.ndarray  # float32 [4] x1, y1, x2, y2 in frame pixels
     score: float
+    # float32 [17, 3] in frame pixels when the body check already estimated them (same crop as estimate's)
+    keypoints: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class PersonEvidence:
+    """When a detected box counts as a person (see the module docstring). The defaults are the
+    detector's word alone: every box at ``min_score`` counts, nothing else does."""
+
+    min_score: float = 0.3
+    min_score_with_body: float | None = None  # None: no box below min_score counts
+    min_evidence: float = 0.75  # detector score + body score
+    max_containment: float = 1.0  # 1.0: no box is dropped as a part of another
+    multipose_min_score: float = 0.0  # 0: MoveNet multipose is not asked
+
+    @property
+    def floor(self) -> float:
+        """The lowest detector score that can count."""
+        if self.min_score_with_body is None:
+            return self.min_score
+        return min(self.min_score, self.min_score_with_body)
+
+
+def body_score(keypoints: np.ndarray) -> float:
+    """Mean confidence of the BODY_KEYPOINTS most confident keypoints [17, 3]: how much of a body the
+    pose model sees in a crop."""
+    confidence = np.sort(np.asarray(keypoints, dtype=np.float64)[:, 2])[::-1]
+    return float(confidence[:BODY_KEYPOINTS].mean()) if len(confidence) else 0.0
 
 
 @dataclass(frozen=True)
@@ -47,14 +90,6 @@ class Person:
     box: np.ndarray  # float32 [4] x1, y1, x2, y2 in frame pixels (the detector's box)
     score: float  # detector confidence
     keypoints: np.ndarray  # float32 [17, 3] x, y in frame pixels, confidence; COCO order
-
-
-@dataclass(frozen=True)
-class _Job:
-    frame: int
-    detection: Detection
-    matrix: np.ndarray  # frame -> crop
-    inverse: np.ndarray  # crop -> frame
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = NMS_IOU) -> list[int]:
@@ -83,25 +118,36 @@ class PoseEstimator:
         pose_crop_padding: float = 1.25,
         max_batch_size: int = 8,
         nms_iou: float = NMS_IOU,
+        evidence: PersonEvidence | None = None,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
         if pose_crop_padding <= 0:
             raise ValueError(f"pose_crop_padding must be > 0, got {pose_crop_padding}")
         self.backend = backend
-        self.min_person_score = min_person_score
+        self.evidence = evidence or PersonEvidence(min_score=min_person_score)
+        self.min_person_score = self.evidence.min_score
         self.pose_crop_padding = pose_crop_padding
         self.max_batch_size = max_batch_size
         self.nms_iou = nms_iou
 
     @classmethod
     def from_settings(cls, backend: InferenceBackend, settings: Settings) -> PoseEstimator:
-        """min_person_score, pose_crop_padding and triton_max_batch_size from the service settings."""
+        """The person evidence thresholds, pose_crop_padding and triton_max_batch_size from the settings."""
         return cls(
             backend,
-            min_person_score=settings.min_person_score,
             pose_crop_padding=settings.pose_crop_padding,
             max_batch_size=settings.triton_max_batch_size,
+            evidence=PersonEvidence(
+                min_score=settings.min_person_score,
+                min_score_with_body=settings.min_person_score_with_body,
+                min_evidence=settings.min_person_evidence,
+                max_containment=settings.max_person_containment,
+                # only the embedded default's repository holds multipose
+                multipose_min_score=settings.multipose_min_score
+                if settings.pose_model_family == PoseModelFamily.movenet
+                else 0.0,
+            ),
         )
 
     def _input_size(self, model: str) -> tuple[int, int]:
@@ -126,8 +172,8 @@ class PoseEstimator:
         return outputs
 
     def detect(self, frames: Sequence[np.ndarray]) -> list[list[Detection]]:
-        """People in each RGB uint8 frame [H, W, 3]: boxes in frame pixels, score >= min_person_score,
-        best first.
+        """The people in each RGB uint8 frame [H, W, 3] by the PersonEvidence rules: boxes in frame
+        pixels, best first.
 
         A greedy IoU-NMS at 0.5 runs after the model's own: the contract does not promise the model
         suppresses duplicates (CenterNet's peak picking can leave neighbours), and it is cheap.
@@ -137,7 +183,7 @@ class PoseEstimator:
         height, width = self._input_size(PERSON_DETECTOR)
         if height != width:
             raise PoseModelOutputError(f"{PERSON_DETECTOR}: input must be square (S x S), got {height} x {width}")
-        results: list[list[Detection]] = []
+        candidates: list[list[Detection]] = []
         for start in range(0, len(frames), self.max_batch_size):
             chunk = frames[start : start + self.max_batch_size]
             placed = [geometry.letterbox(frame, height) for frame in chunk]
@@ -145,14 +191,38 @@ class PoseEstimator:
                 PERSON_DETECTOR, np.stack([image for image, _ in placed]), {BOXES: (-1, 4), SCORES: (-1,)}
             )
             for (_, letterbox), boxes, scores in zip(placed, outputs[BOXES], outputs[SCORES], strict=True):
-                results.append(self._frame_detections(letterbox, boxes, scores))
-        return results
+                candidates.append(self._frame_detections(letterbox, boxes, scores))
+        candidates = self._with_body_evidence(frames, candidates)
+        if self.evidence.multipose_min_score > 0:
+            candidates = [
+                found + self._new_people(found, extra)
+                for found, extra in zip(candidates, self._multipose_people(frames), strict=True)
+            ]
+        return [self._without_parts(found) for found in candidates]
+
+    def _new_people(self, found: list[Detection], extra: list[Detection]) -> list[Detection]:
+        """Multipose people that are none of the detector's: no box overlap at SAME_PERSON_IOU, neither
+        box mostly inside the other (the two models box one person differently)."""
+        if not found:
+            return extra
+        boxes = np.stack([d.box for d in found])
+        new = []
+        for person in extra:
+            box = person.box[None]
+            same = (
+                (box_iou(box, boxes)[0] >= SAME_PERSON_IOU)
+                | (box_containment(box, boxes)[0] >= self.evidence.max_containment)
+                | (box_containment(boxes, box)[:, 0] >= self.evidence.max_containment)
+            )
+            if not same.any():
+                new.append(person)
+        return new
 
     def _frame_detections(
         self, letterbox: geometry.Letterbox, boxes: np.ndarray, scores: np.ndarray
     ) -> list[Detection]:
         scores = np.asarray(scores, dtype=np.float32)
-        candidates = np.flatnonzero(scores >= self.min_person_score)
+        candidates = np.flatnonzero(scores >= self.evidence.floor)
         if len(candidates) == 0:
             return []
         frame_boxes = letterbox.boxes_to_frame(np.asarray(boxes)[candidates])
@@ -161,34 +231,98 @@ class PoseEstimator:
         frame_boxes, kept_scores = frame_boxes[has_area], scores[candidates][has_area]
         return [Detection(frame_boxes[i], float(kept_scores[i])) for i in nms(frame_boxes, kept_scores, self.nms_iou)]
 
+    def _with_body_evidence(
+        self, frames: Sequence[np.ndarray], candidates: list[list[Detection]]
+    ) -> list[list[Detection]]:
+        """Boxes under min_score keep their place only with a body: one pose batch for all of them."""
+        doubtful = [(i, d) for i, found in enumerate(candidates) for d in found if d.score < self.evidence.min_score]
+        if not doubtful:
+            return candidates
+        keypoints = self._keypoints(frames, [(i, d.box) for i, d in doubtful])
+        # the detections in doubt, by identity: those with a body come back with their keypoints
+        verdict = {
+            id(d): Detection(d.box, d.score, points)
+            if d.score + body_score(points) >= self.evidence.min_evidence
+            else None
+            for (_, d), points in zip(doubtful, keypoints, strict=True)
+        }
+        return [[kept for d in found if (kept := verdict.get(id(d), d)) is not None] for found in candidates]
+
+    def _multipose_people(self, frames: Sequence[np.ndarray]) -> list[list[Detection]]:
+        """People MoveNet multipose finds from multipose_min_score up whose own keypoints show a body."""
+        size, _ = self._input_size(MULTIPERSON_POSE)
+        found: list[list[Detection]] = []
+        for start in range(0, len(frames), self.max_batch_size):
+            placed = [geometry.letterbox(frame, size) for frame in frames[start : start + self.max_batch_size]]
+            outputs = self._infer(
+                MULTIPERSON_POSE,
+                np.stack([image for image, _ in placed]),
+                {BOXES: (-1, 4), SCORES: (-1,), KEYPOINTS: (-1, NUM_KEYPOINTS, 3)},
+            )
+            for (_, letterbox), boxes, scores, keypoints in zip(
+                placed, outputs[BOXES], outputs[SCORES], outputs[KEYPOINTS], strict=True
+            ):
+                people = []
+                frame_boxes = letterbox.boxes_to_frame(boxes)
+                for box, score, points in zip(
+                    frame_boxes, np.asarray(scores, dtype=np.float64), keypoints, strict=True
+                ):
+                    has_area = box[2] > box[0] and box[3] > box[1]
+                    has_body = score + body_score(points) >= self.evidence.min_evidence
+                    if has_area and score >= self.evidence.multipose_min_score and has_body:
+                        people.append(Detection(box, float(score)))
+                found.append(people)
+        return found
+
+    def _without_parts(self, found: list[Detection]) -> list[Detection]:
+        """Best first; a box lying mostly inside a better one (max_containment) is a part of that person."""
+        kept: list[Detection] = []
+        for detection in sorted(found, key=lambda d: -d.score):
+            inside = box_containment(detection.box[None], np.stack([k.box for k in kept]))[0] if kept else []
+            if not any(fraction >= self.evidence.max_containment for fraction in inside):
+                kept.append(detection)
+        return kept
+
+    def _keypoints(self, frames: Sequence[np.ndarray], boxes: Sequence[tuple[int, np.ndarray]]) -> list[np.ndarray]:
+        """Keypoints [17, 3] in frame pixels for (frame index, box) pairs, in max_batch_size pose batches."""
+        height, width = self._input_size(POSE_ESTIMATOR)
+        aspect = width / height
+        jobs = []
+        for index, box in boxes:
+            center, scale = geometry.box_to_center_scale(box, self.pose_crop_padding, aspect)
+            matrix = geometry.warp_matrix(center[0], scale[0], width, height)
+            jobs.append((index, matrix, geometry.invert_affine(matrix)))
+        results: list[np.ndarray] = []
+        for start in range(0, len(jobs), self.max_batch_size):
+            chunk = jobs[start : start + self.max_batch_size]
+            crops = np.stack([geometry.crop(frames[index], matrix, width, height) for index, matrix, _ in chunk])
+            keypoints = self._infer(POSE_ESTIMATOR, crops, {KEYPOINTS: (NUM_KEYPOINTS, 3)})[KEYPOINTS]
+            results += [
+                geometry.keypoints_to_frame(points, inverse, width, height)
+                for (_, _, inverse), points in zip(chunk, keypoints, strict=True)
+            ]
+        return results
+
     def estimate(self, frames: Sequence[np.ndarray], detections: Sequence[Sequence[Detection]]) -> list[list[Person]]:
-        """Keypoints for every detection of every frame; persons of all frames share pose batches."""
+        """Keypoints for every detection of every frame; persons of all frames share pose batches. A
+        detection whose keypoints the body check already estimated (same crop) keeps them."""
         if len(frames) != len(detections):
             raise ValueError(f"{len(frames)} frames but detections for {len(detections)}")
         for frame in frames:
             geometry.check_frame(frame)
-        height, width = self._input_size(POSE_ESTIMATOR)
-        aspect = width / height
-        jobs: list[_Job] = []
-        for index, frame_detections in enumerate(detections):
-            for detection in frame_detections:
-                center, scale = geometry.box_to_center_scale(detection.box, self.pose_crop_padding, aspect)
-                matrix = geometry.warp_matrix(center[0], scale[0], width, height)
-                jobs.append(_Job(index, detection, matrix, geometry.invert_affine(matrix)))
-        results: list[list[Person]] = [[] for _ in frames]
-        for start in range(0, len(jobs), self.max_batch_size):
-            chunk = jobs[start : start + self.max_batch_size]
-            crops = np.stack([geometry.crop(frames[job.frame], job.matrix, width, height) for job in chunk])
-            keypoints = self._infer(POSE_ESTIMATOR, crops, {KEYPOINTS: (NUM_KEYPOINTS, 3)})[KEYPOINTS]
-            for job, points in zip(chunk, keypoints, strict=True):
-                results[job.frame].append(
-                    Person(
-                        box=job.detection.box,
-                        score=job.detection.score,
-                        keypoints=geometry.keypoints_to_frame(points, job.inverse, width, height),
-                    )
+        missing = [(i, d) for i, found in enumerate(detections) for d in found if d.keypoints is None]
+        estimated = iter(self._keypoints(frames, [(i, d.box) for i, d in missing]))
+        return [
+            [
+                Person(
+                    box=d.box,
+                    score=d.score,
+                    keypoints=d.keypoints if d.keypoints is not None else next(estimated),
                 )
-        return results
+                for d in found
+            ]
+            for found in detections
+        ]
 
     def analyze(self, frames: Sequence[np.ndarray]) -> list[list[Person]]:
         """detect, then estimate."""

@@ -32,7 +32,15 @@ from services.pose.estimator import PoseEstimator
 from services.pose.face_attributes import FaceAttributeEstimator, FaceSettings, PersonAttributes
 from services.pose.filters import FilterResult, human_action, human_existence
 from services.pose.sampling import plan_samples
-from services.pose.tracking import Observation, Track, build_tracks
+from services.pose.tracking import (
+    Observation,
+    StitchRules,
+    Track,
+    build_tracks,
+    bytetrack_tracklets,
+    stitch_tracks,
+    torso_appearance,
+)
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +123,7 @@ class ClipAnalyzer:
             dense_only = self.estimator.detect([frames[t] for t in plan.dense_only])
             detections.update(zip(plan.dense_only, dense_only, strict=True))
             people.update(self._people([t for t in plan.dense if t not in people], frames, detections, info))
-            max_gap = round(s.dense_track_max_gap_s * s.dense_track_fps)
-            dense_tracks = build_tracks([people[t] for t in plan.dense], s.track_min_iou, max_gap)
+            dense_tracks = self._dense_tracks(plan.dense, people, frames, info)
             values["dense_frames"] = float(len(plan.dense))
             faces = self._face_attributes(frames, dense_tracks, info)
             return self._verdict(candidate, action, values, reader.frames_decoded, counted, tracks, dense_tracks, faces)
@@ -128,6 +135,23 @@ class ClipAnalyzer:
         if self.faces is None:
             return {}
         return self.faces.attributes(frames, tracks, (info.width, info.height))
+
+    def _dense_tracks(
+        self,
+        times: Sequence[float],
+        people: dict[float, list[Observation]],
+        frames: dict[float, np.ndarray],
+        info: VideoInfo,
+    ) -> list[Track]:
+        """The captioner's tracks, one per person: ByteTrack tracklets stitched across gaps by position and
+        torso appearance (services/pose/tracking.py)."""
+        s = self.settings
+        tracklets = bytetrack_tracklets(
+            times, [people[t] for t in times], min_iou=s.track_min_iou, max_lost_s=s.dense_track_max_gap_s
+        )
+        appearance = torso_appearance(frames, tracklets, (info.width, info.height), s.min_keypoint_score)
+        rules = StitchRules(s.track_stitch_max_gap_s, s.track_stitch_max_speed, s.track_stitch_max_appearance)
+        return stitch_tracks(tracklets, appearance, rules)
 
     def _decode(self, reader: VideoReader, times: Sequence[float], clip_id: str) -> dict[float, np.ndarray]:
         frames = dict(reader.frames_at(times, width=self._decode_width(reader.info)))
