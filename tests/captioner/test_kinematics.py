@@ -665,3 +665,14 @@ def test_an_interaction_interrupted_for_a_moment_is_stated_once() -> None:
     ]
     got = detect_interactions(tracks, {1: "the man", 2: "the woman"}, W, H)
     assert [(x.kind, x.start_s, x.end_s) for x in got] == [("facing each other", 0.0, 4.75)]
+
+
+def test_passers_by_who_cross_neither_approach_nor_move_apart() -> None:
+    # Two people walk past each other (300 px/s each, one a little farther back): they come close for a
+    # moment only. Walking up to someone ends near them; these two do not stay.
+    tracks = [
+        make_track(28, lambda i: Person(cx=200 + 300 * i / FPS), track_id=1),
+        make_track(28, lambda i: Person(cx=1800 - 300 * i / FPS, ground=860, height=560), track_id=2, seed=2),
+    ]
+    got = detect_interactions(tracks, {}, W, H)
+    assert not {"approaching", "moving apart", "touching", "hugging"} & {x.kind for x in got}, got
