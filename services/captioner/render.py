@@ -57,14 +57,19 @@ def describe_person(attributes: events_pb2.SubjectAttributes) -> str:
     head = person_noun(attributes.gender, attributes.age_group)
     if any(g.item == BARE_TORSO for g in attributes.clothing):
         head = f"shirtless {head}"  # no upper garment: said of the person, not worn
-    article = "an" if head[0] in "aeiou" else "a"
+    article = _article(head)
     parts = [f"{g.color} {g.item}".strip() for g in attributes.clothing if g.item and g.item != BARE_TORSO]
     text = f"{article} {head}"
     if parts:
-        text += " wearing " + _join([p if _is_plural(p) else f"a {p}" for p in parts])
+        text += " wearing " + _join([p if _is_plural(p) else f"{_article(p)} {p}" for p in parts])
     if attributes.accessories:
         text += " with " + _join(list(attributes.accessories))
     return text
+
+
+def _article(phrase: str) -> str:
+    """'an orange top', 'an elderly man', 'a young woman'."""
+    return "an" if phrase[:1] in ("a", "e", "i", "o", "u") else "a"
 
 
 def _is_plural(garment: str) -> bool:

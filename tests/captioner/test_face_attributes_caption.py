@@ -43,6 +43,9 @@ def test_the_description_leads_with_age_and_gender_and_keeps_the_article() -> No
     assert describe_person(elderly) == "an elderly woman wearing a gray top"
     nobody_knows = events_pb2.SubjectAttributes(clothing=[top])
     assert describe_person(nobody_knows) == "a person wearing a gray top"
+    orange = events_pb2.SubjectAttributes(gender="female", age_group="young adult")
+    orange.clothing.add(item="top", color="orange")
+    assert describe_person(orange) == "a young woman wearing an orange top"
 
 
 def test_face_attributes_are_copied_from_the_track_and_unknown_stays_empty() -> None:
