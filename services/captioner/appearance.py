@@ -635,6 +635,22 @@ def describe_appearance(
 
 # --------------------------------------------------------------------------------------------- labels
 
+# How a reader names a person of a gender and an age group: (male, female, either).
+_AGE_NOUNS = {
+    "child": ("boy", "girl", "child"),
+    "teenager": ("teenage boy", "teenage girl", "teenager"),
+    "young adult": ("young man", "young woman", "young adult"),
+    "middle-aged": ("middle-aged man", "middle-aged woman", "middle-aged person"),
+    "elderly": ("elderly man", "elderly woman", "elderly person"),
+}
+
+
+def person_noun(gender: str, age_group: str) -> str:
+    """'young man', 'teenage girl', 'elderly person', 'woman', 'person': unknown (empty) parts unsaid."""
+    nouns = _AGE_NOUNS.get(age_group, ("man", "woman", "person"))
+    return nouns[0] if gender == "male" else nouns[1] if gender == "female" else nouns[2]
+
+
 _NOUNS = {"male": "man", "female": "woman", "man": "man", "woman": "woman", "boy": "boy", "girl": "girl"}
 _ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
 
@@ -649,8 +665,8 @@ def label_for(attributes: events_pb2.SubjectAttributes, index: int) -> str:
     `index` (0-based) only names a subject with no attributes at all ("the first person").
     """
     noun = _NOUNS.get(attributes.gender.lower(), "person")
-    if attributes.age_group and noun == "person":
-        noun = f"{attributes.age_group} person"
+    if attributes.age_group and noun in ("man", "woman", "person"):
+        noun = person_noun(attributes.gender.lower(), attributes.age_group)  # "young man", "elderly person"
     bare = any(g.item == BARE_TORSO for g in attributes.clothing)
     if bare:
         noun = f"shirtless {noun}"
