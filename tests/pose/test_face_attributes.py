@@ -213,3 +213,33 @@ def test_face_models_through_triton_give_the_in_process_attributes(
         assert got.male_probability == pytest.approx(want.male_probability, abs=1e-4)
         np.testing.assert_allclose(got.age_distribution, want.age_distribution, atol=1e-5)
     assert (attributes.gender, attributes.age_group) == ("male", "young adult")
+
+
+@pytest.mark.models
+def test_the_pose_stage_puts_the_attributes_on_the_accepted_clips_dense_tracks(
+    local_backend: OnnxRuntimeInference,
+) -> None:
+    from haic.v1 import events_pb2
+    from services.core.storage import LocalStorage
+    from services.core.video import probe
+    from services.pose.service import ClipAnalyzer
+
+    info = probe(build.SAMPLE_VIDEO)
+    candidate = events_pb2.ClipCandidate(
+        video_id="vid_juggle",
+        span=events_pb2.ClipSpan(clip_id="vid_juggle:2-7", start_s=2.0, end_s=7.0),
+        storage_uri=build.SAMPLE_VIDEO.as_uri(),
+        info=info.to_proto(),
+    )
+    told = {}
+    for enabled in (True, False):
+        settings = Settings(face_attributes=enabled)
+        analyzer = ClipAnalyzer(
+            settings, LocalStorage(build.SAMPLE_VIDEO.parent), PoseEstimator.from_settings(local_backend, settings)
+        )
+        verdict = analyzer.analyze(candidate)
+        assert verdict.verdict == events_pb2.VERDICT_ACCEPTED and verdict.dense_tracks
+        told[enabled] = max(verdict.dense_tracks, key=lambda t: len(t.samples)).attributes
+    assert (told[True].gender, told[True].age_group) == ("male", "young adult"), told[True]
+    assert told[True].faces_seen >= 2 and told[True].gender_confidence > 0.75
+    assert told[False] == events_pb2.PersonAttributes()  # switched off: nothing stated, nothing guessed
