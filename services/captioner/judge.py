@@ -320,10 +320,9 @@ def _unsupported_attributes(
         genders = {_GENDER_WORDS[w] for w in words if w in _GENDER_WORDS}
         if genders and genders != {attrs.gender}:
             return True
-        colours = {g.color for g in attrs.clothing if g.color}
-        # Multi-word colour names ("light blue") are matched word by word against the stated ones.
-        named = {c for c in COLOR_VOCABULARY if c in words}
-        if named - {w for c in colours for w in c.split()}:
+        # Colours the subject's garments or accessories ("a red cap") hold, word by word ("light blue").
+        held = {w for g in attrs.clothing for w in g.color.split()} | {w for a in attrs.accessories for w in a.split()}
+        if {c for c in COLOR_VOCABULARY if c in words} - held:
             return True
     return False
 
