@@ -161,9 +161,17 @@ DEPTH_RATIO = 1.3  # torso lengths of two people at one depth differ by less tha
 GROUND_TOL = 0.15  # and their feet (where both are seen) stand within this many body heights in image y
 MERGED_TORSO = 0.25  # two skeletons whose keypoints lie this close (median) are one body seen twice
 HEAD_RADIUS = 0.35  # the head: within this of the nose
+# A quarter of a 20 px torso (the pedestrians of pedestrians_small_long.avi) is 5 px, within the keypoints'
+# placement noise on such small crops: no contact is told for people whose torso is shorter than this.
+MIN_CONTACT_TORSO_PX = 32.0
 HUG_CENTRES = 1.0  # torso centres closer than this (torso lengths): bodies pressed together (the hug: 0.6)
 FACE_OFFSET = 0.1  # nose offset from the shoulder centre (torso lengths) that shows a side-facing head
 FOLLOW_DIST = 0.5  # the follower's feet come within this of where the leader's feet were
+FOLLOW_MIN_S = 2.0  # following holds this long (walkers one behind the other on a street cross in less)
+NEAR = 1.0  # people within this many body heights of each other are near (arm's length to a step away)
+NEAR_HOLD_S = 2.0  # an approach ends, a moving apart starts, near each other for this long (passers-by
+# crossing at walking speed stay within NEAR of each other for about 1.3 s)
+FACE_NEAR = 1.5  # facing each other at most this far apart (a conversation's distance)
 FOLLOW_LAG_S = (0.5, 4.0)  # range of delays searched for the leader's earlier position
 FOLLOW_COS = 0.7  # both move in nearly the same direction
 ALIGN_TOL_S = 0.15  # samples of two tracks closer than this in time are taken as simultaneous
@@ -1423,6 +1431,13 @@ def _contact(p: _Series, q: _Series, ip: np.ndarray, iq: np.ndarray, contact_tor
     return _Contact(reaching[0] | reaching[1], near[0] | near[1], on_torso[0] | on_torso[1], closest)
 
 
+def _stays_near(t: np.ndarray, dist: np.ndarray, at: int, sign: float) -> bool:
+    """Near (within NEAR) from sample `at` on for NEAR_HOLD_S, or up to the clip's end (sign < 0); or for
+    NEAR_HOLD_S up to it, or from the clip's start (sign > 0)."""
+    window = (t >= t[at]) & (t <= t[at] + NEAR_HOLD_S) if sign < 0 else (t <= t[at]) & (t >= t[at] - NEAR_HOLD_S)
+    return bool(np.all(dist[window] <= NEAR))
+
+
 def _pair_interactions(
     a: _Series, b: _Series, la: str, lb: str, contact_torso: float, min_contact_s: float
 ) -> list[events_pb2.Interaction]:
@@ -1436,6 +1451,8 @@ def _pair_interactions(
     rate = _velocity(t, dist, VELOCITY_WINDOW_S)
     same_depth = _depth_matched(a, b, ia, ib)
     merged = _merged(a, b, ia, ib)
+    # Contact needs keypoints placed finer than the contact distance: not on small, distant people.
+    large = (a.torso[ia] >= MIN_CONTACT_TORSO_PX) & (b.torso[ib] >= MIN_CONTACT_TORSO_PX)
     out: list[events_pb2.Interaction] = []
 
     def add(kind: str, x: int, y: int, subj: str, obj: str, **sig: float) -> None:
@@ -1453,8 +1470,11 @@ def _pair_interactions(
     for kind, sign in (("approaching", -1.0), ("moving apart", 1.0)):
         for x, y in _long_runs(t, sign * rate > APPROACH_RATE, MIN_INTERACT_S):
             change = float(dist[y] - dist[x])
-            # People at different depths close in on each other only in the picture.
-            if sign * change < APPROACH_MIN or not same_depth[y if sign < 0 else x]:
+            # People at different depths close in on each other only in the picture. Approaching someone
+            # ends near them, and moving apart starts near them, for NEAR_HOLD_S: passers-by who cross
+            # come close only for a moment (the pedestrians of pedestrians_small_long.avi).
+            near_end = y if sign < 0 else x
+            if sign * change < APPROACH_MIN or not same_depth[near_end] or not _stays_near(t, dist, near_end, sign):
                 continue
             # The one who covered more of the change is the subject ("A approaches B").
             towards = (cb[x] - ca[x]) / max(float(np.linalg.norm(cb[x] - ca[x])), 1e-6)
@@ -1479,7 +1499,7 @@ def _pair_interactions(
     # close, at one depth. In an embrace the pose model often finds the same arms in both crops (the skeletons
     # merge), so merged samples count here once a reaching hand has started the contact.
     centres = np.linalg.norm(_torso_centre(a)[ia] - _torso_centre(b)[ib], axis=1) / ((a.torso[ia] + b.torso[ib]) / 2)
-    embrace = ab.near & ba.near & (centres < HUG_CENTRES) & same_depth
+    embrace = ab.near & ba.near & (centres < HUG_CENTRES) & same_depth & large
     hugging = np.zeros(len(t), dtype=bool)
     for x, y in _long_runs(t, embrace, min_contact_s):
         started = np.flatnonzero((ab.reaching | ba.reaching) & ~merged)
@@ -1505,7 +1525,7 @@ def _pair_interactions(
             merged_samples=float(merged[x : y + 1].sum()),
         )
     for c, lp, lq in ((ab, la, lb), (ba, lb, la)):
-        touch = c.reaching & same_depth & ~merged & ~hugging
+        touch = c.reaching & same_depth & large & ~merged & ~hugging
         for x, y in _long_runs(t, touch, min_contact_s):
             add(
                 "touching",
@@ -1521,7 +1541,7 @@ def _pair_interactions(
     fa, fb = _facing_x(a)[ia], _facing_x(b)[ib]
     towards_b = np.sign(cb[:, 0] - ca[:, 0])
     facing = (fa != 0) & (fa == towards_b) & (fb == -towards_b) & same_depth
-    for x, y in _long_runs(t, facing, MIN_INTERACT_S):
+    for x, y in _long_runs(t, facing & (dist <= FACE_NEAR), MIN_INTERACT_S):
         add(
             "facing each other",
             x,
@@ -1579,7 +1599,7 @@ def _following(
                 t, x, y, median_lag_s=float(np.nanmedian(best_lag[x : y + 1])), samples=float(y - x + 1)
             ),
         )
-        for x, y in _long_runs(t, follow, MIN_INTERACT_S)
+        for x, y in _long_runs(t, follow, FOLLOW_MIN_S)
     ]
 
 
