@@ -260,7 +260,7 @@ class Settings(BaseSettings):
     )
     judge_llm_min_score: int = Field(3, ge=1, le=5, description="Judge: lowest passing LLM score")
     judge_split_max_gap_s: float = Field(
-        2.0, ge=0, description="Judge: two subjects never seen together, apart this long at most, may be one person"
+        3.0, ge=0, description="Judge: two subjects never seen together, apart this long at most, may be one person"
     )
     interaction_contact_torso: float = Field(
         0.25, gt=0, description="Contact: a wrist within this many torso lengths of the other person's body"
