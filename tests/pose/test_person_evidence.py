@@ -8,6 +8,7 @@ word alone at the former threshold, 0.3, on the embedded default's models run by
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -112,9 +113,7 @@ def test_multipose_finds_the_man_the_detector_boxed_as_a_part(
     # man_gestures_dark_stage at 4.07 s: the detector's only box near him covers his hands and the music
     # stand (no body); MoveNet multipose boxes the whole man, and its keypoints show a body.
     frame = frame_at(shared_videos, "corpus/man_gestures_dark_stage.mp4", 4.070733)
-    without = PoseEstimator(
-        backend, evidence=PersonEvidence(**{**calibrated.evidence.__dict__, "multipose_min_score": 0})
-    )
+    without = PoseEstimator(backend, evidence=replace(calibrated.evidence, multipose_min_score=0))
     assert without.detect([frame]) == [[]]
     before = backend.images.get(contract.MULTIPERSON_POSE, 0)
     [man] = calibrated.detect([frame])[0]
@@ -128,9 +127,7 @@ def test_a_box_inside_a_persons_box_is_a_part_of_that_person(
 ) -> None:
     # hug_two_men_lab (two men): as they hug, a third box with a body in it lies inside one man's box.
     frame = frame_at(shared_videos, "corpus/hug_two_men_lab.mp4", 1.53287)
-    keep_parts = PoseEstimator(
-        backend, evidence=PersonEvidence(**{**calibrated.evidence.__dict__, "max_containment": 1.0})
-    )
+    keep_parts = PoseEstimator(backend, evidence=replace(calibrated.evidence, max_containment=1.0))
     with_parts = keep_parts.detect([frame])[0]
     people = calibrated.detect([frame])[0]
     assert len(with_parts) == 3 and len(people) == 2
