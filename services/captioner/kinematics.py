@@ -6,6 +6,13 @@ and short gaps are interpolated, so missing samples neither invent nor break eve
 divided by the person's torso length (mid-shoulder to mid-hip) or box height, so thresholds hold at
 any resolution and camera distance. Left/right in verb phrases are the person's own (COCO names);
 directions are the image's: "left" means the body centre moves towards smaller x.
+
+Named actions come first (arms, hands, legs, posture changes, travel and stepping cadence, turns,
+gestures, dancing); where none fits, the body parts that move and how; a person doing nothing else is
+told by their held posture (body_part POSTURE, a state that the judge does not count as movement).
+Interactions between two people rest on evidence that means them: contact is a wrist on the other's
+body (torso, arms, head) with both people at one depth, held for a minimum time; approaching and
+moving apart end or start near each other; overlapping boxes alone state nothing.
 """
 
 from __future__ import annotations
