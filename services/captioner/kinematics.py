@@ -84,6 +84,7 @@ RUN_SPEED = 1.3  # and faster than this is running (walking ~0.8, running ~1.8 b
 DEPTH_RATE = 0.12  # box height growing/shrinking faster than this (ln units/s) is moving in depth
 RUN_DEPTH_RATE = 0.6  # and this fast in depth is running
 MIN_MOVE_S = 1.0  # locomotion must last this long
+DEPTH_CONFIRM = 2.0  # depth travel counts at most this many times the confirming size's rate
 MOVE_KEEP = 0.5  # once moving, the body keeps moving until its speed falls below this share of the threshold
 VELOCITY_WINDOW_S = 1.0  # velocities are measured over this window to average out the gait's sway
 
@@ -216,6 +217,7 @@ class _Series:
     height: float  # median box height, pixels
     size: np.ndarray  # (n,) body size for depth: box height, from the torso where the box is cut
     torso: np.ndarray  # (n,) torso length, pixels (the median where unseen)
+    size_from_torso: np.ndarray  # (n,) bool: `size` comes from the torso (the box is cut by the frame)
 
     def joint(self, name: str) -> np.ndarray:
         return self.kp[:, KP[name]]
@@ -339,7 +341,7 @@ def _series(track: events_pb2.PersonTrack, width: int, height: int, min_score: f
         box[:, c] = _interp_gaps(t, box[:, c])
     heights = box[:, 3] - box[:, 1]
     med_h = float(np.nanmedian(heights)) if np.any(~np.isnan(heights)) else float(height) / 2
-    s0 = _Series(track.track_id, t, kp, box, 1.0, med_h, heights, np.ones(n))
+    s0 = _Series(track.track_id, t, kp, box, 1.0, med_h, heights, np.ones(n), np.zeros(n, dtype=bool))
     with np.errstate(invalid="ignore"), _quiet():
         torso = np.linalg.norm(s0.mid("left_shoulder", "right_shoulder") - s0.mid("left_hip", "right_hip"), axis=1)
     unseen = np.isnan(torso)
@@ -353,8 +355,9 @@ def _series(track: events_pb2.PersonTrack, width: int, height: int, min_score: f
     cut = (box[:, 1] <= EDGE_SHARE * height) | (box[:, 3] >= (1 - EDGE_SHARE) * height)
     whole = ~cut & ~np.isnan(heights) & ~unseen
     ratio = float(np.median(heights[whole] / torso[whole])) if np.any(whole) else 3.0
-    size = np.where((cut & ~unseen) | np.isnan(heights), torso * ratio, heights)
-    return _Series(track.track_id, t, kp, box, scale, max(med_h, 1.0), size, torso)
+    from_torso = (cut & ~unseen) | np.isnan(heights)
+    size = np.where(from_torso, torso * ratio, heights)
+    return _Series(track.track_id, t, kp, box, scale, max(med_h, 1.0), size, torso, from_torso)
 
 
 # --- per-person primitives ---
@@ -693,6 +696,15 @@ def _locomotion(s: _Series) -> tuple[list[tuple[str, int, int]], np.ndarray, np.
     vx = _velocity(s.t, _centre(s)[:, 0], VELOCITY_WINDOW_S) / s.height
     with _quiet():
         vz = _velocity(s.t, np.log(s.size), VELOCITY_WINDOW_S)
+        # A body coming closer grows all over; one size alone also changes as arms go up (the box),
+        # as the torso leans or turns (its length) or the shoulders turn (their width). Depth travel is
+        # taken only as fast as a second, independent size confirms it: the 1940 switchboard operators
+        # leaning and turning in their chairs, and a man turning to the back of a stage, walked nowhere.
+        torso = np.linalg.norm(s.mid("left_shoulder", "right_shoulder") - s.mid("left_hip", "right_hip"), axis=1)
+        shoulders = np.linalg.norm(s.joint("left_shoulder") - s.joint("right_shoulder"), axis=1)
+        confirm = np.where(s.size_from_torso | np.isnan(torso), shoulders, torso)
+        vc = _velocity(s.t, np.log(confirm), VELOCITY_WINDOW_S)
+    vz = np.where(np.sign(vz) == np.sign(vc), np.sign(vz) * np.fmin(np.abs(vz), DEPTH_CONFIRM * np.abs(vc)), 0.0)
     # Hysteresis: a stride's sway slows the body for a moment without ending the walk (the warehouse
     # worker of worker_walks_warehouse.gif recedes at 0.12 to 0.27 ln/s with one sample at 0.09).
     masks = {
@@ -705,12 +717,21 @@ def _locomotion(s: _Series) -> tuple[list[tuple[str, int, int]], np.ndarray, np.
         (label, a, b) for label, mask in masks.items() for a, b in _runs(mask) if s.t[b] - s.t[a] >= MIN_MOVE_S
     ]
     # A diagonal walk crosses both thresholds, now one and now the other: each axis is measured on its
-    # own, and where two runs overlap the longer names the direction (a tie goes to depth).
+    # own; where two runs overlap the longer names the direction (a tie goes to depth), and the other,
+    # overlapping it for at least half its own length, is told with it ("towards the camera and to the
+    # left", the corridor walkers of two_people_walk_corridor.gif).
     candidates.sort(key=lambda r: (r[2] - r[1], r[0].startswith(("towards", "away"))), reverse=True)
     runs: list[tuple[str, int, int]] = []
     for label, a, b in candidates:
-        if all(b < x or y < a for _, x, y in runs):
+        overlapping = [k for k, (_, x, y) in enumerate(runs) if not (b < x or y < a)]
+        if not overlapping:
             runs.append((label, a, b))
+            continue
+        k = overlapping[0]
+        primary, x, y = runs[k]
+        shared = min(b, y) - max(a, x) + 1
+        if len(overlapping) == 1 and " and " not in primary and 2 * shared >= b - a + 1:
+            runs[k] = (f"{primary} and {label}", x, y)
     runs.sort(key=lambda r: r[1])
     return runs, vx, vz
 
@@ -729,7 +750,8 @@ def _locomotion_actions(s: _Series) -> list[events_pb2.Action]:
     out: list[events_pb2.Action] = []
     for label, a, b in runs:
         dt = float(s.t[b] - s.t[a])
-        if label.startswith("to the"):
+        primary = label.split(" and ")[0]
+        if primary.startswith("to the"):
             speed = float(np.nanmedian(np.abs(vx[a : b + 1])))
             running = speed > RUN_SPEED
             sig = {"displacement_px": float(cx[b] - cx[a]), "speed_body_heights_per_s": speed}
@@ -745,7 +767,7 @@ def _locomotion_actions(s: _Series) -> list[events_pb2.Action]:
                 end_s=float(s.t[b]),
                 verb_phrase=f"{verb} {label}",
                 body_part="whole body",
-                direction=label.removeprefix("to the "),
+                direction=primary.removeprefix("to the "),
                 evidence=_evidence(s.t, a, b, **sig),
             )
         )

@@ -676,3 +676,21 @@ def test_passers_by_who_cross_neither_approach_nor_move_apart() -> None:
     ]
     got = detect_interactions(tracks, {}, W, H)
     assert not {"approaching", "moving apart", "touching", "hugging"} & {x.kind for x in got}, got
+
+
+def test_leaning_towards_the_camera_behind_a_desk_is_no_walking_away() -> None:
+    # Seated behind a desk (legs below the frame, the box cut by it), she leans towards the camera over
+    # 2 s: her torso looks 40% shorter, her shoulders keep their width. Nobody walks.
+    def pose(i: int) -> Person:
+        p = Person(ground=1250)
+        lean = min(max(i - 6, 0), 8) / 8 * 0.4 * TORSO
+        for name in ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder"):
+            x, y = p.at(name)
+            p.moved[name] = (x, y + lean)
+        for name in ("left_elbow", "right_elbow", "left_wrist", "right_wrist"):
+            x, y = p.at(name)
+            p.moved[name] = (x, y + lean / 2)
+        return p
+
+    verbs = [a.verb_phrase for a in detect_actions(make_track(24, pose), W, H)]
+    assert not any(v.startswith(("walks", "runs")) for v in verbs), verbs

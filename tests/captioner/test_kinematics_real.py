@@ -144,5 +144,6 @@ def test_walkers_side_by_side_whose_boxes_meet_do_not_touch() -> None:
     ]
     assert min(gaps) < 0.05 * (tracks[0].samples[0].box.y2 - tracks[0].samples[0].box.y1)
     assert detect_interactions(tracks, {}, clip.info.width, clip.info.height) == []
-    for track in tracks:
-        assert "walks towards the camera" in _verbs(clip, track)
+    # Both walk towards the camera; the woman drifts left in the picture as she comes.
+    told = [_verbs(clip, track) for track in tracks]
+    assert all(any(v.startswith("walks") and "towards the camera" in v for v in verbs) for verbs in told), told
