@@ -694,3 +694,19 @@ def test_leaning_towards_the_camera_behind_a_desk_is_no_walking_away() -> None:
 
     verbs = [a.verb_phrase for a in detect_actions(make_track(24, pose), W, H)]
     assert not any(v.startswith(("walks", "runs")) for v in verbs), verbs
+
+
+def test_no_relation_is_told_between_people_too_small_for_their_keypoints() -> None:
+    # The following of test_following, with people 100 px tall (a 30 px torso, as a surveillance view's
+    # pedestrians): at that size tracks break and swap in a crowd, and nothing is stated.
+    tracks = [
+        make_track(24, lambda i: Person(cx=600 + 40 * i / FPS, height=100), track_id=1),
+        make_track(24, lambda i: Person(cx=550 + 40 * i / FPS, height=100), track_id=2, seed=3),
+    ]
+    assert detect_interactions(tracks, {}, W, H) == []
+    # Twice as large (a 60 px torso), the same walk is a following.
+    tracks = [
+        make_track(24, lambda i: Person(cx=600 + 80 * i / FPS, height=200), track_id=1),
+        make_track(24, lambda i: Person(cx=500 + 80 * i / FPS, height=200), track_id=2, seed=3),
+    ]
+    assert [x.kind for x in detect_interactions(tracks, {}, W, H)] == ["following"]
