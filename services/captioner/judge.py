@@ -27,6 +27,7 @@ Rules, each a reason code in Judgement.reasons when broken:
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Mapping, Sequence
 
@@ -36,8 +37,7 @@ from haic.v1 import events_pb2
 from services.captioner.appearance import COLOR_VOCABULARY
 from services.captioner.kinematics import POSTURE
 from services.captioner.render import ORDINALS, ordinal
-from services.pose.filters import track_motion
-from services.pose.tracking import Observation, Track
+from services.core.motion import KeypointMotion, keypoint_motion
 
 JUDGE = "rules"
 MALFORMED_OUTPUT = "malformed_output"
@@ -70,25 +70,18 @@ _GENDER_WORDS = {
 }
 
 
-def track_from_proto(track: events_pb2.PersonTrack) -> Track:
-    return Track(
-        track.track_id,
-        [
-            Observation(
-                s.t_s,
-                np.array([s.box.x1, s.box.y1, s.box.x2, s.box.y2]),
-                s.box.score,
-                np.array([[k.x, k.y, k.score] for k in s.keypoints], dtype=np.float64).reshape(-1, 3),
-            )
-            for s in track.samples
-        ],
-    )
+def _motions(
+    samples: Sequence[events_pb2.PoseSample], width: int, height: int, min_keypoint_score: float
+) -> list[KeypointMotion]:
+    """The action rule's measure between each pair of adjacent samples (those with 3 shared keypoints)."""
+    points = [np.array([[k.x, k.y, k.score] for k in s.keypoints], dtype=np.float64).reshape(-1, 3) for s in samples]
+    pairs = (keypoint_motion(a, b, width, height, min_keypoint_score) for a, b in itertools.pairwise(points))
+    return [m for m in pairs if m is not None]
 
 
 def motion_of(track: events_pb2.PersonTrack, width: int, height: int, min_keypoint_score: float) -> float:
     """The largest keypoint L1 between adjacent samples of a track (the pose stage's measure)."""
-    pairs = track_motion(track_from_proto(track), width, height, min_keypoint_score)
-    return max((p.keypoint_l1 for p in pairs), default=0.0)
+    return max((m.keypoint_l1 for m in _motions(track.samples, width, height, min_keypoint_score)), default=0.0)
 
 
 def acting_tracks(
@@ -112,12 +105,7 @@ def acting_tracks(
             if sample.t_s - last >= step_s - _SHARED_TOL_S:
                 kept.append(sample)
                 last = sample.t_s
-        pairs = track_motion(
-            track_from_proto(events_pb2.PersonTrack(track_id=track.track_id, samples=kept)),
-            width,
-            height,
-            min_keypoint_score,
-        )
+        pairs = _motions(kept, width, height, min_keypoint_score)
         if pairs and (
             np.mean([p.keypoint_l1 for p in pairs]) > min_keypoint_l1
             and np.mean([p.affine_residual for p in pairs]) > min_affine_residual

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from haic.v1 import events_pb2
-from services.pose.contract import COCO_KEYPOINTS, NUM_KEYPOINTS
+from services.core.keypoints import COCO_KEYPOINTS, NUM_KEYPOINTS
 
 KP = {name: i for i, name in enumerate(COCO_KEYPOINTS)}
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from services.pose.contract import NUM_KEYPOINTS
+from services.core.motion import keypoint_motion
 from services.pose.tracking import Observation, Track
 
 EXISTENCE_STAGE = "pose.human_existence"
@@ -124,26 +124,14 @@ class PairMotion:
     keypoints_used: int
 
 
-def _normalised_points(obs: Observation, width: int, height: int) -> np.ndarray:
-    return obs.keypoints[:, :2].astype(np.float64) / np.array([width, height], dtype=np.float64)
-
-
 def pair_motion(
     a: Observation, b: Observation, width: int, height: int, min_keypoint_score: float
 ) -> PairMotion | None:
     """L1 distance and affine-fit residual between two samples of one person; None with < 3 shared keypoints."""
-    seen = (a.keypoints[:, 2] >= min_keypoint_score) & (b.keypoints[:, 2] >= min_keypoint_score)
-    n = int(seen.sum())
-    if n < 3:  # an affine map has 6 unknowns: fewer than 3 points fit any motion exactly
+    motion = keypoint_motion(a.keypoints, b.keypoints, width, height, min_keypoint_score)
+    if motion is None:
         return None
-    p0 = _normalised_points(a, width, height)[seen]
-    p1 = _normalised_points(b, width, height)[seen]
-    l1 = float(np.abs(p1 - p0).sum()) * NUM_KEYPOINTS / n
-    # Least squares for P(t+1) = T P(t) with homogeneous 3 x n points: X T^T = Y, X = [x y 1].
-    x = np.hstack([p0, np.ones((n, 1))])
-    t_transposed, *_ = np.linalg.lstsq(x, p1, rcond=None)
-    residual = float(np.sum((x @ t_transposed - p1) ** 2))
-    return PairMotion(a.t_s, b.t_s, l1, residual, n)
+    return PairMotion(a.t_s, b.t_s, motion.keypoint_l1, motion.affine_residual, motion.keypoints_used)
 
 
 def track_motion(track: Track, width: int, height: int, min_keypoint_score: float) -> list[PairMotion]:
