@@ -167,6 +167,14 @@ class Settings(BaseSettings):
         description="A person box with this fraction of its area inside a better-scored person's box is a part of "
         "that person (a torso, a hat in the hand) and is dropped",
     )
+    min_person_track_iou: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="A box between HAIC_MIN_PERSON_SCORE_WITH_BODY and HAIC_MIN_PERSON_SCORE without a body still "
+        "counts where a person the detector is sure of in the previous or next sampled frame overlaps it this much "
+        "(IoU; 0: never)",
+    )
     multipose_min_score: float = Field(
         0.25,
         ge=0,
@@ -174,7 +182,9 @@ class Settings(BaseSettings):
         description="MoveNet multipose (Triton model multiperson_pose, movenet family only) adds people the "
         "detector missed from this score up, with the same body evidence; 0: not asked",
     )
-    min_keypoint_score: float = Field(0.2, ge=0, le=1, description="Keypoint confidence used by the motion rules")
+    min_keypoint_score: float = Field(
+        0.2, ge=0, le=1, description="Keypoint confidence used by the motion rules and for a body's extent"
+    )
     pose_crop_padding: float = Field(1.25, ge=1, description="Person crop = box enlarged by this factor (RTMPose's)")
     dense_track_max_gap_s: float = Field(
         2.0, ge=0, description="The dense tracker (ByteTrack) keeps a lost person this long for them to reappear"

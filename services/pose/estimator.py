@@ -57,6 +57,8 @@ class Detection:
     score: float
     # float32 [17, 3] in frame pixels when the body check already estimated them (same crop as estimate's)
     keypoints: np.ndarray | None = None
+    # [K, 2] frame pixels of this person's body that another model (multipose) saw: the box grows to them
+    body_points: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,11 @@ class PersonEvidence:
     min_evidence: float = 0.75  # detector score + body score
     max_containment: float = 1.0  # 1.0: no box is dropped as a part of another
     multipose_min_score: float = 0.0  # 0: MoveNet multipose is not asked
+    # a box in doubt without a body still counts where a person of the previous or next frame overlaps it
+    # this much (ByteTrack's second association, on the sampled frames); 0: never
+    track_iou: float = 0.0
+    # a person's box grows to the multipose keypoints of that person from this confidence; None: never
+    extent_keypoint_score: float | None = None
 
     @property
     def floor(self) -> float:
@@ -147,6 +154,8 @@ class PoseEstimator:
                 multipose_min_score=settings.multipose_min_score
                 if settings.pose_model_family == PoseModelFamily.movenet
                 else 0.0,
+                track_iou=settings.min_person_track_iou,
+                extent_keypoint_score=settings.min_keypoint_score,
             ),
         )
 
@@ -192,31 +201,94 @@ class PoseEstimator:
             )
             for (_, letterbox), boxes, scores in zip(placed, outputs[BOXES], outputs[SCORES], strict=True):
                 candidates.append(self._frame_detections(letterbox, boxes, scores))
-        candidates = self._with_body_evidence(frames, candidates)
+        candidates, doubted = self._with_body_evidence(frames, candidates)
         if self.evidence.multipose_min_score > 0:
             candidates = [
-                found + self._new_people(found, extra)
+                self._with_multipose(found, extra)
                 for found, extra in zip(candidates, self._multipose_people(frames), strict=True)
             ]
-        return [self._without_parts(found) for found in candidates]
+        if self.evidence.track_iou > 0:
+            candidates = self._with_neighbours(candidates, doubted)
+        people = [self._without_parts(found) for found in candidates]
+        return people if self.evidence.extent_keypoint_score is None else self._grown(frames, people)
 
-    def _new_people(self, found: list[Detection], extra: list[Detection]) -> list[Detection]:
-        """Multipose people that are none of the detector's: no box overlap at SAME_PERSON_IOU, neither
-        box mostly inside the other (the two models box one person differently)."""
-        if not found:
-            return extra
-        boxes = np.stack([d.box for d in found])
+    def _with_multipose(self, found: list[Detection], extra: list[tuple[Detection, np.ndarray]]) -> list[Detection]:
+        """The detector's people, each with the confident keypoints multipose gives that person (their box
+        grows to them in the end), then multipose's people that are none of the detector's. One person:
+        boxes overlapping at SAME_PERSON_IOU, or one mostly inside the other (the two models box one
+        person differently)."""
+        people = list(found)
         new = []
-        for person in extra:
-            box = person.box[None]
-            same = (
-                (box_iou(box, boxes)[0] >= SAME_PERSON_IOU)
-                | (box_containment(box, boxes)[0] >= self.evidence.max_containment)
-                | (box_containment(boxes, box)[:, 0] >= self.evidence.max_containment)
+        for person, keypoints in extra:
+            if people:
+                boxes = np.stack([d.box for d in people])
+                box = person.box[None]
+                overlap = box_iou(box, boxes)[0]
+                same = (
+                    (overlap >= SAME_PERSON_IOU)
+                    | (box_containment(box, boxes)[0] >= self.evidence.max_containment)
+                    | (box_containment(boxes, box)[:, 0] >= self.evidence.max_containment)
+                )
+                if same.any():
+                    match = int(np.argmax(np.where(same, overlap, -1.0)))
+                    d = people[match]
+                    if self.evidence.extent_keypoint_score is not None:
+                        seen = keypoints[keypoints[:, 2] >= self.evidence.extent_keypoint_score, :2]
+                        points = seen if d.body_points is None else np.concatenate([d.body_points, seen])
+                        people[match] = Detection(d.box, d.score, d.keypoints, points)
+                    continue
+            new.append(person)
+        return people + new
+
+    def _grown(self, frames: Sequence[np.ndarray], people: list[list[Detection]]) -> list[list[Detection]]:
+        """Each box grown to the person's confident keypoints (its own, estimated here when the body check
+        did not, and multipose's): a kicking leg or a raised arm the detector's box cut off is the
+        person's. After the part rule, so that a limb reaching over a neighbour cannot swallow them."""
+        missing = [(i, d) for i, found in enumerate(people) for d in found if d.keypoints is None]
+        estimated = dict(
+            zip(
+                [id(d) for _, d in missing],
+                self._keypoints(frames, [(i, d.box) for i, d in missing]),
+                strict=True,
             )
-            if not same.any():
-                new.append(person)
-        return new
+        )
+        grown = []
+        for found in people:
+            row = []
+            for d in found:
+                keypoints = d.keypoints if d.keypoints is not None else estimated[id(d)]
+                seen = [keypoints[keypoints[:, 2] >= self.evidence.extent_keypoint_score, :2]]
+                if d.body_points is not None:
+                    seen.append(d.body_points)
+                points = np.concatenate([d.box.reshape(2, 2), *seen])
+                box = np.concatenate([points.min(axis=0), points.max(axis=0)]).astype(np.float32)
+                row.append(Detection(box, d.score, keypoints))
+            grown.append(row)
+        return grown
+
+    def _with_neighbours(
+        self, candidates: list[list[Detection]], doubted: list[list[Detection]]
+    ) -> list[list[Detection]]:
+        """Boxes in doubt that a person the detector is sure of (min_score) in the previous or next frame
+        overlaps at track_iou also count: a person turned away or blurred for a moment is where they were
+        a sample ago. As in ByteTrack, only confident detections start a track; doubtful ones extend it."""
+        out = []
+        for i, found in enumerate(candidates):
+            neighbours = [
+                d.box
+                for j in (i - 1, i + 1)
+                if 0 <= j < len(candidates)
+                for d in candidates[j]
+                if d.score >= self.evidence.min_score
+            ]
+            if not neighbours or not doubted[i]:
+                out.append(found)
+                continue
+            overlap = box_iou(np.stack([d.box for d in doubted[i]]), np.stack(neighbours))
+            out.append(
+                found + [d for d, row in zip(doubted[i], overlap, strict=True) if row.max() >= self.evidence.track_iou]
+            )
+        return out
 
     def _frame_detections(
         self, letterbox: geometry.Letterbox, boxes: np.ndarray, scores: np.ndarray
@@ -233,25 +305,22 @@ class PoseEstimator:
 
     def _with_body_evidence(
         self, frames: Sequence[np.ndarray], candidates: list[list[Detection]]
-    ) -> list[list[Detection]]:
-        """Boxes under min_score keep their place only with a body: one pose batch for all of them."""
+    ) -> tuple[list[list[Detection]], list[list[Detection]]]:
+        """Boxes under min_score keep their place only with a body (one pose batch for all of them); the
+        others come back apart, per frame, with the keypoints the check found."""
         doubtful = [(i, d) for i, found in enumerate(candidates) for d in found if d.score < self.evidence.min_score]
-        if not doubtful:
-            return candidates
-        keypoints = self._keypoints(frames, [(i, d.box) for i, d in doubtful])
-        # the detections in doubt, by identity: those with a body come back with their keypoints
-        verdict = {
-            id(d): Detection(d.box, d.score, points)
-            if d.score + body_score(points) >= self.evidence.min_evidence
-            else None
-            for (_, d), points in zip(doubtful, keypoints, strict=True)
-        }
-        return [[kept for d in found if (kept := verdict.get(id(d), d)) is not None] for found in candidates]
+        kept = [[d for d in found if d.score >= self.evidence.min_score] for found in candidates]
+        doubted: list[list[Detection]] = [[] for _ in candidates]
+        for (i, d), points in zip(doubtful, self._keypoints(frames, [(i, d.box) for i, d in doubtful]), strict=True):
+            checked = Detection(d.box, d.score, points)
+            (kept if d.score + body_score(points) >= self.evidence.min_evidence else doubted)[i].append(checked)
+        return kept, doubted
 
-    def _multipose_people(self, frames: Sequence[np.ndarray]) -> list[list[Detection]]:
-        """People MoveNet multipose finds from multipose_min_score up whose own keypoints show a body."""
+    def _multipose_people(self, frames: Sequence[np.ndarray]) -> list[list[tuple[Detection, np.ndarray]]]:
+        """People MoveNet multipose finds from multipose_min_score up whose own keypoints show a body, with
+        those keypoints [17, 3] in frame pixels."""
         size, _ = self._input_size(MULTIPERSON_POSE)
-        found: list[list[Detection]] = []
+        found: list[list[tuple[Detection, np.ndarray]]] = []
         for start in range(0, len(frames), self.max_batch_size):
             placed = [geometry.letterbox(frame, size) for frame in frames[start : start + self.max_batch_size]]
             outputs = self._infer(
@@ -270,7 +339,10 @@ class PoseEstimator:
                     has_area = box[2] > box[0] and box[3] > box[1]
                     has_body = score + body_score(points) >= self.evidence.min_evidence
                     if has_area and score >= self.evidence.multipose_min_score and has_body:
-                        people.append(Detection(box, float(score)))
+                        pixels = np.asarray(points, dtype=np.float32).copy()
+                        pixels[:, 0] *= letterbox.size / letterbox.scale_x
+                        pixels[:, 1] *= letterbox.size / letterbox.scale_y
+                        people.append((Detection(box, float(score)), pixels))
                 found.append(people)
         return found
 
