@@ -278,7 +278,8 @@ def _known(value: str | None) -> str | None:
     return None if value is None or value.strip().lower() in {"", "unknown"} else value.strip().lower()
 
 
-def match_subjects(labelled: list[dict], caption: events_pb2.Caption) -> list[tuple[dict, events_pb2.Subject]]:
+def match_subjects(labelled: list[dict], caption: events_pb2.Caption) -> list[tuple[int, events_pb2.Subject]]:
+    """(index of the labelled subject, stated subject) pairs of the best matching."""
     # the longest tracks first when there are many (fragments), so the brute-force matching stays small
     stated = list(caption.subjects)[:10]
 
@@ -296,7 +297,7 @@ def match_subjects(labelled: list[dict], caption: events_pb2.Caption) -> list[tu
         score += 0.5 * sum(action_recalled(a, stated_actions) for a in label.get("actions", []))
         return score + 1e-3  # any pairing beats none
 
-    return [(labelled[i], stated[j]) for i, j in best_assignment(len(labelled), len(stated), agreement)]
+    return [(i, stated[j]) for i, j in best_assignment(len(labelled), len(stated), agreement)]
 
 
 @dataclass
@@ -373,11 +374,28 @@ class Summary:
             for _ in labelled_interactions:
                 self.interactions_recalled.add(bool(stated_interactions))
         subjects = r.label.get("subjects", [])
-        for label, subject in match_subjects(subjects, caption):
-            self._attributes(label, subject)
+        matched = dict(match_subjects(subjects, caption))
+        row["subjects"] = []
         # labelled subjects without a stated subject count as not covered and not recalled
-        for label in subjects[len(caption.subjects) :]:
-            self._attributes(label, None)
+        for index, label in enumerate(subjects):
+            subject = matched.get(index)
+            self._attributes(label, subject)
+            stated = [a.verb_phrase for a in subject.actions] if subject else []
+            row["subjects"].append(
+                {
+                    "label": label,
+                    "stated": None
+                    if subject is None
+                    else {
+                        "label": subject.label,
+                        "gender": subject.attributes.gender,
+                        "age_group": subject.attributes.age_group,
+                        "garments": [f"{g.color} {g.item}" for g in subject.attributes.clothing],
+                        "actions": stated,
+                    },
+                    "actions_recalled": [a for a in label.get("actions", []) if action_recalled(a, stated)],
+                }
+            )
         return row
 
     def _attributes(self, label: dict, subject: events_pb2.Subject | None) -> None:
