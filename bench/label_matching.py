@@ -7,8 +7,10 @@ coarse and written down in one place, so a figure the benchmark prints can be ch
 
 - Actions: a labelled action is reduced to its main verbs (spaCy lemmas, the filter's English model),
   each mapped to a family of verbs a reader takes as the same action ("juggle" a ball with the feet is
-  kicking it; "hop" is a small jump). "raise"/"lift" are split by body part (arm vs leg). A labelled
-  action is recalled when any action stated for the subject falls in one of its families.
+  kicking it; "hop" is a small jump). "raise"/"lift" are split by body part (arm vs leg); "reach up"
+  is also an arm raise. A labelled remark in parentheses ("stands still (a photo moved by the camera)")
+  is not an action. A labelled action is recalled when any action stated for the subject falls in one
+  of its families.
 - Colours: a labelled colour is accepted as any of the names in its family ("light blue" is blue or
   teal, "khaki" is beige, brown or olive); "none (shirtless)" is matched by a stated bare torso.
 - Subjects: labels carry no positions, so stated subjects are matched to labelled ones by the
@@ -109,7 +111,7 @@ def colour_matches(label: str, stated: str) -> bool:
 
 def action_families(phrase: str) -> set[str]:
     """The action families a phrase names (labelled or stated)."""
-    doc = _nlp()(phrase.lower())
+    doc = _nlp()(re.sub(r"\(.*?\)", "", phrase.lower()))
     words = {t.text for t in doc}
     families = set()
     for token in doc:
@@ -120,6 +122,8 @@ def action_families(phrase: str) -> set[str]:
             families.add("raise_leg" if words & LEG_WORDS else "raise_arm")
         elif lemma in ACTION_FAMILIES:
             families.add(ACTION_FAMILIES[lemma])
+            if lemma == "reach" and "up" in words:
+                families.add("raise_arm")
         elif token.pos_ == "VERB":
             families.add(lemma)
     return families
