@@ -8,8 +8,10 @@ any resolution and camera distance. Left/right in verb phrases are the person's 
 directions are the image's: "left" means the body centre moves towards smaller x.
 
 Named actions come first (arms, hands, legs, posture changes, travel and stepping cadence, turns,
-gestures, dancing); where none fits, the body parts that move and how; a person doing nothing else is
-told by their held posture (body_part POSTURE, a state that the judge does not count as movement).
+gestures, dancing, a step forward); where none fits, the body parts that move and how. A person who
+does not move their whole body is also told by their held posture ("stands still", "sits"; "stays
+still" where the legs are unseen), body_part POSTURE, a state that the judge does not count as movement.
+Sideways travel needs the legs to step, so a box that drifts with the camera is no walk.
 Interactions between two people rest on evidence that means them: contact is a wrist on the other's
 body (torso, arms, head) with both people at one depth, held for a minimum time; approaching and
 moving apart end or start near each other; overlapping boxes alone state nothing.
@@ -140,9 +142,25 @@ GESTURE_PAUSE_S = 0.75  # ... with pauses no longer than this between them
 HEAD_TURN = 0.3
 HEAD_TURN_S = 1.5  # from one held position to the other within this long
 
-# Postures told as the state of someone who does nothing else.
+# Held states: the posture (or, where the legs are unseen, stillness) of someone who does not travel, told
+# next to small movements ("Initially, they stand still, then turn their head").
 POSTURE = "posture"  # Action.body_part of a held posture ("stands", "sits"): a state, not a movement
 POSTURE_STATE_SHARE = 0.6  # the posture holds for this share of the samples whose posture is known
+POSTURE_KNOWN_SHARE = 0.5  # and the posture is known (legs seen) in at least this share of the samples
+# Actions of these body parts move the whole body: no held state is told next to them.
+WHOLE_BODY_PARTS = ("whole body", "legs", "torso", "left leg", "right leg")
+# Sideways travel needs the legs to step. The spread between the feet (or, out of view, the knees, doubled)
+# changes by 0.65 to 3 torso lengths over every sideways walk of pedestrians_small_long.avi,
+# worker_walks_warehouse.gif and store_aisle_three_shoppers.gif; a box that drifts with the camera
+# (man_chroma_key_camera_leaves: legs out of view) or a standing person's feet keep it.
+STEP_SPREAD = 0.5  # torso lengths the feet's spread changes by within a sideways run
+STEP_SEEN_SHARE = 0.5  # the legs are seen in at least this share of the run's samples
+# A step or two towards the camera: the body grows quickly, then holds (three_people_standing_still.gif:
+# shoulder width and neck height +35 to 50 % within 1.5 s, then within 5 %). Both sizes must grow: a head
+# or body turning towards the camera widens the shoulders but leaves the neck's height.
+STEP_FORWARD_GROWTH = 0.15  # ln size: both sizes grow by at least this (16 %)
+STEP_FORWARD_MAX_S = 2.5  # within this long
+STEP_FORWARD_HOLD_S = 1.0  # and the size then holds (within STEP_FORWARD_GROWTH / 2) at least this long
 
 # Dancing: several kinds of limb movement, repeated, in place.
 DANCE_MIN_KINDS = 2
@@ -715,8 +733,12 @@ def _locomotion(s: _Series) -> tuple[list[tuple[str, int, int]], np.ndarray, np.
         "towards the camera": _hysteresis(vz, DEPTH_RATE, DEPTH_RATE * MOVE_KEEP),
         "away from the camera": _hysteresis(-vz, DEPTH_RATE, DEPTH_RATE * MOVE_KEEP),
     }
+    # Sideways travel is a walk only where the legs step: a box drifting with the camera is not.
     candidates = [
-        (label, a, b) for label, mask in masks.items() for a, b in _runs(mask) if s.t[b] - s.t[a] >= MIN_MOVE_S
+        (label, a, b)
+        for label, mask in masks.items()
+        for a, b in _runs(mask)
+        if s.t[b] - s.t[a] >= MIN_MOVE_S and (not label.startswith("to the") or _legs_step(s, a, b))
     ]
     # A diagonal walk crosses both thresholds, now one and now the other: each axis is measured on its
     # own; where two runs overlap the longer names the direction (a tie goes to depth), and the other,
@@ -756,7 +778,11 @@ def _locomotion_actions(s: _Series) -> list[events_pb2.Action]:
         if primary.startswith("to the"):
             speed = float(np.nanmedian(np.abs(vx[a : b + 1])))
             running = speed > RUN_SPEED
-            sig = {"displacement_px": float(cx[b] - cx[a]), "speed_body_heights_per_s": speed}
+            sig = {
+                "displacement_px": float(cx[b] - cx[a]),
+                "speed_body_heights_per_s": speed,
+                "leg_spread_change_torso": _leg_spread_change(s, a, b),
+            }
         else:
             speed = float(np.nanmedian(np.abs(vz[a : b + 1])))
             running = speed > RUN_DEPTH_RATE
@@ -872,14 +898,36 @@ def _arm_straightness(s: _Series, a: int, b: int) -> float:
     return float(np.nanmedian(v)) if np.any(~np.isnan(v)) else 1.0
 
 
+def _leg_difference(s: _Series, axis: int) -> np.ndarray:
+    """Left minus right ankle along one image axis (torso lengths); where an ankle is unseen, twice the
+    knees' difference (a knee moves half as much as its ankle in a stride)."""
+    la, ra = s.joint("left_ankle")[:, axis], s.joint("right_ankle")[:, axis]
+    lk, rk = s.joint("left_knee")[:, axis], s.joint("right_knee")[:, axis]
+    return np.where(np.isnan(la - ra), 2 * (lk - rk), la - ra) / s.scale
+
+
+def _leg_spread_change(s: _Series, a: int, b: int) -> float:
+    """How much the feet's spread (front-back or up-down, torso lengths) changes within samples a..b, the
+    legs seen in most of them; 0 where they are not. Camera motion over a standing person shifts the box,
+    not the spread."""
+    change = 0.0
+    for axis in (0, 1):
+        d = _leg_difference(s, axis)[a : b + 1]
+        if np.count_nonzero(~np.isnan(d)) >= max(2, STEP_SEEN_SHARE * len(d)):
+            change = max(change, float(np.nanmax(d) - np.nanmin(d)))
+    return change
+
+
+def _legs_step(s: _Series, a: int, b: int) -> bool:
+    """The legs step within samples a..b: the feet's spread changes by a stride."""
+    return _leg_spread_change(s, a, b) >= STEP_SPREAD
+
+
 def _gait(s: _Series) -> list[tuple[int, int, dict[str, float]]]:
     """Stepping from the legs' cadence: the ankles (or, where out of view, the knees) take turns being the
     higher one, whether or not the body crosses the frame (a camera may track the person). Runs (first,
     last, signals)."""
-    la, ra = s.joint("left_ankle")[:, 1], s.joint("right_ankle")[:, 1]
-    lk, rk = s.joint("left_knee")[:, 1], s.joint("right_knee")[:, 1]
-    # A knee rises half as much as its ankle in a stride: doubled, it stands in for a hidden ankle.
-    diff = np.where(np.isnan(la - ra), 2 * (lk - rk), la - ra) / s.scale
+    diff = _leg_difference(s, 1)
     left_drop, right_drop = _thigh_drops(s)
     out = []
     for a, b, swings in _swings(s.t, diff, GAIT_AMP, GAIT_MAX_HALF_S):
@@ -1162,27 +1210,86 @@ def _head_turn_actions(s: _Series, turns: list[events_pb2.Action]) -> list[event
     return out
 
 
-def _posture_state(s: _Series) -> events_pb2.Action | None:
-    """What a person who does nothing else is doing: standing or sitting, held over most of the track."""
-    labels, tilt, thigh = _postures(s)
-    known = [x for x in labels if x]
-    if not known:
+def _step_forward_actions(s: _Series, told: list[events_pb2.Action]) -> list[events_pb2.Action]:
+    """A step or two towards the camera: shoulder width and neck height (nose above the shoulder line) grow
+    together by STEP_FORWARD_GROWTH within STEP_FORWARD_MAX_S, and the size then holds. Longer approaches
+    are walks (_locomotion); none is told next to another whole-body action."""
+    if any(a.body_part in WHOLE_BODY_PARTS for a in told):
+        return []  # a walk, a bend, a jump or a posture change moves the shoulders and the nose too
+    shoulders = np.linalg.norm(s.joint("left_shoulder") - s.joint("right_shoulder"), axis=1)
+    neck = s.mid("left_shoulder", "right_shoulder")[:, 1] - s.joint("nose")[:, 1]
+    sizes = np.log(np.where(neck > 0, neck, np.nan)), np.log(shoulders)
+    ok = ~np.isnan(sizes[0]) & ~np.isnan(sizes[1])
+    idx = np.flatnonzero(ok)
+    if len(idx) < 4:
+        return []
+    neck_ln, shoulder_ln = _smooth(sizes[0][idx], 3), _smooth(sizes[1][idx], 3)
+    t = s.t[idx]
+    for i in range(len(idx)):
+        for j in range(i + 1, len(idx)):
+            if t[j] - t[i] > STEP_FORWARD_MAX_S:
+                break
+            # The box grows too (at its free edge where the frame cuts it): a person turning to face the
+            # camera widens the shoulders and lifts the nose without growing (store_aisle_three_shoppers).
+            box_growth = float(np.log(s.size[idx[j]] / s.size[idx[i]]))
+            grown = min(neck_ln[j] - neck_ln[i], shoulder_ln[j] - shoulder_ln[i], 2 * box_growth)
+            after = (t >= t[j]) & (t <= t[j] + STEP_FORWARD_HOLD_S)
+            if grown < STEP_FORWARD_GROWTH or t[-1] - t[j] < STEP_FORWARD_HOLD_S:
+                continue
+            drift = max(np.ptp(neck_ln[after]), np.ptp(shoulder_ln[after]))
+            if drift <= STEP_FORWARD_GROWTH / 2:
+                return [
+                    _action(
+                        s,
+                        int(idx[i]),
+                        int(idx[j]),
+                        "steps forward",
+                        "whole body",
+                        shoulder_width_ratio=float(np.exp(shoulder_ln[j] - shoulder_ln[i])),
+                        neck_height_ratio=float(np.exp(neck_ln[j] - neck_ln[i])),
+                        body_size_ratio=float(np.exp(box_growth)),
+                        size_drift_after_ln=float(drift),
+                    )
+                ]
+    return []
+
+
+def _held_state(s: _Series, told: list[events_pb2.Action]) -> events_pb2.Action | None:
+    """The state a person holds while not moving their whole body: "stands" or "sits" where the legs show
+    the posture over most of the track, "still" added where no more than the head moves or a part moves
+    slightly; "stays still" where the legs are unseen but nothing but the head or a slight movement is
+    told. Told from the end of a step forward, the track's last whole-body action; none next to travel,
+    jumps, posture changes or other whole-body movement."""
+    steps = [a for a in told if a.verb_phrase == "steps forward"]
+    if any(a.body_part in WHOLE_BODY_PARTS and a not in steps for a in told):
         return None
-    for label, phrase in (("stand", "stands"), ("low", "sits")):
-        share = known.count(label) / len(known)
-        if share >= POSTURE_STATE_SHARE and len(known) >= MIN_POSTURE_SAMPLES:
-            tilt_deg, drop = float(np.nanmedian(tilt)), float(np.nanmedian(thigh))
-            return _action(
-                s,
-                0,
-                len(s.t) - 1,
-                phrase,
-                POSTURE,
-                share=share,
-                median_torso_tilt_deg=tilt_deg,
-                median_thigh_drop_torso=drop,
-            )
-    return None
+    first = int(np.searchsorted(s.t, max((a.end_s for a in steps), default=float(s.t[0]))))
+    if len(s.t) - first < MIN_POSTURE_SAMPLES or s.t[-1] - s.t[first] < MIN_MOVE_S:
+        return None
+    small = [a for a in told if a not in steps]
+    still = all(a.body_part == "head" or a.verb_phrase.endswith("slightly") for a in small)
+    labels, tilt, thigh = _postures(s)
+    labels = labels[first:]
+    known = [x for x in labels if x]
+    if len(known) >= max(MIN_POSTURE_SAMPLES, POSTURE_KNOWN_SHARE * len(labels)):
+        for label, phrase in (("stand", "stands"), ("low", "sits")):
+            share = known.count(label) / len(known)
+            if share >= POSTURE_STATE_SHARE:
+                return _action(
+                    s,
+                    first,
+                    len(s.t) - 1,
+                    f"{phrase} still" if still else phrase,
+                    POSTURE,
+                    share=share,
+                    median_torso_tilt_deg=float(np.nanmedian(tilt[first:])),
+                    median_thigh_drop_torso=float(np.nanmedian(thigh[first:])),
+                )
+        return None
+    if not still:
+        return None
+    # Legs unseen: the posture is not told (a torso upright above a desk is sitting or standing alike).
+    return _action(s, first, len(s.t) - 1, "stays still", POSTURE, posture_known_share=len(known) / len(labels))
 
 
 def _dance_action(s: _Series, told: list[events_pb2.Action], moving: np.ndarray) -> list[events_pb2.Action]:
@@ -1309,9 +1416,10 @@ def detect_actions(
 ) -> list[events_pb2.Action]:
     """One person's actions from their dense track, in time order (by start, then end).
 
-    Named actions first; where none fits, the body parts that move and how; a person doing nothing
-    else gets their held posture ("stands", body_part POSTURE). `ensure_action`: the person is known to
-    move (the action rule accepted them), so at least one movement is told, the largest if it is slight.
+    Named actions first; where none fits, the body parts that move and how; a person who does not
+    move their whole body also gets their held posture ("stands still", body_part POSTURE).
+    `ensure_action`: the person is known to move (the action rule accepted them), so at least one
+    movement is told, the largest if it is slight.
     """
     s = _series(track, width, height, min_score)
     if len(s.t) < 2:
@@ -1343,11 +1451,12 @@ def detect_actions(
         )
         told += _gesture_actions(s, told, moving) + _head_turn_actions(s, turns)
         told += _dance_action(s, told, moving)
+        told += _step_forward_actions(s, told)
         if not told:
             told = _movement_actions(s, force=ensure_action)
-        if not told:
-            state = _posture_state(s)
-            told = [state] if state is not None else []
+        state = _held_state(s, told)
+        if state is not None:
+            told.append(state)
     return sorted(told, key=lambda a: (a.start_s, a.end_s, a.verb_phrase))
 
 
