@@ -263,7 +263,9 @@ class PoseEstimator:
                 points = np.concatenate([d.box.reshape(2, 2), *seen])
                 box = np.concatenate([points.min(axis=0), points.max(axis=0)]).astype(np.float32)
                 row.append(Detection(box, d.score, keypoints))
-            grown.append(row)
+            # two boxes that grew into one body (a person and a loose box around their kicking leg): one person
+            boxes = np.stack([d.box for d in row]) if row else np.zeros((0, 4))
+            grown.append([row[i] for i in sorted(nms(boxes, np.array([d.score for d in row]), self.nms_iou))])
         return grown
 
     def _with_neighbours(
