@@ -15,7 +15,7 @@ Video status:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 STAGE_ORDER: tuple[str, ...] = ("filter", "pose", "captioner", "qagen", "scoring")
@@ -86,19 +86,23 @@ def merge_clip_outcome(current: ClipState | None, outcome: StageOutcome) -> Clip
     """The clip's state after `outcome`, whatever order the topics delivered the outcomes in.
 
     A rejection is final. A pass raises passed_rank; the row shows the furthest stage passed, so a
-    late filter pass arriving after a pose acceptance changes nothing.
+    late filter pass arriving after a pose acceptance changes nothing but the values it adds. Measured
+    values accumulate over the stages (the furthest stage's value wins a shared name), so an accepted
+    clip keeps the pose stage's measurements after the captioner, QA and scoring outcomes.
     """
     values = {k: float(v) for k, v in outcome.values.items()}
     if current is not None and current.verdict == ClipStatus.rejected:
         return current
+    earlier = current.values if current is not None else {}
     current_rank = current.passed_rank if current is not None else NOT_PASSED
     if outcome.rejected:
-        return ClipState(ClipStatus.rejected, outcome.stage, outcome.reason_code, outcome.reason, values, current_rank)
+        merged = {**earlier, **values}
+        return ClipState(ClipStatus.rejected, outcome.stage, outcome.reason_code, outcome.reason, merged, current_rank)
     rank = stage_rank(outcome.stage)
     if current is not None and rank < current_rank:
-        return current
+        return replace(current, values={**values, **earlier})
     verdict = ClipStatus.accepted if rank >= STAGE_ORDER.index("pose") else ClipStatus.candidate
-    return ClipState(verdict, outcome.stage, outcome.reason_code, outcome.reason, values, rank)
+    return ClipState(verdict, outcome.stage, outcome.reason_code, outcome.reason, {**earlier, **values}, rank)
 
 
 def clip_settled(verdict: str, passed_rank: int, final_rank: int) -> bool:

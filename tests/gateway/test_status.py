@@ -37,13 +37,20 @@ def test_candidate_then_pose_acceptance() -> None:
     assert (state.verdict, state.stage, state.passed_rank) == (ClipStatus.candidate, "filter", 0)
     state = merge_clip_outcome(state, StageOutcome("pose.human_action", rejected=False, values={"l1": 0.3}))
     assert (state.verdict, state.stage, state.passed_rank) == (ClipStatus.accepted, "pose.human_action", 1)
-    assert state.values == {"l1": 0.3}
+    assert state.values == {"duration_s": 8.0, "l1": 0.3}  # the filter's measurement stays
+    state = merge_clip_outcome(state, StageOutcome("qagen", rejected=False))
+    assert state.values == {"duration_s": 8.0, "l1": 0.3}  # a stage without measurements keeps them
 
 
 def test_late_filter_pass_does_not_undo_a_pose_acceptance() -> None:
     state = merge_clip_outcome(None, StageOutcome("pose.human_action", rejected=False))
     late = merge_clip_outcome(state, StageOutcome("filter", rejected=False))
     assert late == state
+    late = merge_clip_outcome(
+        merge_clip_outcome(None, StageOutcome("pose.human_action", rejected=False, values={"l1": 0.3})),
+        StageOutcome("filter", rejected=False, values={"duration_s": 8.0, "l1": 9.0}),
+    )
+    assert (late.stage, late.values) == ("pose.human_action", {"duration_s": 8.0, "l1": 0.3})
 
 
 def test_rejection_is_final_whatever_arrives_after() -> None:
