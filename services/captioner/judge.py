@@ -37,6 +37,7 @@ from haic.v1 import events_pb2
 from services.captioner.appearance import COLOR_VOCABULARY
 from services.captioner.kinematics import POSTURE
 from services.captioner.render import ORDINALS, ordinal
+from services.core.keypoints import keypoint_array
 from services.core.motion import KeypointMotion, keypoint_motion
 
 JUDGE = "rules"
@@ -74,7 +75,7 @@ def _motions(
     samples: Sequence[events_pb2.PoseSample], width: int, height: int, min_keypoint_score: float
 ) -> list[KeypointMotion]:
     """The action rule's measure between each pair of adjacent samples (those with 3 shared keypoints)."""
-    points = [np.array([[k.x, k.y, k.score] for k in s.keypoints], dtype=np.float64).reshape(-1, 3) for s in samples]
+    points = [keypoint_array(s) for s in samples]
     pairs = (keypoint_motion(a, b, width, height, min_keypoint_score) for a, b in itertools.pairwise(points))
     return [m for m in pairs if m is not None]
 

@@ -15,7 +15,14 @@ import numpy as np
 from haic.v1 import events_pb2
 from services.captioner.appearance import ColourThresholds, describe_appearance, distinct_labels
 from services.captioner.judge import acting_tracks, motion_of
-from services.captioner.kinematics import CONTACT_TORSO, MIN_CONTACT_S, POSTURE, detect_actions, detect_interactions
+from services.captioner.kinematics import (
+    CONTACT_TORSO,
+    DEFAULT_MIN_SCORE,
+    MIN_CONTACT_S,
+    POSTURE,
+    detect_actions,
+    detect_interactions,
+)
 from services.captioner.render import render_caption
 from services.core.bus import now_timestamp
 from services.core.settings import CaptionerBackend, Settings
@@ -60,7 +67,7 @@ def caption_clip(
         )
     actions = {t.track_id: detect_actions(t, width, height, ensure_action=t.track_id in acting) for t in tracks}
     if clip.verdict == events_pb2.VERDICT_ACCEPTED and tracks and not any(_moves(a) for a in actions.values()):
-        score = settings.min_keypoint_score if settings is not None else 0.2
+        score = settings.min_keypoint_score if settings is not None else DEFAULT_MIN_SCORE
         most = max(tracks, key=lambda t: motion_of(t, width, height, score))
         actions[most.track_id] = detect_actions(most, width, height, ensure_action=True)
     colours = ColourThresholds.from_settings(settings) if settings is not None else None

@@ -3,6 +3,10 @@ captioner reads, defined once in core so that neither service imports the other.
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
+
 COCO_KEYPOINTS: tuple[str, ...] = (
     "nose",
     "left_eye",
@@ -23,3 +27,12 @@ COCO_KEYPOINTS: tuple[str, ...] = (
     "right_ankle",
 )
 NUM_KEYPOINTS = len(COCO_KEYPOINTS)
+
+
+def keypoint_array(sample: Any) -> np.ndarray:
+    """[17, 3] x, y, confidence of one pose sample: a PoseSample proto (Keypoint messages) or anything
+    whose ``keypoints`` is already an array (the pose stage's Observation)."""
+    points = sample.keypoints
+    if isinstance(points, np.ndarray):
+        return np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    return np.array([[k.x, k.y, k.score] for k in points], dtype=np.float64).reshape(-1, 3)

@@ -341,10 +341,7 @@ class PoseEstimator:
                     has_area = box[2] > box[0] and box[3] > box[1]
                     has_body = score + body_score(points) >= self.evidence.min_evidence
                     if has_area and score >= self.evidence.multipose_min_score and has_body:
-                        pixels = np.asarray(points, dtype=np.float32).copy()
-                        pixels[:, 0] *= letterbox.size / letterbox.scale_x
-                        pixels[:, 1] *= letterbox.size / letterbox.scale_y
-                        people.append((Detection(box, float(score)), pixels))
+                        people.append((Detection(box, float(score)), letterbox.points_to_frame(points)))
                 found.append(people)
         return found
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from services.core.keypoints import keypoint_array
 from services.pose import geometry
 from services.pose.contract import (
     AGE,
@@ -128,14 +129,6 @@ class _Candidate:
     keypoints: np.ndarray  # [17, 3] in frame pixels
     centre: np.ndarray  # [2] head centre, frame pixels
     side: float  # head region side, frame pixels
-
-
-def keypoint_array(sample: Any) -> np.ndarray:
-    """[17, 3] keypoints of a tracking Observation (ndarray) or a PoseSample proto (Keypoint messages)."""
-    points = sample.keypoints
-    if isinstance(points, np.ndarray):
-        return np.asarray(points, dtype=np.float64).reshape(-1, 3)
-    return np.array([[k.x, k.y, k.score] for k in points], dtype=np.float64).reshape(-1, 3)
 
 
 def head_region(keypoints: np.ndarray, min_score: float) -> tuple[np.ndarray, float] | None:

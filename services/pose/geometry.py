@@ -41,6 +41,13 @@ class Letterbox:
         out[:, 1::2] = np.clip(out[:, 1::2], 0, self.frame_height)
         return out.astype(np.float32)
 
+    def points_to_frame(self, points: np.ndarray) -> np.ndarray:
+        """Points [N, 2+] whose x, y are fractions of S -> frame pixels (further columns kept as they are)."""
+        out = np.asarray(points, dtype=np.float32).copy()
+        out[:, 0] *= self.size / self.scale_x
+        out[:, 1] *= self.size / self.scale_y
+        return out
+
 
 def check_frame(frame: np.ndarray) -> None:
     if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:

@@ -123,7 +123,8 @@ class ClipAnalyzer:
             dense_only = self.estimator.detect([frames[t] for t in plan.dense_only])
             detections.update(zip(plan.dense_only, dense_only, strict=True))
             people.update(self._people([t for t in plan.dense if t not in people], frames, detections, info))
-            dense_tracks = self._dense_tracks(plan.dense, people, frames, info)
+            # a box seen in one sample only is a false detection or a passer-by: no track to caption
+            dense_tracks = [t for t in self._dense_tracks(plan.dense, people, frames, info) if len(t.samples) > 1]
             values["dense_frames"] = float(len(plan.dense))
             faces = self._face_attributes(frames, dense_tracks, info)
             return self._verdict(candidate, action, values, reader.frames_decoded, counted, tracks, dense_tracks, faces)
@@ -217,7 +218,7 @@ class ClipAnalyzer:
             description=candidate.description,
             # a box seen in one sample only is a false detection or a passer-by: no track to caption
             tracks=[_track_proto(t) for t in tracks if len(t.samples) > 1],
-            dense_tracks=[_track_proto(t, (faces or {}).get(t.track_id)) for t in dense_tracks if len(t.samples) > 1],
+            dense_tracks=[_track_proto(t, (faces or {}).get(t.track_id)) for t in dense_tracks],
             produced_at=now_timestamp(),
             existence_frames=existence_frames,
         )
