@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from haic.v1 import events_pb2
 from services.core import topics
 from services.core.bus import EventProducer, Output
 from services.core.settings import Settings
+from tests.kafka_helpers import wait_until
 
 from .conftest import AUTH, candidate, rejected, running_gateway, span, upload, wait_for_status
 
@@ -66,11 +68,20 @@ def test_catalog_rebuilt_after_restart_with_an_empty_database(
 
     with running_gateway(gateway_settings) as client:
         for video_id, before in expected.items():
+            wanted = sorted((topic, payload) for topic, _, payload in events_before[video_id])
+
+            def rebuilt_log(video_id: str = video_id) -> list:
+                return sorted((e.topic, e.payload) for e in client.app.state.runtime.catalog.events_after(video_id, 0))
+
+            # Topics are read in parallel after a rebuild: a clip's verdict can settle the status before the
+            # upload event fills in the video's details, so wait for every topic's events before comparing.
+            wait_for_status(client, video_id, before["status"])
+            with contextlib.suppress(AssertionError):  # on a timeout the assertions below say what differs
+                wait_until(lambda v=video_id, w=wanted: rebuilt_log(v) == w, 30, f"{video_id}'s events")
             after = wait_for_status(client, video_id, before["status"])
             assert without_times(after) == without_times(before)
-            # topics are read in parallel after a rebuild, so compare the logs as sets
-            rebuilt = [(e.topic, e.payload) for e in client.app.state.runtime.catalog.events_after(video_id, 0)]
-            assert sorted(rebuilt) == sorted((topic, payload) for topic, _, payload in events_before[video_id])
+            # compare the logs as sets
+            assert rebuilt_log() == wanted
         assert expected[juggle_id]["description"] == "a man juggles"
         assert client.get("/v1/videos", headers=AUTH).json()["total"] == 3
         # the rebuilt catalog still deduplicates uploads
