@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -10,9 +11,12 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clients.sdk import GatewayError, HaicClient
+
+if TYPE_CHECKING:
+    from services.local import StackPorts
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_VIDEO = REPO_ROOT / "samples" / "juggle_one_person.mp4"
@@ -86,17 +90,41 @@ def submit_and_report(client: HaicClient, path: Path, description: str, source_u
     return 0
 
 
+def _stack_ports(args: argparse.Namespace) -> StackPorts:
+    from services.local import StackPorts
+
+    if args.ports_file is not None and args.ports_file.exists():
+        ports = StackPorts.load(args.ports_file)
+    else:
+        ports = StackPorts.free() if args.free_ports or args.ports_file is not None else StackPorts()
+        if args.ports_file is not None:
+            ports.save(args.ports_file)
+    if args.metrics_port is not None:
+        ports = dataclasses.replace(ports, launcher_metrics=args.metrics_port)
+    return ports
+
+
+def _console_line(level: int, line: str) -> None:
+    """The launcher's own lines (a child restarted or given up): plain text on stderr, not JSON logs."""
+    prefix = "error: " if level >= logging.ERROR else ""
+    print(f"{time.strftime('%H:%M:%S')} {prefix}{line}", file=sys.stderr, flush=True)
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from services.core.logs import configure_logging
-    from services.local import LocalStack, StackError, StackPorts
+    from services.local import LocalStack, StackError
     from services.pose.models import ModelBuildError
     from services.pose.triton_process import TritonProcessError
 
     configure_logging("launcher", "WARNING")
     settings = _settings()
-    ports = StackPorts.free() if args.free_ports else StackPorts()
+    ports = _stack_ports(args)
     stack = LocalStack(
-        settings, ports, embedded_broker=not args.external_kafka, embedded_triton=not args.external_triton
+        settings,
+        ports,
+        embedded_broker=not args.external_kafka,
+        embedded_triton=not args.external_triton,
+        announce=_console_line,
     )
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -113,8 +141,20 @@ def cmd_up(args: argparse.Namespace) -> int:
         if args.exit_after_sample:
             return 0
         print("stack is up; Ctrl-C stops it", flush=True)
+        # The supervisor restarts children that die and announces it (_console_line); this loop only
+        # notices when the supervisor itself is gone, and says once which services were given up.
+        announced: set[str] = set()
         while True:
             stack.check_children()
+            given_up = set(stack.given_up()) - announced
+            if given_up:
+                print(
+                    f"haic up keeps serving without {', '.join(sorted(given_up))} (given up: see the error above); "
+                    "fix the cause and run haic up again",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                announced |= given_up
             time.sleep(1)
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)
@@ -271,7 +311,18 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--submit-sample", action="store_true", help="upload the bundled sample and print its outcome")
     up.add_argument("--exit-after-sample", action="store_true", help="stop once the sample has settled")
     up.add_argument("--free-ports", action="store_true", help="pick free ports (beside another stack)")
-    up.add_argument("--external-kafka", action="store_true", help="use HAIC_KAFKA_BOOTSTRAP_SERVERS, no tansu")
+    up.add_argument(
+        "--ports-file",
+        type=Path,
+        help="JSON of the stack's ports: used when it exists, else free ports are picked and written there "
+        "(the same ports across restarts of a second stack)",
+    )
+    up.add_argument(
+        "--metrics-port", type=int, help="port of the launcher's own /metrics (restarts; default 9106, 0: off)"
+    )
+    up.add_argument(
+        "--external-kafka", action="store_true", help="use HAIC_KAFKA_BOOTSTRAP_SERVERS, no embedded broker"
+    )
     up.add_argument(
         "--external-triton", action="store_true", help="use the Triton at HAIC_TRITON_URL (e.g. on a GPU), no PyTriton"
     )

@@ -1,37 +1,47 @@
-"""Starts the whole stack on one machine: the embedded broker and every service as child processes.
+"""Starts the whole stack on one machine: the embedded broker, Triton and every service as child
+processes, and keeps them running.
 
-`haic up` runs it. Children get fixed default ports, log to <data_dir>/logs/, and die with the
-launcher (PR_SET_PDEATHSIG), so even a killed launcher leaves no orphan.
+`haic up` runs it. Children get fixed default ports and log to <data_dir>/logs/. Every child is a
+supervised unit (services/supervisor.py): one that dies is restarted with backoff, one that keeps
+dying is left stopped while the others keep serving. Children die with the launcher
+(PR_SET_PDEATHSIG), so even a killed launcher leaves no orphan; the next launcher on the same data
+directory finds what is left of the previous one (<data_dir>/run/) and waits for it to be gone.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client import start_http_server
 
 from services.core.broker import EmbeddedBroker, free_port
 from services.core.bus import ensure_topics
-from services.core.process import die_with_parent
+from services.core.process import die_with_parent, stop_process
 from services.core.settings import PoseModelFamily, Settings
 from services.pose.models.build import build_model_repository
-from services.pose.triton_process import EmbeddedTriton, TritonPorts
+from services.pose.triton_process import EmbeddedTriton, ProcessId, TritonPorts, is_running, process_tree
+from services.supervisor import Announce, LauncherMetrics, RestartPolicy, Supervisor, SupervisorError, UnitStatus
 
 log = logging.getLogger(__name__)
 
 
 class StackError(RuntimeError):
-    """A component did not become healthy or died."""
+    """A component did not become healthy, or the supervisor itself stopped."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,7 @@ class StackPorts:
             "scoring": ServicePorts(grpc=50055, metrics=9105),
         }
     )
+    launcher_metrics: int = 9106  # the launcher's own /metrics (restarts, services given up); 0: off
 
     @classmethod
     def free(cls) -> StackPorts:
@@ -66,11 +77,34 @@ class StackPorts:
             http=free_port(),
             triton=TritonPorts.free(),
             services={n: ServicePorts(free_port(), free_port() if p.metrics else 0) for n, p in names.items()},
+            launcher_metrics=free_port(),
+        )
+
+    def all(self) -> list[int]:
+        ports = [self.broker, self.http, self.triton.grpc, self.triton.http, self.triton.metrics]
+        ports += [p for s in self.services.values() for p in (s.grpc, s.metrics)] + [self.launcher_metrics]
+        return [p for p in ports if p]
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, path: Path) -> StackPorts:
+        raw = json.loads(path.read_text())
+        return cls(
+            broker=raw["broker"],
+            http=raw["http"],
+            triton=TritonPorts(**raw["triton"]),
+            services={name: ServicePorts(**p) for name, p in raw["services"].items()},
+            launcher_metrics=raw.get("launcher_metrics", 0),
         )
 
 
 # The worker services, in start order; later services join here.
 WORKER_SERVICES: tuple[str, ...] = ("filter", "pose", "captioner", "qagen", "scoring")
+# Without these nothing is served: the stack does not come up when one of them is given up during start.
+ESSENTIAL_UNITS: frozenset[str] = frozenset({"broker", "triton", "gateway"})
 
 
 def ensure_api_key(settings: Settings) -> str:
@@ -92,6 +126,210 @@ class Child:
     log_path: Path
 
 
+class ServiceUnit:
+    """A Python service (`python -m services.<name>`) as a supervised unit."""
+
+    def __init__(
+        self,
+        name: str,
+        module: str,
+        env: Callable[[], dict[str, str]],
+        log_path: Path,
+        args: tuple[str, ...] = (),
+    ) -> None:
+        self.name = name
+        self.module = module
+        self.args = args
+        self.env = env  # read at every start: the broker's or Triton's address is the current one
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as out:
+            self.starts += 1
+            # The log is appended to across restarts; a marker tells one run's lines from the next's.
+            out.write(f"--- haic launcher: starting {self.name} (start {self.starts}) ---\n".encode())
+            out.flush()
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", self.module, *self.args],
+                env=self.env(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent,
+            )
+        log.info("started %s (pid %d), log %s", self.name, self.process.pid, self.log_path)
+
+    def exit_code(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+    def pids(self) -> list[int]:
+        return [self.process.pid] if self.process is not None and self.process.poll() is None else []
+
+    def begin_stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def stop(self, timeout_s: float) -> None:
+        if self.process is not None:
+            # SIGTERM: the service finishes its in-flight message, commits and leaves its group; it is
+            # killed only when that takes longer than the timeout.
+            stop_process(self.process, timeout_s)
+
+
+class BrokerUnit:
+    """The embedded broker as a supervised unit: a new broker object per start, on the same port and data."""
+
+    name = "broker"
+
+    def __init__(self, factory: Callable[[], EmbeddedBroker], settings: Settings, log_path: Path) -> None:
+        self.factory = factory
+        self.settings = settings
+        self.log_path = log_path
+        self.broker: EmbeddedBroker | None = None
+
+    def start(self) -> None:
+        self.broker = self.factory().start()
+        # Idempotent; on a broker whose data survived, the topics are there already.
+        ensure_topics(self.settings.model_copy(update={"kafka_bootstrap_servers": self.broker.bootstrap_servers}))
+
+    def exit_code(self) -> int | None:
+        process = self.broker.process if self.broker is not None else None
+        return None if process is None else process.poll()
+
+    def pids(self) -> list[int]:
+        process = self.broker.process if self.broker is not None else None
+        return [process.pid] if process is not None and process.poll() is None else []
+
+    def begin_stop(self) -> None:
+        """The broker stops last: the workers commit their offsets to it while they stop."""
+
+    def stop(self, timeout_s: float) -> None:
+        if self.broker is not None:
+            self.broker.stop()
+
+
+class TritonUnit:
+    """The embedded Triton (PyTriton under .venv-triton) as a supervised unit."""
+
+    name = "triton"
+
+    def __init__(self, factory: Callable[[], EmbeddedTriton], log_path: Path) -> None:
+        self.factory = factory
+        self.log_path = log_path
+        self.triton: EmbeddedTriton | None = None
+
+    def start(self) -> None:
+        self.triton = self.factory().start()
+        log.info("Triton serving %s at %s", ", ".join(self.triton.models), self.triton.url)
+
+    def exit_code(self) -> int | None:
+        process = self.triton.process if self.triton is not None else None
+        return None if process is None else process.poll()
+
+    def pids(self) -> list[int]:
+        if self.triton is None or not self.triton.alive:
+            return []
+        return [p.pid for p in self.triton.survivors()]
+
+    def begin_stop(self) -> None:
+        """Triton stops after the pose service that calls it."""
+
+    def stop(self, timeout_s: float) -> None:
+        if self.triton is not None:
+            # Also after a crash: kills what is left of the server's tree (tritonserver, backend stubs).
+            self.triton.stop()
+
+
+def wait_for_free_ports(ports: list[int], timeout_s: float, host: str = "127.0.0.1") -> None:
+    """Waits until every port can be bound (a previous stack's children may still be shutting down)."""
+    deadline = time.monotonic() + timeout_s
+    busy = ports
+    while True:
+        busy = [p for p in busy if not _bindable(host, p)]
+        if not busy:
+            return
+        if time.monotonic() > deadline:
+            raise StackError(f"ports {busy} still in use after {timeout_s:g} s (another stack or program holds them)")
+        time.sleep(0.2)
+
+
+def _bindable(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind: TIME_WAIT is no clash
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+class RunRecord:
+    """<data_dir>/run/launcher-<pid>.json: this launcher and the pids of its children, rewritten as they
+    change. A launcher that was SIGKILLed leaves its file behind; the next one on the same data directory
+    stops what is left of its children (they got SIGTERM from PDEATHSIG and may still be finishing) and
+    waits for them, instead of failing on their ports or on the broker's log directory lock."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.dir = data_dir / "run"
+        self.me = _identity(os.getpid())
+        self.path = self.dir / f"launcher-{os.getpid()}.json"
+
+    def write(self, children: dict[str, list[int]]) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        entries = [_identity(pid) for pids in children.values() for pid in pids]
+        record = {"launcher": asdict(self.me), "children": [asdict(e) for e in entries if e is not None]}
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record))
+        tmp.replace(self.path)
+
+    def remove(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    def reap_previous(self, timeout_s: float = 30.0) -> list[ProcessId]:
+        """Stops the children left by launchers of this data directory that are gone; returns them."""
+        if not self.dir.is_dir():
+            return []
+        leftovers: list[ProcessId] = []
+        for path in self.dir.glob("launcher-*.json"):
+            if path == self.path:
+                continue
+            try:
+                record = json.loads(path.read_text())
+                launcher = ProcessId(**record["launcher"])
+                children = [ProcessId(**c) for c in record["children"]]
+            except (OSError, ValueError, KeyError, TypeError):
+                path.unlink(missing_ok=True)
+                continue
+            if is_running(launcher):
+                continue  # another live stack on this data directory (`haic up --free-ports`): not ours
+            leftovers += [c for c in children if is_running(c)]
+            path.unlink(missing_ok=True)
+        if not leftovers:
+            return []
+        log.warning("a previous launcher left %s; stopping them", [f"{p.name}:{p.pid}" for p in leftovers])
+        # They got SIGTERM from PDEATHSIG already; a second one makes a worker hand its message back at
+        # once (uncommitted, so redelivered). Processes started without PDEATHSIG get their first here.
+        for process in leftovers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while any(is_running(p) for p in leftovers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for process in leftovers:
+            if is_running(process):
+                log.warning("killing leftover %s (pid %d)", process.name, process.pid)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGKILL)
+        return leftovers
+
+
+def _identity(pid: int) -> ProcessId | None:
+    tree = process_tree(pid)
+    return tree[0] if tree else None
+
+
 class LocalStack:
     def __init__(
         self,
@@ -99,65 +337,116 @@ class LocalStack:
         ports: StackPorts | None = None,
         embedded_broker: bool = True,
         embedded_triton: bool = True,
+        *,
+        service_env: Mapping[str, Mapping[str, str]] | None = None,
+        announce: Announce | None = None,
+        port_wait_s: float = 60.0,
     ) -> None:
         self.settings = settings
         self.ports = ports or StackPorts()
         self.embedded_broker = embedded_broker
         self.embedded_triton = embedded_triton
-        self.broker: EmbeddedBroker | None = None
-        self.triton: EmbeddedTriton | None = None
-        self.children: list[Child] = []
+        self.service_env = {name: dict(env) for name, env in (service_env or {}).items()}  # per service, on top
+        self.announce = announce
+        self.port_wait_s = port_wait_s
         self.data_dir = settings.data_dir.resolve()
         self.logs_dir = self.data_dir / "logs"
         self.api_key = ""
+        self.policy = RestartPolicy(
+            backoff_s=settings.restart_backoff_s,
+            backoff_max_s=settings.restart_backoff_max_s,
+            budget=settings.restart_budget,
+            window_s=settings.restart_budget_window_s,
+        )
+        self.metrics = LauncherMetrics()
+        self.services: dict[str, ServiceUnit] = {}
+        self.broker_unit: BrokerUnit | None = None
+        self.triton_unit: TritonUnit | None = None
+        self.supervisor: Supervisor | None = None
+        self.run_record = RunRecord(self.data_dir)
+        self._metrics_server: object | None = None
+
+    @property
+    def broker(self) -> EmbeddedBroker | None:
+        return self.broker_unit.broker if self.broker_unit else None
+
+    @property
+    def triton(self) -> EmbeddedTriton | None:
+        return self.triton_unit.triton if self.triton_unit else None
 
     @property
     def bootstrap_servers(self) -> str:
-        return self.broker.bootstrap_servers if self.broker else self.settings.kafka_bootstrap_servers
+        return f"127.0.0.1:{self.ports.broker}" if self.embedded_broker else self.settings.kafka_bootstrap_servers
 
     @property
     def triton_url(self) -> str:
-        return self.triton.url if self.triton else self.settings.triton_url
+        return f"127.0.0.1:{self.ports.triton.grpc}" if self.embedded_triton else self.settings.triton_url
 
     @property
     def gateway_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.http}"
 
+    @property
+    def children(self) -> list[Child]:
+        """The service processes (the latest of each service)."""
+        return [Child(u.name, u.process, u.log_path) for u in self.services.values() if u.process is not None]
+
     def start(self, timeout_s: float = 90.0) -> LocalStack:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         self.api_key = ensure_api_key(self.settings)
         try:
+            self.run_record.reap_previous()
+            wait_for_free_ports(self.ports.all(), self.port_wait_s)
+            units: list = []
             if self.embedded_broker:
-                self.broker = EmbeddedBroker(self.ports.broker, log_path=self.logs_dir / "broker.log").start()
-            ensure_topics(self.settings.model_copy(update={"kafka_bootstrap_servers": self.bootstrap_servers}))
+                self.broker_unit = BrokerUnit(self._new_broker, self.settings, self.logs_dir / "broker.log")
+                units.append(self.broker_unit)
+            else:
+                ensure_topics(self.settings)
             if self.embedded_triton:
-                self._start_triton()
-            self._spawn("gateway", "services.gateway")
-            for name in WORKER_SERVICES:
-                self._spawn(name, f"services.{name}")
+                if self.settings.pose_model_family is PoseModelFamily.movenet:
+                    # Builds the embedded default's models when missing or stale (a no-op otherwise; the
+                    # rtmpose family is built beforehand from its ONNX files).
+                    log.info(build_model_repository(self.settings).describe())
+                self.triton_unit = TritonUnit(self._new_triton, self.logs_dir / "triton.log")
+                units.append(self.triton_unit)
+            for name in ("gateway", *WORKER_SERVICES):
+                self.services[name] = ServiceUnit(
+                    name, f"services.{name}", lambda name=name: self._service_env(name), self.logs_dir / f"{name}.log"
+                )
+                units.append(self.services[name])
+            self.supervisor = Supervisor(
+                units,
+                self.policy,
+                self.metrics,
+                announce=self.announce or _log_line,
+                on_change=self._record_children,
+            )
+            self.supervisor.start()
+            if self.ports.launcher_metrics:
+                self._metrics_server, _ = start_http_server(
+                    self.ports.launcher_metrics, addr="127.0.0.1", registry=self.metrics.registry
+                )
             self._wait_healthy(timeout_s)
         except BaseException:
             self.stop()
             raise
         return self
 
-    def _start_triton(self) -> None:
-        """Builds the embedded default's models when missing or stale (a no-op otherwise; the rtmpose family
-        is built beforehand from its ONNX files), then serves the repository on PyTriton."""
-        if self.settings.pose_model_family is PoseModelFamily.movenet:
-            log.info(build_model_repository(self.settings).describe())
-        self.triton = EmbeddedTriton.from_settings(
+    def _new_broker(self) -> EmbeddedBroker:
+        return EmbeddedBroker(self.ports.broker, log_path=self.logs_dir / "broker.log")
+
+    def _new_triton(self) -> EmbeddedTriton:
+        return EmbeddedTriton.from_settings(
             self.settings,
             self.ports.triton,
             workspace=self.data_dir / "triton",
             log_path=self.logs_dir / "triton.log",
         )
-        self.triton.start()
-        log.info("Triton serving %s at %s", ", ".join(self.triton.models), self.triton.url)
 
-    def _spawn(self, name: str, module: str) -> None:
+    def _service_env(self, name: str) -> dict[str, str]:
         ports = self.ports.services[name]
-        env = {
+        return {
             **os.environ,
             "HAIC_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
             "HAIC_DATA_DIR": str(self.data_dir),
@@ -166,28 +455,29 @@ class LocalStack:
             "HAIC_METRICS_PORT": str(ports.metrics),
             "HAIC_HTTP_PORT": str(self.ports.http),
             "HAIC_TRITON_URL": self.triton_url,
+            **self.service_env.get(name, {}),
         }
-        log_path = self.logs_dir / f"{name}.log"
-        with log_path.open("ab") as out:
-            process = subprocess.Popen(
-                [sys.executable, "-m", module],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                preexec_fn=die_with_parent,
-            )
-        self.children.append(Child(name, process, log_path))
-        log.info("started %s (pid %d), log %s", name, process.pid, log_path)
+
+    def _record_children(self) -> None:
+        if self.supervisor is not None:
+            self.run_record.write({name: s.unit.pids() for name, s in self.supervisor.states.items()})
 
     def _wait_healthy(self, timeout_s: float) -> None:
+        """Until every service answers its health check or is given up (a crash in between is restarted
+        like any other). A given-up gateway, broker or Triton fails the start: nothing would be served."""
+        assert self.supervisor is not None
         deadline = time.monotonic() + timeout_s
-        pending = {c.name for c in self.children}
+        pending = set(self.services)
         while pending:
-            for child in self.children:
-                if child.process.poll() is not None:
-                    tail = child.log_path.read_text(errors="replace")[-2000:]
-                    raise StackError(f"{child.name} exited with {child.process.returncode}; log tail:\n{tail}")
-            pending = {name for name in pending if not self._healthy(name)}
+            self.check_children()
+            essential = ESSENTIAL_UNITS.intersection(self.supervisor.given_up())
+            if essential:
+                raise StackError(f"{sorted(essential)} could not be kept running; logs in {self.logs_dir}")
+            pending = {
+                name
+                for name in pending
+                if self.supervisor.status(name) is not UnitStatus.given_up and not self._healthy(name)
+            }
             if pending and time.monotonic() > deadline:
                 raise StackError(f"not healthy after {timeout_s} s: {sorted(pending)}; logs in {self.logs_dir}")
             time.sleep(0.3)
@@ -216,57 +506,63 @@ class LocalStack:
         lines += [
             f"triton      gRPC {self.triton_url}",
             f"kafka       {self.bootstrap_servers}",
-            f"API key     {self.api_key}",
-            f"logs        {self.logs_dir}",
         ]
+        if self.ports.launcher_metrics:
+            lines.append(f"launcher    metrics http://127.0.0.1:{self.ports.launcher_metrics}/metrics (restarts)")
+        lines += [f"API key     {self.api_key}", f"logs        {self.logs_dir}"]
+        given_up = self.given_up()
+        if given_up:
+            lines.append(f"given up    {', '.join(given_up)} (left stopped; see their logs)")
         return "\n".join(lines)
 
     def child(self, name: str) -> Child:
-        for child in self.children:
-            if child.name == name:
-                return child
-        raise KeyError(f"no child process named {name!r}")
+        unit = self.services.get(name)
+        if unit is None or unit.process is None:
+            raise KeyError(f"no child process named {name!r}")
+        return Child(unit.name, unit.process, unit.log_path)
+
+    def given_up(self) -> list[str]:
+        return self.supervisor.given_up() if self.supervisor is not None else []
 
     def restart(self, name: str, timeout_s: float = 60.0) -> None:
-        """Starts the named service again after it died or was killed."""
-        old = self.child(name)
-        if old.process.poll() is None:
-            old.process.terminate()
-            old.process.wait(timeout_s)
-        self.children.remove(old)
-        self._spawn(name, f"services.{name}")
-        self._wait_healthy(timeout_s)
+        """Starts the named unit again now (a service, "triton" or "broker"), and waits until it is healthy."""
+        if self.supervisor is None:
+            raise StackError("the stack is not running")
+        self.supervisor.restart(name)
+        if name in self.services:
+            deadline = time.monotonic() + timeout_s
+            while not self._healthy(name):
+                if time.monotonic() > deadline:
+                    raise StackError(f"{name} not healthy {timeout_s} s after its restart; see {self.logs_dir}")
+                time.sleep(0.3)
 
     def check_children(self) -> None:
-        if self.triton is not None and not self.triton.alive:
-            raise StackError(f"Triton exited; see {self.triton.log_path}")
-        for child in self.children:
-            if child.process.poll() is not None:
-                raise StackError(f"{child.name} exited with {child.process.returncode}; see {child.log_path}")
+        """Raises when the supervisor itself is gone; a dead child is the supervisor's to restart."""
+        if self.supervisor is None or not self.supervisor.alive:
+            raise StackError("the launcher's supervisor stopped; the stack is down")
 
     def stop(self, timeout_s: float = 20.0) -> None:
-        """SIGTERM every child (workers first, gateway last), wait, then kill what is left; then the broker."""
-        for child in reversed(self.children):
-            if child.process.poll() is None:
-                child.process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
-        for child in reversed(self.children):
-            try:
-                child.process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                log.warning("%s did not stop in %s s; killing pid %d", child.name, timeout_s, child.process.pid)
-                child.process.kill()
-                child.process.wait()
-        self.children.clear()
-        if self.triton is not None:
-            self.triton.stop()
-            self.triton = None
-        if self.broker is not None:
-            self.broker.stop()
-            self.broker = None
+        """SIGTERM every service (workers first, gateway last), wait, kill what is left; then Triton, then
+        the broker (services/supervisor.py `_stop_all`)."""
+        if self.supervisor is not None:
+            with contextlib.suppress(SupervisorError):  # it failed: the units are stopped below
+                self.supervisor.stop(timeout_s)
+        for unit in [*self.services.values(), self.triton_unit, self.broker_unit]:
+            if unit is not None:  # a supervisor that failed must not leave its children behind
+                with contextlib.suppress(Exception):
+                    unit.stop(timeout_s)
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()  # type: ignore[attr-defined]
+            self._metrics_server.server_close()  # type: ignore[attr-defined]
+            self._metrics_server = None
+        self.run_record.remove()
 
     def __enter__(self) -> LocalStack:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _log_line(level: int, line: str) -> None:
+    log.log(level, line)

@@ -63,6 +63,16 @@ class Settings(BaseSettings):
     http_host: str = Field("127.0.0.1", description="Gateway HTTP bind address")
     http_port: int = Field(8080, description="Gateway HTTP port")
 
+    # --- the launcher (`haic up`): supervision of its children ---
+    restart_backoff_s: float = Field(1.0, gt=0, description="Launcher: delay before restarting a child that died")
+    restart_backoff_max_s: float = Field(
+        30.0, gt=0, description="Launcher: the restart delay doubles with each death in the window, up to this"
+    )
+    restart_budget: int = Field(
+        5, ge=1, description="Launcher: a child that dies this often within the window is left stopped"
+    )
+    restart_budget_window_s: float = Field(120.0, gt=0, description="Launcher: the window of the restart budget")
+
     # --- storage and catalog ---
     data_dir: Path = Field(Path(".haic"), description="Local state: broker logs, videos, catalog, API key")
     storage_url: str = Field(
