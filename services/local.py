@@ -434,7 +434,7 @@ class LocalStack:
         return self
 
     def _new_broker(self) -> EmbeddedBroker:
-        return EmbeddedBroker(self.ports.broker, log_path=self.logs_dir / "broker.log")
+        return EmbeddedBroker.from_settings(self.settings, self.ports.broker, log_path=self.logs_dir / "broker.log")
 
     def _new_triton(self) -> EmbeddedTriton:
         return EmbeddedTriton.from_settings(

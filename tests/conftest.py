@@ -1,10 +1,13 @@
-"""Shared fixtures: a real tansu broker on a free port, settings pointing at it, the shared videos."""
+"""Shared fixtures: a real Apache Kafka broker per test, settings pointing at it, the shared videos."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -39,11 +42,60 @@ def video_labels(shared_videos: Path) -> dict[str, dict]:
     return {name: value for name, value in labels.items() if not name.startswith("_")}
 
 
+class BrokerPool:
+    """Apache Kafka brokers for tests, one per test so tests never see each other's topics, groups or
+    offsets. A JVM broker takes seconds to start, so the next one starts in the background while a test
+    runs. Brokers are started from one long-lived thread: their PDEATHSIG is tied to the starting thread."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.count = 0
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="broker-pool")
+        self.next: Future[EmbeddedBroker] | None = None
+
+    def _start(self) -> EmbeddedBroker:
+        self.count += 1
+        data_dir = self.root / f"broker-{self.count}"
+        # 256 MiB is plenty for a test's few topics; the launcher's default is larger
+        return EmbeddedBroker(
+            free_port(), data_dir=data_dir, log_path=data_dir.with_suffix(".log"), heap_mb=256
+        ).start()
+
+    def take(self) -> EmbeddedBroker:
+        current = self.next or self.executor.submit(self._start)
+        self.next = self.executor.submit(self._start)
+        return current.result()
+
+    def release(self, broker: EmbeddedBroker) -> None:
+        # a test broker's data is thrown away: no controlled shutdown needed
+        broker.kill()
+        shutil.rmtree(broker.data_dir, ignore_errors=True)
+
+    def close(self) -> None:
+        if self.next is not None:
+            self.release(self.next.result())
+        self.executor.shutdown()
+
+
+@pytest.fixture(scope="session")
+def broker_pool() -> Iterator[BrokerPool]:
+    root = Path(tempfile.mkdtemp(prefix="haic-brokers-"))
+    pool = BrokerPool(root)
+    try:
+        yield pool
+    finally:
+        pool.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
-    """A fresh tansu broker per test (it starts in milliseconds), so tests never see each other's events."""
-    with EmbeddedBroker(free_port(), log_path=tmp_path / "tansu.log") as running:
+def broker(broker_pool: BrokerPool) -> Iterator[EmbeddedBroker]:
+    """A fresh Apache Kafka broker for this test (taken from the pool, already started)."""
+    running = broker_pool.take()
+    try:
         yield running
+    finally:
+        broker_pool.release(running)
 
 
 @pytest.fixture

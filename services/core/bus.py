@@ -26,9 +26,9 @@ from typing import Protocol
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
 
 from haic.v1 import events_pb2
@@ -102,21 +102,47 @@ def client_config(settings: Settings, service: str) -> dict:
 
 
 def ensure_topics(settings: Settings, names: Iterable[str] = topics.ALL_TOPICS) -> None:
-    """Creates the topics with the configured partitions; existing topics are left as they are."""
+    """Creates the topics with the configured partitions and their retention (topics.topic_config); a topic
+    that exists keeps its partitions and gets its retention set, so one created with the broker's
+    default (seven days) stops expiring the dataset. A cluster that refuses the change is logged, not fatal."""
+    wanted = {name: topics.topic_config(name, settings.deadletter_retention_ms) for name in names}
     admin = KafkaAdminClient(**client_config(settings, "admin"))
     try:
         existing = set(admin.list_topics())
-        missing = [
-            NewTopic(name, settings.topic_partitions, settings.topic_replication_factor)
-            for name in names
+        missing = {
+            name: {
+                "num_partitions": settings.topic_partitions,
+                "replication_factor": settings.topic_replication_factor,
+                "configs": config,
+            }
+            for name, config in wanted.items()
             if name not in existing
-        ]
+        }
         if missing:
             # another service may create them between list and create
             with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics(missing)
+                admin.create_topics(missing, wait_for_metadata=True)
+        present = [name for name in wanted if name in existing]
+        if present:
+            try:
+                admin.alter_configs(
+                    [ConfigResource(ConfigResourceType.TOPIC, name, configs=wanted[name]) for name in present]
+                )
+            except KafkaError as exc:
+                log.warning("could not set the retention of %s: %s", ", ".join(present), exc)
     finally:
         admin.close()
+
+
+def topic_configs(settings: Settings, names: Iterable[str]) -> dict[str, dict[str, str]]:
+    """The settings each topic has apart from the broker's defaults, as the broker reports them."""
+    admin = KafkaAdminClient(**client_config(settings, "admin"))
+    try:
+        described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name) for name in names])
+    finally:
+        admin.close()
+    by_name = next(iter(described.values()), {}) if described else {}
+    return {name: {key: str(data.get("value")) for key, data in entries.items()} for name, entries in by_name.items()}
 
 
 def decode(topic: str, payload: bytes) -> Message:

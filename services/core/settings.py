@@ -49,10 +49,20 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(3, ge=1, description="Partitions of every topic created by the services")
     topic_replication_factor: int = Field(1, ge=1, description="Replication factor of created topics")
     kafka_session_timeout_ms: int = Field(
-        6000, description="Consumer session timeout; low values make group joins fast (about 3 s on tansu)"
+        6000, description="Consumer session timeout; low values let a dead consumer's partitions move on sooner"
     )
     kafka_max_poll_interval_ms: int = Field(
         900_000, description="Longest time one message may take before the consumer leaves its group"
+    )
+    kafka_version: str = Field("4.4.0", description="Apache Kafka version of the embedded broker (from Maven Central)")
+    kafka_home: Path = Field(
+        Path("~/.cache/haic/kafka"),
+        description="Where the embedded broker's jars are assembled, one folder per version",
+    )
+    kafka_heap_mb: int = Field(512, ge=128, description="JVM heap of the embedded broker (-Xmx), in MiB")
+    kafka_java: str = Field("java", description="Java 17+ that runs the embedded broker")
+    deadletter_retention_days: float = Field(
+        30, gt=0, description="How long haic.deadletter.v1 keeps a poison message (the dataset topics keep everything)"
     )
     max_attempts: int = Field(3, ge=1, description="Attempts per message before it goes to the dead-letter topic")
     retry_backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles on each attempt")
@@ -74,7 +84,9 @@ class Settings(BaseSettings):
     restart_budget_window_s: float = Field(120.0, gt=0, description="Launcher: the window of the restart budget")
 
     # --- storage and catalog ---
-    data_dir: Path = Field(Path(".haic"), description="Local state: broker logs, videos, catalog, API key")
+    data_dir: Path = Field(
+        Path(".haic"), description="Local state: the embedded broker's data, logs, videos, catalog, API key"
+    )
     storage_url: str = Field(
         "", description="Video store: a local directory (default <data_dir>/videos) or s3://bucket/prefix"
     )
@@ -359,6 +371,10 @@ class Settings(BaseSettings):
     @property
     def resolved_storage_url(self) -> str:
         return self.storage_url or str((self.data_dir / "videos").resolve())
+
+    @property
+    def deadletter_retention_ms(self) -> int:
+        return int(self.deadletter_retention_days * 86_400_000)
 
     @property
     def resolved_catalog_url(self) -> str:

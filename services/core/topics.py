@@ -28,6 +28,23 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
 
 ALL_TOPICS: tuple[str, ...] = tuple(MESSAGE_TYPES)
 
+# Retention, chosen per topic. The topics are the dataset: the catalog is rebuilt from them, and `haic eval`
+# and `haic export` read them, so nothing the pipeline produced expires. Not compaction: the key is the video
+# id (one video's events stay ordered on one partition), and a video has many clips, so compacting by key
+# would keep one clip per video. A topic grows by about a kilobyte or two per clip.
+KEEP_FOREVER: dict[str, str] = {"retention.ms": "-1", "retention.bytes": "-1"}
+DATASET_TOPICS: tuple[str, ...] = (VIDEOS, CLIPS_CANDIDATE, CLIPS_ACCEPTED, CLIPS_REJECTED, CAPTIONS, QA, SCORES)
+
+
+def topic_config(topic: str, deadletter_retention_ms: int) -> dict[str, str]:
+    """The configuration a pipeline topic is created (and kept) with. Dead letters are diagnostics whose
+    input stays on its own topic for good, so they expire after HAIC_DEADLETTER_RETENTION_DAYS."""
+    if topic == DEADLETTER:
+        return {"retention.ms": str(deadletter_retention_ms), "retention.bytes": "-1"}
+    if topic in DATASET_TOPICS:
+        return dict(KEEP_FOREVER)
+    raise UnknownTopicError(f"no retention is chosen for topic {topic!r}")
+
 
 class UnknownTopicError(KeyError):
     """A topic outside the pipeline's contract."""
