@@ -134,6 +134,25 @@ def ensure_topics(settings: Settings, names: Iterable[str] = topics.ALL_TOPICS) 
         admin.close()
 
 
+class ClusterIdError(RuntimeError):
+    """The Kafka cluster did not say its id (unreachable, or a broker too old to tell)."""
+
+
+def kafka_cluster_id(settings: Settings) -> str:
+    """The id of the Kafka cluster at HAIC_KAFKA_BOOTSTRAP_SERVERS: it changes when the broker's data is
+    deleted or the bootstrap servers point at another cluster, and with it every offset."""
+    admin = KafkaAdminClient(**client_config(settings, "admin"))
+    try:
+        cluster_id = admin.describe_cluster().get("cluster_id")
+    except KafkaError as exc:
+        raise ClusterIdError(f"could not ask {settings.kafka_bootstrap_servers} for its cluster id: {exc}") from exc
+    finally:
+        admin.close()
+    if not cluster_id:
+        raise ClusterIdError(f"{settings.kafka_bootstrap_servers} did not say its cluster id")
+    return str(cluster_id)
+
+
 def topic_configs(settings: Settings, names: Iterable[str]) -> dict[str, dict[str, str]]:
     """The settings each topic has apart from the broker's defaults, as the broker reports them."""
     admin = KafkaAdminClient(**client_config(settings, "admin"))

@@ -94,6 +94,14 @@ class Settings(BaseSettings):
     catalog_url: str = Field(
         "", description="Catalog database URL: sqlite (default <data_dir>/catalog.db) or postgresql+psycopg://"
     )
+    reannounce_after_s: float = Field(
+        300,
+        ge=0,
+        description="An unsettled video silent this long is announced again when its content is uploaded again",
+    )
+    cluster_check_s: float = Field(
+        30, gt=0, description="How often the gateway checks that the Kafka cluster behind its catalog is the same"
+    )
     catalog_final_stage: str = Field(
         "qagen",
         description="Last curation stage deployed: a video is settled when every clip has passed it or was rejected",
@@ -369,12 +377,12 @@ class Settings(BaseSettings):
         return value
 
     @property
-    def resolved_storage_url(self) -> str:
-        return self.storage_url or str((self.data_dir / "videos").resolve())
-
-    @property
     def deadletter_retention_ms(self) -> int:
         return int(self.deadletter_retention_days * 86_400_000)
+
+    @property
+    def resolved_storage_url(self) -> str:
+        return self.storage_url or str((self.data_dir / "videos").resolve())
 
     @property
     def resolved_catalog_url(self) -> str:

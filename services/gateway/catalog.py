@@ -154,6 +154,15 @@ consumer_offsets = sa.Table(
     sa.Column("next_offset", sa.BigInteger, nullable=False),
 )
 
+# What the catalog follows: the Kafka cluster id its stored offsets belong to.
+catalog_meta = sa.Table(
+    "catalog_meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+CLUSTER_ID_KEY = "kafka_cluster_id"
+
 
 @dataclass(frozen=True)
 class EventRecord:
@@ -227,6 +236,31 @@ def _announced_video_columns(message: events_pb2.VideoUploaded) -> dict[str, Any
         "container": info.container,
         "uploaded_at": _timestamp(message.uploaded_at),
     }
+
+
+def _upload_message(row: RowMapping) -> events_pb2.VideoUploaded:
+    """The inverse of _announced_video_columns."""
+    message = events_pb2.VideoUploaded(
+        video_id=row["video_id"],
+        sha256=row["sha256"] or "",
+        storage_uri=row["storage_uri"] or "",
+        size_bytes=row["size_bytes"] or 0,
+        description=row["description"] or "",
+        source_url=row["source_url"] or "",
+        info=events_pb2.VideoInfo(
+            width=row["width"] or 0,
+            height=row["height"] or 0,
+            fps=row["fps"] or 0.0,
+            duration_s=row["duration_s"] or 0.0,
+            frame_count=row["frame_count"] or 0,
+            codec=row["codec"] or "",
+            container=row["container"] or "",
+        ),
+    )
+    uploaded_at = utc(row["uploaded_at"])
+    if uploaded_at is not None:
+        message.uploaded_at.FromDatetime(uploaded_at)
+    return message
 
 
 def _set_sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
@@ -341,6 +375,54 @@ class Catalog:
                 .returning(videos.c.video_id)
             ).first()
         return claimed is not None
+
+    # --- the Kafka cluster behind the catalog ---
+    def _recorded_cluster(self, conn: Connection) -> str | None:
+        return conn.execute(
+            sa.select(catalog_meta.c.value).where(catalog_meta.c.key == CLUSTER_ID_KEY)
+        ).scalar_one_or_none()
+
+    def follows_other_cluster(self, cluster_id: str) -> bool:
+        """True when the catalog followed another Kafka cluster (the broker's data was deleted, or the stack
+        points at a new cluster), or stored offsets without saying of which cluster (a catalog older than
+        this record): what it knows was not produced on this cluster, and its videos wait for events that
+        can no longer come unless they are announced again."""
+        with self.engine.connect() as conn:
+            recorded = self._recorded_cluster(conn)
+            if recorded is not None:
+                return recorded != cluster_id
+            return conn.execute(sa.select(sa.func.count()).select_from(consumer_offsets)).scalar_one() > 0
+
+    def bind_cluster(self, cluster_id: str) -> None:
+        """Records the cluster the catalog follows; when it followed another, its stored offsets (positions in
+        logs that are gone) are dropped, so the consumer reads the new cluster from its beginning."""
+        with self.engine.begin() as conn:
+            recorded = self._recorded_cluster(conn)
+            if recorded == cluster_id:
+                return
+            conn.execute(sa.delete(consumer_offsets))
+            conn.execute(
+                self._insert(catalog_meta)
+                .values(key=CLUSTER_ID_KEY, value=cluster_id)
+                .on_conflict_do_update(index_elements=[catalog_meta.c.key], set_={"value": cluster_id})
+            )
+        log.info("the catalog follows Kafka cluster %s (before: %s)", cluster_id, recorded)
+
+    def uploads(self, video_ids: Iterable[str] | None = None) -> list[events_pb2.VideoUploaded]:
+        """The VideoUploaded of every video registered by an upload (or of the given ones), rebuilt from
+        the catalog: what announcing them again sends."""
+        query = sa.select(videos).where(videos.c.sha256.is_not(None), videos.c.storage_uri.is_not(None))
+        if video_ids is not None:
+            query = query.where(videos.c.video_id.in_(list(video_ids)))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(videos.c.created_at)).mappings().all()
+        return [_upload_message(row) for row in rows]
+
+    def last_activity(self, video_id: str) -> datetime | None:
+        """When the catalog last heard of the video (its row's last change)."""
+        with self.engine.connect() as conn:
+            value = conn.execute(sa.select(videos.c.updated_at).where(videos.c.video_id == video_id)).scalar()
+        return utc(value)
 
     # --- OffsetStore ---
     def load_offset(self, topic: str, partition: int) -> int | None:

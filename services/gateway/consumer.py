@@ -1,12 +1,19 @@
-"""The catalog's Kafka worker in a background thread, restarted after a crash, stopped on shutdown."""
+"""The catalog's Kafka worker in a background thread, restarted after a crash, stopped on shutdown.
+
+Before each start it checks which Kafka cluster it reads: when the catalog followed another one (the
+broker's data was deleted, or the stack points at a new cluster), the catalog's offsets are dropped and
+every stored video is announced again, so none waits for events that can no longer come. A watcher
+checks the cluster id every HAIC_CLUSTER_CHECK_S and restarts the worker when it changes under it."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
+from haic.v1 import events_pb2
 from services.core import topics
-from services.core.bus import Worker
+from services.core.bus import ClusterIdError, Worker, ensure_topics, kafka_cluster_id
 from services.core.settings import Settings
 from services.gateway.catalog import CONSUMER_GROUP, Catalog
 
@@ -21,13 +28,21 @@ class CatalogConsumer:
     and offset store. The Worker's rebalance listener seeks to the catalog's stored offsets, or to the
     beginning when the catalog has none, which is how an empty catalog rebuilds itself."""
 
-    def __init__(self, settings: Settings, catalog: Catalog) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        reannounce: Callable[[list[events_pb2.VideoUploaded]], int] | None = None,
+    ) -> None:
         self.settings = settings
         self.catalog = catalog
+        self.reannounce = reannounce
+        self.cluster_id: str | None = None
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._worker: Worker | None = None
         self._thread: threading.Thread | None = None
+        self._watcher: threading.Thread | None = None
 
     @property
     def assigned(self) -> bool:
@@ -38,11 +53,46 @@ class CatalogConsumer:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._supervise, name="catalog-consumer", daemon=True)
         self._thread.start()
+        self._watcher = threading.Thread(target=self._watch_cluster, name="catalog-cluster-watch", daemon=True)
+        self._watcher.start()
+
+    def reconcile_cluster(self) -> None:
+        """Binds the catalog to the cluster it is about to read; announces every stored video again first
+        when that is another cluster than the one it followed (the binding drops the old offsets)."""
+        cluster_id = kafka_cluster_id(self.settings)
+        if self.catalog.follows_other_cluster(cluster_id):
+            uploads = self.catalog.uploads()
+            log.warning(
+                "Kafka cluster %s is not the one the catalog followed: announcing its %d video(s) again",
+                cluster_id, len(uploads),
+            )  # fmt: skip
+            if self.reannounce is not None and uploads:
+                ensure_topics(self.settings)
+                self.reannounce(uploads)
+        # bound only after the announcements went out: a crash in between announces them again next time
+        self.catalog.bind_cluster(cluster_id)
+        self.cluster_id = cluster_id
+
+    def _watch_cluster(self) -> None:
+        while not self._stopping.wait(self.settings.cluster_check_s):
+            try:
+                current = kafka_cluster_id(self.settings)
+            except ClusterIdError as exc:
+                log.info("cluster check skipped: %s", exc)
+                continue
+            if self.cluster_id is not None and current != self.cluster_id:
+                log.warning(
+                    "the Kafka cluster changed (%s -> %s): restarting the catalog consumer", self.cluster_id, current
+                )
+                with self._lock:
+                    if self._worker is not None:
+                        self._worker.stop()
 
     def _supervise(self) -> None:
         failures = 0
         while not self._stopping.is_set():
             try:
+                self.reconcile_cluster()
                 worker = Worker(
                     self.settings,
                     SERVICE_NAME,
@@ -69,6 +119,8 @@ class CatalogConsumer:
             self._stopping.set()
             if self._worker is not None:
                 self._worker.stop()
+        if self._watcher is not None:
+            self._watcher.join(timeout_s)
         if self._thread is not None:
             self._thread.join(timeout_s)
             if self._thread.is_alive():

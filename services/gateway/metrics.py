@@ -19,6 +19,11 @@ UPLOAD_STAGE_SECONDS = Histogram(
     ["stage"],
     buckets=(0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
 )
+REANNOUNCED = Counter(
+    "haic_gateway_videos_reannounced_total",
+    "Videos announced again: the broker the catalog followed was replaced, or an unsettled, silent video was "
+    "uploaded again",
+)
 REQUEST_SECONDS = Histogram(
     "haic_gateway_request_seconds",
     "HTTP request latency until the response starts (the route template, not the raw path)",

@@ -36,8 +36,14 @@ class GatewayRuntime:
             runtime.storage = open_storage(settings)
             ensure_topics(settings)  # the first upload must not race the topic's creation
             runtime.producer = EventProducer(settings, "gateway")
-            runtime.uploader = Uploader(runtime.storage, runtime.catalog, runtime.producer, settings.max_upload_bytes)
-            runtime.consumer = CatalogConsumer(settings, runtime.catalog)
+            runtime.uploader = Uploader(
+                runtime.storage,
+                runtime.catalog,
+                runtime.producer,
+                settings.max_upload_bytes,
+                reannounce_after_s=settings.reannounce_after_s,
+            )
+            runtime.consumer = CatalogConsumer(settings, runtime.catalog, reannounce=runtime.uploader.reannounce)
             runtime.consumer.start()
             runtime.grpc = GrpcServer([pipeline_registration(runtime.catalog)], settings.grpc_port)
             runtime.grpc.start()

@@ -31,7 +31,12 @@ class UploadAccepted(BaseModel):
     video_id: str
     status: VideoStatus
     status_url: str
-    duplicate: bool = Field(description="True when identical content was uploaded before (nothing re-emitted)")
+    duplicate: bool = Field(description="True when identical content was uploaded before")
+    reannounced: bool = Field(
+        False,
+        description="True when the video was known but unsettled and silent, so it was announced again "
+        "(the pipeline is idempotent: a clip that was done is not done twice in the results)",
+    )
 
 
 class VideoInfoOut(BaseModel):

@@ -257,11 +257,19 @@ def _validate_source_url(value: str) -> None:
 class Uploader:
     """Runs one upload from request to announcement; the blocking steps run in the thread pool."""
 
-    def __init__(self, storage: Storage, catalog: Catalog, producer: EventProducer, max_upload_bytes: int) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        catalog: Catalog,
+        producer: EventProducer,
+        max_upload_bytes: int,
+        reannounce_after_s: float = 300.0,
+    ) -> None:
         self.storage = storage
         self.catalog = catalog
         self.producer = producer
         self.max_upload_bytes = max_upload_bytes
+        self.reannounce_after_s = reannounce_after_s
 
     async def receive(self, request: Request) -> SpooledUpload:
         """Streams the multipart body into a spool file; raises UploadRejectedError."""
@@ -316,14 +324,36 @@ class Uploader:
                 stale_before = datetime.now(UTC) - timedelta(seconds=UNANNOUNCED_GRACE_S)
                 reannounce = await run_in_threadpool(self.catalog.claim_stale_registration, video_id, stale_before)
                 if not reannounce:
+                    reannounced = not existing.settled and await run_in_threadpool(self._reannounce_if_silent, video_id)
                     return 200, UploadAccepted(
-                        video_id=video_id, status=existing.status, status_url=status_url(video_id), duplicate=True
+                        video_id=video_id,
+                        status=existing.status,
+                        status_url=status_url(video_id),
+                        duplicate=True,
+                        reannounced=reannounced,
                     )
                 log.warning("%s was registered but never announced; announcing it now", video_id)
             info = await run_in_threadpool(self._probe, upload.path, video_id)
             return await self._store_and_announce(upload, video_id, info, already_registered=reannounce)
         finally:
             upload.discard()
+
+    def _reannounce_if_silent(self, video_id: str) -> bool:
+        """An identical upload of a video that is not settled and of which nothing was heard for
+        HAIC_REANNOUNCE_AFTER_S announces it again: whatever it waited on (a lost event, a broker that was
+        reset) is sent anew. The stages are idempotent, so a video that was merely slow loses nothing."""
+        last = self.catalog.last_activity(video_id)
+        if last is not None and datetime.now(UTC) - last < timedelta(seconds=self.reannounce_after_s):
+            return False
+        return self.reannounce(self.catalog.uploads([video_id])) > 0
+
+    def reannounce(self, uploads: list[events_pb2.VideoUploaded]) -> int:
+        """Produces the videos' VideoUploaded again (same ids, same content); returns how many."""
+        if uploads:
+            self.producer.deliver([Output(topics.VIDEOS, upload.video_id, upload) for upload in uploads])
+            metrics.REANNOUNCED.inc(len(uploads))
+            log.warning("announced %d video(s) again: %s", len(uploads), ", ".join(u.video_id for u in uploads[:10]))
+        return len(uploads)
 
     @staticmethod
     def _probe(path: Path, video_id: str) -> VideoInfo:
