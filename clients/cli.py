@@ -125,6 +125,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         embedded_broker=not args.external_kafka,
         embedded_triton=not args.external_triton,
         announce=_console_line,
+        require_all=False,  # a service given up during the start: the rest serves, and says so
     )
 
     def on_signal(signum: int, _frame: object) -> None:

@@ -250,7 +250,8 @@ def wait_for_free_ports(ports: list[int], timeout_s: float, host: str = "127.0.0
         if not busy:
             return
         if time.monotonic() > deadline:
-            raise StackError(f"ports {busy} still in use after {timeout_s:g} s (another stack or program holds them)")
+            waited = f" after waiting {timeout_s:g} s" if timeout_s else ""
+            raise StackError(f"ports {busy} are in use{waited} (by another stack or program)")
         time.sleep(0.2)
 
 
@@ -287,12 +288,12 @@ class RunRecord:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 
-    def reap_previous(self, timeout_s: float = 30.0) -> list[ProcessId]:
-        """Stops the children left by launchers of this data directory that are gone; returns them."""
-        if not self.dir.is_dir():
-            return []
+    def reap_previous(self, grace_s: float = 10.0, timeout_s: float = 20.0) -> tuple[list[ProcessId], list[int]]:
+        """Stops the children left by launchers of this data directory that are gone. Returns them, and
+        the pids of launchers of this data directory that still run."""
         leftovers: list[ProcessId] = []
-        for path in self.dir.glob("launcher-*.json"):
+        live: list[int] = []
+        for path in self.dir.glob("launcher-*.json") if self.dir.is_dir() else []:
             if path == self.path:
                 continue
             try:
@@ -303,26 +304,28 @@ class RunRecord:
                 path.unlink(missing_ok=True)
                 continue
             if is_running(launcher):
-                continue  # another live stack on this data directory (`haic up --free-ports`): not ours
+                live.append(launcher.pid)  # another stack on this data directory (`haic up --free-ports`)
+                continue
             leftovers += [c for c in children if is_running(c)]
             path.unlink(missing_ok=True)
         if not leftovers:
-            return []
-        log.warning("a previous launcher left %s; stopping them", [f"{p.name}:{p.pid}" for p in leftovers])
-        # They got SIGTERM from PDEATHSIG already; a second one makes a worker hand its message back at
-        # once (uncommitted, so redelivered). Processes started without PDEATHSIG get their first here.
-        for process in leftovers:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
-        while any(is_running(p) for p in leftovers) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        for process in leftovers:
-            if is_running(process):
-                log.warning("killing leftover %s (pid %d)", process.name, process.pid)
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(process.pid, signal.SIGKILL)
-        return leftovers
+            return [], live
+        log.warning("a previous launcher left %s; waiting for them", [f"{p.name}:{p.pid}" for p in leftovers])
+        # They got SIGTERM from PDEATHSIG when it died: a worker finishes and commits its in-flight
+        # message, the broker flushes its logs. Give them that time, then ask again, then kill.
+        for signum, wait_s in ((None, grace_s), (signal.SIGTERM, timeout_s), (signal.SIGKILL, 5.0)):
+            running = [p for p in leftovers if is_running(p)]
+            if not running:
+                break
+            if signum is not None:
+                log.warning("signalling %s to leftover %s", signum.name, [f"{p.name}:{p.pid}" for p in running])
+                for process in running:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(process.pid, signum)
+            deadline = time.monotonic() + wait_s
+            while any(is_running(p) for p in running) and time.monotonic() < deadline:
+                time.sleep(0.2)
+        return leftovers, live
 
 
 def _identity(pid: int) -> ProcessId | None:
@@ -341,6 +344,7 @@ class LocalStack:
         service_env: Mapping[str, Mapping[str, str]] | None = None,
         announce: Announce | None = None,
         port_wait_s: float = 60.0,
+        require_all: bool = True,
     ) -> None:
         self.settings = settings
         self.ports = ports or StackPorts()
@@ -349,6 +353,8 @@ class LocalStack:
         self.service_env = {name: dict(env) for name, env in (service_env or {}).items()}  # per service, on top
         self.announce = announce
         self.port_wait_s = port_wait_s
+        # False (`haic up`): a worker given up during the start leaves the rest serving; True: start() fails.
+        self.require_all = require_all
         self.data_dir = settings.data_dir.resolve()
         self.logs_dir = self.data_dir / "logs"
         self.api_key = ""
@@ -395,8 +401,14 @@ class LocalStack:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         self.api_key = ensure_api_key(self.settings)
         try:
-            self.run_record.reap_previous()
-            wait_for_free_ports(self.ports.all(), self.port_wait_s)
+            leftovers, live = self.run_record.reap_previous()
+            # Wait for ports only while a killed launcher's children may still hold them; busy ports
+            # otherwise mean another program (or another live stack) has them: say so at once.
+            try:
+                wait_for_free_ports(self.ports.all(), self.port_wait_s if leftovers else 0.0)
+            except StackError as exc:
+                others = f"; haic up (pid {', '.join(map(str, live))}) runs on this data directory" if live else ""
+                raise StackError(f"{exc}{others}") from None
             units: list = []
             if self.embedded_broker:
                 self.broker_unit = BrokerUnit(self._new_broker, self.settings, self.logs_dir / "broker.log")
@@ -464,15 +476,19 @@ class LocalStack:
 
     def _wait_healthy(self, timeout_s: float) -> None:
         """Until every service answers its health check or is given up (a crash in between is restarted
-        like any other). A given-up gateway, broker or Triton fails the start: nothing would be served."""
+        like any other). A given-up gateway, broker or Triton fails the start: nothing would be served; so
+        does any given-up service with require_all."""
         assert self.supervisor is not None
         deadline = time.monotonic() + timeout_s
         pending = set(self.services)
         while pending:
             self.check_children()
-            essential = ESSENTIAL_UNITS.intersection(self.supervisor.given_up())
-            if essential:
-                raise StackError(f"{sorted(essential)} could not be kept running; logs in {self.logs_dir}")
+            given_up = self.supervisor.given_up()
+            fatal = given_up if self.require_all else sorted(ESSENTIAL_UNITS.intersection(given_up))
+            if fatal:
+                unit = self.supervisor.states[fatal[0]].unit
+                tail = unit.log_path.read_text(errors="replace")[-2000:] if unit.log_path else ""
+                raise StackError(f"{fatal} kept dying and were given up; {unit.log_path} ends with:\n{tail}")
             pending = {
                 name
                 for name in pending
