@@ -19,6 +19,7 @@ import os
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -61,6 +62,9 @@ class DependencyUnavailableError(RuntimeError):
 
 class _HandBack(Exception):
     """Stop was requested while a message waited on a dependency: leave it uncommitted for the next owner."""
+
+
+DELIVERY_TIMEOUT_S = 30
 
 
 class OutputDeliveryError(RuntimeError):
@@ -181,7 +185,11 @@ def read_topic_to_end(settings: Settings, topic: str, timeout_s: float = 60.0) -
     """Every message on the topic up to its end offsets at the time of the call, as (key, decoded
     message), without a consumer group: what `haic eval` and `haic export` read, and tests check.
     Undecodable payloads are skipped with a warning (the producing service dead-letters its own)."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers.split(","), enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+    )
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
         if not partitions:
@@ -227,15 +235,32 @@ def now_timestamp() -> Timestamp:
 class EventProducer:
     """Produces protobuf messages keyed by video id; `deliver` waits for the broker's acknowledgements."""
 
-    def __init__(self, settings: Settings, service: str) -> None:
+    def __init__(self, settings: Settings, service: str, transactional_id: str | None = None) -> None:
+        """With a `transactional_id`, outputs go out in transactions (`deliver_transaction`) that commit the
+        consumed offset with them; without one, `deliver` only waits for the acknowledgements."""
         self.service = service
+        self.transactional = transactional_id is not None
+        # The coordinator answers CONCURRENT_TRANSACTIONS while it writes the previous transaction's markers;
+        # with the default 100 ms backoff a transaction took 142 ms, with 10 ms 43 ms (bench/bus_transactions.py).
+        options: dict = (
+            {"transactional_id": transactional_id, "enable_idempotence": True, "retry_backoff_ms": 10}
+            if transactional_id
+            else {}
+        )
         self._producer = KafkaProducer(
             **client_config(settings, service),
             acks="all",
             linger_ms=5,
             max_request_size=16 * 1024 * 1024,
-            retries=5,
+            # retried until delivered or this long (kafka-python's default retries, bounded like `deliver`):
+            # a partition whose leader is still being elected, or a broker restarting, is waited for
+            delivery_timeout_ms=DELIVERY_TIMEOUT_S * 1000,
+            request_timeout_ms=DELIVERY_TIMEOUT_S * 1000 // 2,  # must leave room for a retry within the above
+            **options,
         )
+        if self.transactional:
+            # fences an earlier instance with the same id and aborts what it left open
+            self._producer.init_transactions()
 
     def send(self, output: Output):
         expected = topics.message_type(output.topic)
@@ -252,7 +277,7 @@ class EventProducer:
         metrics.MESSAGES_PRODUCED.labels(self.service, output.topic).inc()
         return future
 
-    def deliver(self, outputs: Iterable[Output], timeout_s: float = 30.0) -> None:
+    def deliver(self, outputs: Iterable[Output], timeout_s: float = DELIVERY_TIMEOUT_S) -> None:
         """Sends every output and returns once the broker acknowledged all of them."""
         futures = [(o, self.send(o)) for o in outputs]
         self._producer.flush(timeout_s)
@@ -261,6 +286,22 @@ class EventProducer:
                 future.get(timeout=timeout_s)
             except Exception as exc:
                 raise OutputDeliveryError(f"{output.topic} key {output.key}: {exc}") from exc
+
+    def deliver_transaction(
+        self, outputs: Iterable[Output], offsets: dict[TopicPartition, OffsetAndMetadata], group: object
+    ) -> None:
+        """Sends the outputs and commits the consumed offsets in one Kafka transaction: a read_committed
+        consumer sees the outputs exactly when the input counts as consumed, never one without the other."""
+        self._producer.begin_transaction()
+        try:
+            for output in outputs:
+                self.send(output)
+            self._producer.send_offsets_to_transaction(offsets, group)
+            self._producer.commit_transaction()
+        except KafkaError as exc:
+            with contextlib.suppress(KafkaError):
+                self._producer.abort_transaction()
+            raise OutputDeliveryError(f"transaction of {self.service} aborted: {exc}") from exc
 
     def close(self, timeout_s: float = 10.0) -> None:
         self._producer.flush(timeout_s)
@@ -315,7 +356,10 @@ class Worker:
         self.handler = handler
         self.group_id = group_id or f"haic-{service}"
         self.offset_store = offset_store
-        self.producer = producer or EventProducer(settings, service)
+        # One transactional id per worker instance: KIP-447's group-metadata fencing (the consumer's
+        # generation goes with the offsets) replaces the old one-id-per-partition scheme.
+        transactional_id = f"{self.group_id}-{uuid.uuid4().hex[:12]}" if settings.kafka_transactions else None
+        self.producer = producer or EventProducer(settings, service, transactional_id=transactional_id)
         self.consumer: KafkaConsumer | None = None
         self.assigned = threading.Event()  # set while the group has given this worker its partitions
         self._stop = threading.Event()
@@ -351,6 +395,8 @@ class Worker:
             max_poll_interval_ms=self.settings.kafka_max_poll_interval_ms,
             max_poll_records=1,
             fetch_max_wait_ms=200,
+            # outputs of aborted transactions are never seen (the same as read_uncommitted without transactions)
+            isolation_level="read_committed",
         )
         self.consumer.subscribe(self.input_topics, listener=_SeekToStoredOffsets(self))
         log.info("consuming %s as group %s", self.input_topics, self.group_id)
@@ -378,15 +424,16 @@ class Worker:
         started = time.perf_counter()
         try:
             with log_context(video_id=key):
-                self._handle_with_retries(record, key)
-            self._commit(record)
+                outputs = self._handle_with_retries(record, key)
+                self._publish(record, outputs)
         except _HandBack:
             log.info("stopping: %s[%d]@%d handed back uncommitted", record.topic, record.partition, record.offset)
         finally:
             metrics.IN_FLIGHT.labels(self.service).dec()
             metrics.PROCESSING_SECONDS.labels(*labels).observe(time.perf_counter() - started)
 
-    def _handle_with_retries(self, record, key: str) -> None:
+    def _handle_with_retries(self, record, key: str) -> list[Output]:
+        """The handler's outputs, or the dead letter that replaces them; retried and waited as the contract says."""
         attempt = 0
         waited: int | None = None  # consecutive waits on an unavailable dependency
         while True:
@@ -400,12 +447,10 @@ class Worker:
                     decode(record.topic, record.value or b""),
                     {k: v for k, v in (record.headers or [])},
                 )
-                self.producer.deliver(self.handler(event))
-                return
+                return list(self.handler(event))
             except PoisonMessageError as exc:
                 metrics.MESSAGES_FAILED.labels(self.service, record.topic).inc()
-                self._dead_letter(record, key, exc, attempt)
-                return
+                return [self._dead_letter(record, key, exc, attempt)]
             except OutputDeliveryError:
                 raise  # the broker is unreachable: dead-lettering would fail too; crash and redeliver
             except DependencyUnavailableError as exc:
@@ -419,13 +464,12 @@ class Worker:
             except Exception as exc:  # noqa: BLE001 - any handler error is retried, then dead-lettered
                 metrics.MESSAGES_FAILED.labels(self.service, record.topic).inc()
                 if attempt >= self.settings.max_attempts:
-                    self._dead_letter(record, key, exc, attempt)
-                    return
+                    return [self._dead_letter(record, key, exc, attempt)]
                 delay = self.settings.retry_backoff_s * 2 ** (attempt - 1)
                 log.warning("attempt %d failed (%s: %s); retrying in %.1f s", attempt, type(exc).__name__, exc, delay)
                 time.sleep(delay)
 
-    def _dead_letter(self, record, key: str, exc: Exception, attempts: int) -> None:
+    def _dead_letter(self, record, key: str, exc: Exception, attempts: int) -> Output:
         log.error(
             "dead-lettering %s[%d]@%d after %d attempt(s): %s",
             record.topic,
@@ -446,13 +490,19 @@ class Worker:
             service=self.service,
             failed_at=now_timestamp(),
         )
-        self.producer.deliver([Output(topics.DEADLETTER, key, letter)])
         metrics.MESSAGES_DEAD_LETTERED.labels(self.service, record.topic).inc()
+        return Output(topics.DEADLETTER, key, letter)
 
-    def _commit(self, record) -> None:
+    def _publish(self, record, outputs: list[Output]) -> None:
+        """Produces the outputs, then counts the input as consumed: in one transaction with
+        HAIC_KAFKA_TRANSACTIONS, otherwise the offset is committed once the broker acknowledged every output."""
         assert self.consumer is not None
-        tp = TopicPartition(record.topic, record.partition)
-        self.consumer.commit({tp: OffsetAndMetadata(record.offset + 1, "", -1)})
+        offsets = {TopicPartition(record.topic, record.partition): OffsetAndMetadata(record.offset + 1, "", -1)}
+        if self.producer.transactional:
+            self.producer.deliver_transaction(outputs, offsets, self.consumer.group_metadata())
+        else:
+            self.producer.deliver(outputs)
+            self.consumer.commit(offsets)
 
     def _update_lag(self) -> None:
         assert self.consumer is not None

@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     )
     kafka_heap_mb: int = Field(512, ge=128, description="JVM heap of the embedded broker (-Xmx), in MiB")
     kafka_java: str = Field("java", description="Java 17+ that runs the embedded broker")
+    kafka_transactions: bool = Field(
+        False,
+        description="Exactly once: a worker produces a message's outputs and commits its offset in one transaction",
+    )
     deadletter_retention_days: float = Field(
         30, gt=0, description="How long haic.deadletter.v1 keeps a poison message (the dataset topics keep everything)"
     )

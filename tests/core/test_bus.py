@@ -1,4 +1,4 @@
-"""The Kafka bus against a real tansu broker."""
+"""The Kafka bus against a real Apache Kafka broker."""
 
 from __future__ import annotations
 
@@ -194,3 +194,58 @@ def test_a_workers_counters_start_at_zero(kafka_settings: Settings) -> None:
         ("haic_messages_produced_total", topics.DEADLETTER),
     ]:
         assert REGISTRY.get_sample_value(name, {"service": "zero-test", "topic": topic}) == 0.0, (name, topic)
+
+
+# --- exactly once: outputs and the consumed offset in one transaction (HAIC_KAFKA_TRANSACTIONS) ---
+
+
+def test_transactional_worker_outputs_once_and_resumes_after_restart(kafka_settings: Settings) -> None:
+    settings = kafka_settings.model_copy(update={"kafka_transactions": True})
+    producer = EventProducer(settings, "test")
+    producer.deliver(upload(f"first_{i}") for i in range(3))
+    with running(Worker(settings, "tx-copier", [topics.VIDEOS], to_candidate)) as worker:
+        assert worker.producer.transactional
+        wait_until(lambda: len(read_topic_to_end(settings, topics.CLIPS_CANDIDATE)) == 3, what="three outputs")
+    producer.deliver(upload(f"second_{i}") for i in range(2))
+    with running(Worker(settings, "tx-copier", [topics.VIDEOS], to_candidate)):
+        wait_until(lambda: len(read_topic_to_end(settings, topics.CLIPS_CANDIDATE)) == 5, what="five outputs")
+    keys = sorted(key for key, _ in read_topic_to_end(settings, topics.CLIPS_CANDIDATE))
+    assert keys == sorted([*(f"first_{i}" for i in range(3)), *(f"second_{i}" for i in range(2))])
+
+
+def test_aborted_transaction_leaves_no_output_and_the_message_is_redone(kafka_settings: Settings) -> None:
+    """A worker that fails between producing its outputs and committing (here: the commit itself fails) leaves
+    outputs that read_committed readers never see, and an uncommitted offset: the next worker does the
+    message again, and the output is there exactly once."""
+    from kafka.errors import KafkaError
+
+    settings = kafka_settings.model_copy(update={"kafka_transactions": True})
+    EventProducer(settings, "test").deliver([upload("vid_once")])
+    failing = Worker(settings, "tx-failing", [topics.VIDEOS], to_candidate)
+    real_commit = failing.producer._producer.commit_transaction
+    calls = {"n": 0}
+
+    def commit_fails_once() -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KafkaError("broker went away before the commit")
+        real_commit()
+
+    failing.producer._producer.commit_transaction = commit_fails_once
+    crashed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            failing.run()
+        except BaseException as exc:  # noqa: BLE001 - the test inspects the worker's crash
+            crashed.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(60)
+    assert crashed and "transaction of tx-failing aborted" in str(crashed[0])
+    assert read_topic_to_end(settings, topics.CLIPS_CANDIDATE) == []
+
+    with running(Worker(settings, "tx-failing", [topics.VIDEOS], to_candidate)):
+        wait_until(lambda: read_topic_to_end(settings, topics.CLIPS_CANDIDATE), what="the redone output")
+    assert [key for key, _ in read_topic_to_end(settings, topics.CLIPS_CANDIDATE)] == ["vid_once"]
