@@ -85,9 +85,13 @@ def test_kafka_topics_and_lag_scaling(build: tuple[str, list[dict]]) -> None:
     _, resources = build
     kafka_topics = {t["spec"]["topicName"]: t for t in by_kind(resources, "KafkaTopic").values()}
     assert set(kafka_topics) == set(topics.ALL_TOPICS)
-    for topic in kafka_topics.values():
+    retention_ms = Settings().deadletter_retention_ms
+    for name, topic in kafka_topics.items():
         assert topic["metadata"]["labels"]["strimzi.io/cluster"] == "haic"
         assert topic["spec"]["partitions"] >= 1
+        # the operator's retention is the one the services set (topics.topic_config): they would fight otherwise
+        wanted = topics.topic_config(name, retention_ms)["retention.ms"]
+        assert str(topic["spec"]["config"]["retention.ms"]) == wanted, name
     scaled = by_kind(resources, "ScaledObject")
     for service, topic in WORKERS.items():
         [trigger] = scaled[service]["spec"]["triggers"]

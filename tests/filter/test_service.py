@@ -1,4 +1,4 @@
-"""The filter service end to end: its Kafka worker against a real tansu broker, and its gRPC API."""
+"""The filter service end to end: its Kafka worker against a real Apache Kafka broker, and its gRPC API."""
 
 from __future__ import annotations
 
