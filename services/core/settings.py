@@ -240,6 +240,14 @@ class Settings(BaseSettings):
         le=1,
         description="Stitching: Bhattacharyya distance of the tracklets' torso colour histograms (HSV) at most this",
     )
+    doubtful_track_min_residual: float = Field(
+        0.0016,
+        ge=0,
+        description="A dense track none of whose samples scores HAIC_MIN_PERSON_SCORE is a person only where its "
+        "keypoints move like a body's once: an adjacent-sample affine residual above this (the action rule's "
+        "measure and bar, section 3.1). Calibrated on the labelled videos: a koi poster that passed the body check "
+        "in two frames stays at 0.00013, the man on a dim stage (never sure in most frames) reaches 0.19",
+    )
     pose_decode_width: int = Field(
         1280, ge=64, description="Wider videos are decoded downscaled to this width for detection and pose"
     )

@@ -33,6 +33,7 @@ from services.pose.face_attributes import FaceAttributeEstimator, FaceSettings, 
 from services.pose.filters import FilterResult, human_action, human_existence
 from services.pose.sampling import plan_samples
 from services.pose.tracking import (
+    DoubtRules,
     Observation,
     StitchRules,
     Track,
@@ -40,6 +41,7 @@ from services.pose.tracking import (
     bytetrack_tracklets,
     stitch_tracks,
     torso_appearance,
+    without_doubtful_tracks,
 )
 
 log = logging.getLogger(__name__)
@@ -145,14 +147,15 @@ class ClipAnalyzer:
         info: VideoInfo,
     ) -> list[Track]:
         """The captioner's tracks, one per person: ByteTrack tracklets stitched across gaps by position and
-        torso appearance (services/pose/tracking.py)."""
+        torso appearance, less the tracks that are no person (never sure, rigid: services/pose/tracking.py)."""
         s = self.settings
         tracklets = bytetrack_tracklets(
             times, [people[t] for t in times], min_iou=s.track_min_iou, max_lost_s=s.dense_track_max_gap_s
         )
         appearance = torso_appearance(frames, tracklets, (info.width, info.height), s.min_keypoint_score)
         rules = StitchRules(s.track_stitch_max_gap_s, s.track_stitch_max_speed, s.track_stitch_max_appearance)
-        return stitch_tracks(tracklets, appearance, rules)
+        doubt = DoubtRules(s.min_person_score, s.doubtful_track_min_residual, s.min_keypoint_score)
+        return without_doubtful_tracks(stitch_tracks(tracklets, appearance, rules), doubt, (info.width, info.height))
 
     def _decode(self, reader: VideoReader, times: Sequence[float], clip_id: str) -> dict[float, np.ndarray]:
         frames = dict(reader.frames_at(times, width=self._decode_width(reader.info)))

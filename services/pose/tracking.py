@@ -14,6 +14,9 @@ Two kinds, for two readers:
   frame, the gap is short, the position is reachable in it, and the torso colours match
   (``torso_appearance``, from the frames the stage decoded).
   Ids are renumbered by first appearance, so the same samples always give the same ids.
+- ``without_doubtful_tracks``: a dense track is a person only where the evidence is sure of them once, or
+  where their keypoints move like a body's: a poster or bottles that passed the body check in a few frames
+  are neither.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import supervision as sv
 from trackers import ByteTrackTracker
 from trackers.utils.state_representations import XCYCSRStateEstimator
 
+from services.core.motion import keypoint_motion
 from services.pose.contract import COCO_KEYPOINTS
 
 
@@ -277,6 +281,38 @@ def _reachable(last: Observation, first: Observation, rules: StitchRules) -> boo
     centres = [np.array([(o.box[0] + o.box[2]) / 2, (o.box[1] + o.box[3]) / 2]) for o in (last, first)]
     moved = float(np.linalg.norm(centres[1] - centres[0])) / heights.mean()
     return moved <= rules.max_speed * gap + 0.5
+
+
+@dataclass(frozen=True)
+class DoubtRules:
+    """When a dense track is no person (settings HAIC_MIN_PERSON_SCORE, HAIC_DOUBTFUL_TRACK_MIN_RESIDUAL,
+    HAIC_MIN_KEYPOINT_SCORE)."""
+
+    sure_score: float = 0.4  # a sample scoring this much is a person on the detector's word
+    min_residual: float = 0.0016  # an adjacent-sample affine residual above this is a body moving its limbs
+    min_keypoint_score: float = 0.2
+
+
+def is_doubtful(track: Track, rules: DoubtRules, source_size: tuple[int, int]) -> bool:
+    """The track is no person: no sample is sure (every one counted only on the body check, a neighbour or
+    multipose, all below ``sure_score``) and its keypoints never move like a body's (no adjacent pair of
+    samples leaves an affine residual above ``min_residual``: a rigid thing, however it is moved or the
+    camera moves over it). A dim real person moves their limbs (the man on a dark stage: up to 0.19)."""
+    if any(o.score >= rules.sure_score for o in track.samples):
+        return False
+    width, height = source_size
+    for first, second in itertools.pairwise(sorted(track.samples, key=lambda o: o.t_s)):
+        motion = keypoint_motion(
+            np.asarray(first.keypoints), np.asarray(second.keypoints), width, height, rules.min_keypoint_score
+        )
+        if motion is not None and motion.affine_residual > rules.min_residual:
+            return False
+    return True
+
+
+def without_doubtful_tracks(tracks: Sequence[Track], rules: DoubtRules, source_size: tuple[int, int]) -> list[Track]:
+    """The tracks that are people (``is_doubtful``), renumbered."""
+    return renumber([t for t in tracks if not is_doubtful(t, rules, source_size)])
 
 
 def renumber(tracks: Sequence[Track]) -> list[Track]:
