@@ -149,7 +149,8 @@ class ServiceUnit:
         with self.log_path.open("ab") as out:
             self.starts += 1
             # The log is appended to across restarts; a marker tells one run's lines from the next's.
-            out.write(f"--- haic launcher: starting {self.name} (start {self.starts}) ---\n".encode())
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            out.write(f"--- haic launcher: starting {self.name} (start {self.starts}) at {stamp} ---\n".encode())
             out.flush()
             self.process = subprocess.Popen(
                 [sys.executable, "-m", self.module, *self.args],
