@@ -161,6 +161,14 @@ STEP_SEEN_SHARE = 0.5  # the legs are seen in at least this share of the run's s
 STEP_FORWARD_GROWTH = 0.15  # ln size: both sizes grow by at least this (16 %)
 STEP_FORWARD_MAX_S = 2.5  # within this long
 STEP_FORWARD_HOLD_S = 1.0  # and the size then holds (within STEP_FORWARD_GROWTH / 2) at least this long
+# seen holding in this many samples with both sizes known: a track with gaps (the man of
+# man_chroma_key_camera_leaves turning his head, his ears seen now 28 px and now 74 px apart, and lost for a
+# second) shows no hold
+STEP_FORWARD_HOLD_SAMPLES = 3
+# The ear-to-ear span measures the head's width only on a face turned to the camera: the nose between the ears
+# and the eyes this share of the ear span apart (frontal faces of three_people_standing_still and
+# man_chroma_key_camera_leaves: 0.41 to 0.48; his head turned away: 0.2)
+FRONTAL_EYE_SHARE = 0.35
 
 # Dancing: several kinds of limb movement, repeated, in place.
 DANCE_MIN_KINDS = 2
@@ -1211,32 +1219,49 @@ def _head_turn_actions(s: _Series, turns: list[events_pb2.Action]) -> list[event
 
 
 def _step_forward_actions(s: _Series, told: list[events_pb2.Action]) -> list[events_pb2.Action]:
-    """A step or two towards the camera: shoulder width and neck height (nose above the shoulder line) grow
-    together by STEP_FORWARD_GROWTH within STEP_FORWARD_MAX_S, and the size then holds. Longer approaches
-    are walks (_locomotion); none is told next to another whole-body action."""
+    """A step or two towards the camera: the body's width (shoulder width, or the ear-to-ear span of a face
+    turned to the camera where a shoulder is hidden behind someone) and neck height (nose above the shoulder
+    line) grow together by STEP_FORWARD_GROWTH within STEP_FORWARD_MAX_S, and the size then holds, seen in
+    STEP_FORWARD_HOLD_SAMPLES samples. Longer approaches are walks (_locomotion); none is told next to another
+    whole-body action."""
     if any(a.body_part in WHOLE_BODY_PARTS for a in told):
         return []  # a walk, a bend, a jump or a posture change moves the shoulders and the nose too
     shoulders = np.linalg.norm(s.joint("left_shoulder") - s.joint("right_shoulder"), axis=1)
+    ears = np.linalg.norm(s.joint("left_ear") - s.joint("right_ear"), axis=1)
+    eyes = np.linalg.norm(s.joint("left_eye") - s.joint("right_eye"), axis=1)
+    nose_x = s.joint("nose")[:, 0]
+    between = (nose_x - s.joint("left_ear")[:, 0]) * (nose_x - s.joint("right_ear")[:, 0]) < 0
+    ears = np.where(between & (eyes >= FRONTAL_EYE_SHARE * ears), ears, np.nan)
     neck = s.mid("left_shoulder", "right_shoulder")[:, 1] - s.joint("nose")[:, 1]
-    sizes = np.log(np.where(neck > 0, neck, np.nan)), np.log(shoulders)
-    ok = ~np.isnan(sizes[0]) & ~np.isnan(sizes[1])
-    idx = np.flatnonzero(ok)
+    neck_ln = _smooth(np.log(np.where(neck > 0, neck, np.nan)), 3)
+    widths = {"shoulder": _smooth(np.log(shoulders), 3), "ear": _smooth(np.log(ears), 3)}
+    idx = np.flatnonzero(~np.isnan(neck_ln) & ~(np.isnan(widths["shoulder"]) & np.isnan(widths["ear"])))
     if len(idx) < 4:
         return []
-    neck_ln, shoulder_ln = _smooth(sizes[0][idx], 3), _smooth(sizes[1][idx], 3)
     t = s.t[idx]
     for i in range(len(idx)):
         for j in range(i + 1, len(idx)):
             if t[j] - t[i] > STEP_FORWARD_MAX_S:
                 break
+            a, b = int(idx[i]), int(idx[j])
+            # The shoulders where both ends show them (the three coworkers of three_people_standing_still: a
+            # woman's shoulder is hidden behind the man beside her until her step brings her level with him).
+            width = "shoulder" if not np.isnan(widths["shoulder"][[a, b]]).any() else "ear"
+            width_ln = widths[width]
+            if np.isnan(width_ln[[a, b]]).any():
+                continue
             # The box grows too (at its free edge where the frame cuts it): a person turning to face the
             # camera widens the shoulders and lifts the nose without growing (store_aisle_three_shoppers).
-            box_growth = float(np.log(s.size[idx[j]] / s.size[idx[i]]))
-            grown = min(neck_ln[j] - neck_ln[i], shoulder_ln[j] - shoulder_ln[i], 2 * box_growth)
-            after = (t >= t[j]) & (t <= t[j] + STEP_FORWARD_HOLD_S)
+            box_growth = float(np.log(s.size[b] / s.size[a]))
+            grown = min(neck_ln[b] - neck_ln[a], width_ln[b] - width_ln[a], 2 * box_growth)
             if grown < STEP_FORWARD_GROWTH or t[-1] - t[j] < STEP_FORWARD_HOLD_S:
                 continue
-            drift = max(np.ptp(neck_ln[after]), np.ptp(shoulder_ln[after]))
+            after = idx[(t >= t[j]) & (t <= t[j] + STEP_FORWARD_HOLD_S)]
+            after = after[~np.isnan(width_ln[after])]
+            if len(after) < STEP_FORWARD_HOLD_SAMPLES:
+                continue
+            with _quiet():
+                drift = max(float(np.nanmax(x[after]) - np.nanmin(x[after])) for x in (neck_ln, width_ln))
             if drift <= STEP_FORWARD_GROWTH / 2:
                 return [
                     _action(

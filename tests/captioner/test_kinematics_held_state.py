@@ -43,10 +43,12 @@ def test_people_who_step_forward_then_hold_still_are_told_so() -> None:
         state = [a for a in actions if a.body_part == POSTURE]
         assert [a.verb_phrase for a in state] == ["stays still"]
         assert not any(a.verb_phrase.startswith(("walks", "runs")) for a in actions)
-    stepped = [next(a for a in actions if a.verb_phrase == "steps forward") for actions in people[:2]]
-    for step, actions in zip(stepped, people[:2], strict=True):
+    stepped = [next(a for a in actions if a.verb_phrase == "steps forward") for actions in people]
+    for step, actions in zip(stepped, people, strict=True):
         sig = step.evidence.signals
-        assert sig["shoulder_width_ratio"] > 1.15 and sig["neck_height_ratio"] > 1.15
+        # the woman on the right has a shoulder behind the man until her step: her head's width tells it
+        width = sig["shoulder_width_ratio"] if "shoulder_width_ratio" in sig else sig["ear_width_ratio"]
+        assert width > 1.15 and sig["neck_height_ratio"] > 1.15
         assert step.end_s - step.start_s <= 2.5
         state = next(a for a in actions if a.body_part == POSTURE)
         assert state.start_s >= step.end_s  # the stillness is told from the end of the step
