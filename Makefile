@@ -95,6 +95,7 @@ models: install
 
 bench: models
 	$(BIN)/python bench/scene_split.py
+	$(BIN)/python bench/verb_rule.py
 	$(BIN)/python bench/upload_throughput.py
 	$(BIN)/python bench/bus_transactions.py
 	$(BIN)/python bench/pose_serving.py
