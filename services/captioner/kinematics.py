@@ -1266,12 +1266,12 @@ def _step_forward_actions(s: _Series, told: list[events_pb2.Action]) -> list[eve
                 return [
                     _action(
                         s,
-                        int(idx[i]),
-                        int(idx[j]),
+                        a,
+                        b,
                         "steps forward",
                         "whole body",
-                        shoulder_width_ratio=float(np.exp(shoulder_ln[j] - shoulder_ln[i])),
-                        neck_height_ratio=float(np.exp(neck_ln[j] - neck_ln[i])),
+                        **{f"{width}_width_ratio": float(np.exp(width_ln[b] - width_ln[a]))},
+                        neck_height_ratio=float(np.exp(neck_ln[b] - neck_ln[a])),
                         body_size_ratio=float(np.exp(box_growth)),
                         size_drift_after_ln=float(drift),
                     )
