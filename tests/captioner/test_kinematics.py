@@ -177,6 +177,22 @@ def test_jumps_are_counted() -> None:
     assert actions[0].repetitions == 3 and actions[0].start_s == pytest.approx(6 / FPS)
 
 
+def test_hips_that_rise_over_unseen_feet_are_no_jump() -> None:
+    # The same three jumps with both ankles unseen (a dark stage, a desk in front): the hips alone rise as
+    # much when a hip keypoint slips or a seated person leans, so no jump is told.
+    airborne = {6, 7, 14, 15, 22, 23}
+    track = make_track(32, lambda i: Person(ground=900 - (0.15 * 600 if i in airborne else 0)))
+    ankles = [COCO_KEYPOINTS.index(name) for name in ("left_ankle", "right_ankle")]
+    for sample in track.samples:
+        for j in ankles:
+            sample.keypoints[j].score = 0.05
+    assert not any(a.verb_phrase.startswith("jumps") for a in detect_actions(track, W, H))
+    # one foot seen rising with the hips is a jump again
+    for sample in track.samples:
+        sample.keypoints[ankles[0]].score = 0.9
+    assert [a.verb_phrase for a in named(detect_actions(track, W, H))] == ["jumps three times"]
+
+
 def test_turning_around() -> None:
     # Facing the camera for 2 s, a one-second turn (shoulders converge, then swap), facing away for 2 s.
     facing = [1.0] * 8 + [0.5, 0.0, -0.5] + [-1.0] * 9
