@@ -12,12 +12,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 
 from services.core.settings import Settings
 from services.gateway import progress
@@ -39,8 +42,43 @@ from services.gateway.upload import UPLOAD_OPENAPI
 log = logging.getLogger(__name__)
 
 MAX_PAGE_SIZE = 100
+# Bounds of the integers a client sends, checked before they reach the database: an offset or sequence
+# past a 64-bit column answered 500 (SQLite's OverflowError), or broke the event stream mid-response.
+MAX_OFFSET = 2**31 - 1  # far beyond any catalog's size; a larger offset is a client bug, answered 422
+MAX_SEQUENCE = 2**63 - 1  # the events table's BIGINT sequence
+# Video and clip ids are `vid_<hex>` / `clip_<hex>`; anything else cannot be in the catalog, and a NUL or
+# a megabyte of text must not reach the database (PostgreSQL refuses NUL in text with an error).
+ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
 
-_errors = {status: {"model": ErrorBody} for status in (401, 404)}
+_errors = {401: {"model": ErrorBody, "description": "No API key, or one that is not valid"}}
+_not_found = {404: {"model": ErrorBody, "description": "Not in the catalog"}}
+# Before OpenAPI 3.2 (FastAPI writes 3.1) a text/event-stream schema describes one event, not the stream.
+_event_stream = {
+    200: {
+        "description": "Server-sent events: the video's events (`id` its sequence), then one `event: settled`",
+        "content": {
+            "text/event-stream": {
+                "schema": {
+                    "type": "object",
+                    "required": ["event", "data"],
+                    "properties": {
+                        "event": {"type": "string", "description": "The topic, or `settled` for the last event"},
+                        "id": {"type": "string", "pattern": "^[0-9]+$", "description": "The event's sequence"},
+                        "data": {
+                            "type": "string",
+                            "contentMediaType": "application/json",
+                            "description": "`{sequence, topic, status, recorded_at, event}`; for `settled`, "
+                            "`{video_id, status, sequence}`",
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
+
+VideoId = Annotated[str, Path(pattern=ID_PATTERN, description="`vid_` and 24 hex digits")]
+ClipId = Annotated[str, Path(pattern=ID_PATTERN, description="`clip_` and 16 hex digits")]
 
 
 def get_runtime(request: Request) -> GatewayRuntime:
@@ -110,10 +148,13 @@ async def upload_video(request: Request, response: Response, runtime: Runtime) -
 async def list_videos(
     runtime: Runtime,
     status: VideoStatus | None = None,
-    limit: Annotated[int, Query(ge=1, description=f"Page size, capped at {MAX_PAGE_SIZE}")] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[
+        int,
+        Query(ge=1, description=f"Page size; the maximum page size is {MAX_PAGE_SIZE}, a larger limit gets that"),
+    ] = 20,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description=f"Videos to skip, at most {MAX_OFFSET}")] = 0,
 ) -> VideoPage:
-    """Videos, newest first, optionally with one status."""
+    """Videos, newest first, optionally with one status; the page's `limit` says the size served."""
     assert runtime.catalog is not None
     limit = min(limit, MAX_PAGE_SIZE)
     rows, total = await run_in_threadpool(
@@ -122,8 +163,8 @@ async def list_videos(
     return VideoPage(items=[VideoSummary.from_row(row) for row in rows], total=total, limit=limit, offset=offset)
 
 
-@v1.get("/videos/{video_id}")
-async def get_video(video_id: str, runtime: Runtime) -> VideoDetail:
+@v1.get("/videos/{video_id}", responses=_not_found)
+async def get_video(video_id: VideoId, runtime: Runtime) -> VideoDetail:
     """The video's status, probed info, clips with their verdicts, and dead letters."""
     assert runtime.catalog is not None
     view = await run_in_threadpool(runtime.catalog.find_video, video_id)
@@ -132,24 +173,32 @@ async def get_video(video_id: str, runtime: Runtime) -> VideoDetail:
     return VideoDetail.from_view(view)
 
 
-@v1.get("/videos/{video_id}/events", response_class=EventSourceResponse)
+@v1.get(
+    "/videos/{video_id}/events",
+    response_class=EventSourceResponse,
+    responses={**_event_stream, **_not_found},
+)
 async def watch_video(
-    video_id: str,
+    video_id: VideoId,
     runtime: Runtime,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
-    after: Annotated[int, Query(ge=0, description="Resume after this sequence (Last-Event-ID wins)")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_SEQUENCE, description="Resume after this sequence (Last-Event-ID wins)")
+    ] = 0,
 ) -> EventSourceResponse:
     """Server-sent events: the video's event log, then new events, then `event: settled`.
 
     Each event is `event: <topic>`, `id: <sequence>`, data `{sequence, topic, status, recorded_at,
-    event}` with the protobuf message as JSON. Reconnecting with Last-Event-ID resumes after it.
+    event}` with the protobuf message as JSON. Reconnecting with Last-Event-ID resumes after it; a
+    Last-Event-ID that is not a sequence this gateway can have sent is ignored.
     """
     catalog = runtime.catalog
     assert catalog is not None
     if await run_in_threadpool(catalog.video_state, video_id) is None:
         raise NotFoundError("video_not_found", f"video {video_id} is not in the catalog", video_id=video_id)
-    if last_event_id is not None and last_event_id.strip().isdigit():
-        after = int(last_event_id.strip())
+    resume = _sequence(last_event_id)
+    if resume is not None:
+        after = resume
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
         last = after
@@ -164,14 +213,44 @@ async def watch_video(
     return EventSourceResponse(stream())
 
 
-@v1.get("/clips/{clip_id}", tags=["clips"])
-async def get_clip(clip_id: str, runtime: Runtime) -> ClipDetail:
+@v1.get("/clips/{clip_id}", tags=["clips"], responses=_not_found)
+async def get_clip(clip_id: ClipId, runtime: Runtime) -> ClipDetail:
     """One clip with its video id, verdict and what later stages recorded."""
     assert runtime.catalog is not None
     row = await run_in_threadpool(runtime.catalog.find_clip, clip_id)
     if row is None:
         raise NotFoundError("clip_not_found", f"clip {clip_id} is not in the catalog")
     return ClipDetail.from_row(row)
+
+
+def _sequence(header: str | None) -> int | None:
+    """A Last-Event-ID as an event sequence, or None when it cannot be one.
+
+    Only ASCII digits within the BIGINT range: str.isdigit() also accepts digits like "²" that int()
+    refuses, and a larger number would overflow the database's integer.
+    """
+    value = (header or "").strip()
+    if not (value.isascii() and value.isdigit()) or len(value) > len(str(MAX_SEQUENCE)):
+        return None
+    sequence = int(value)
+    return sequence if sequence <= MAX_SEQUENCE else None
+
+
+async def _render_http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's answer, except that a 405's Allow lists every method of the path.
+
+    Starlette names only the methods of the first route whose path matched (OPTIONS /v1/videos said
+    `Allow: POST` although GET /v1/videos exists).
+    """
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code != 405:
+        return await http_exception_handler(request, exc)
+    allowed: set[str] = set()
+    for route in request.app.routes:
+        if isinstance(route, Route) and route.methods and route.path_regex.match(request.url.path):
+            allowed |= route.methods
+    headers = {**(exc.headers or {}), "Allow": ", ".join(sorted(allowed))}
+    return JSONResponse({"detail": exc.detail}, status_code=405, headers=headers)
 
 
 async def _render_gateway_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -207,6 +286,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.runtime = None
     app.add_middleware(RequestMetricsMiddleware)
     app.add_exception_handler(GatewayError, _render_gateway_error)
+    app.add_exception_handler(StarletteHTTPException, _render_http_error)
     app.include_router(health)
     app.include_router(v1)
     return app
