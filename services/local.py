@@ -289,7 +289,7 @@ class RunRecord:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 
-    def reap_previous(self, grace_s: float = 10.0, timeout_s: float = 20.0) -> tuple[list[ProcessId], list[int]]:
+    def reap_previous(self, grace_s: float = 10.0, timeout_s: float = 5.0) -> tuple[list[ProcessId], list[int]]:
         """Stops the children left by launchers of this data directory that are gone. Returns them, and
         the pids of launchers of this data directory that still run."""
         leftovers: list[ProcessId] = []
@@ -313,7 +313,10 @@ class RunRecord:
             return [], live
         log.warning("a previous launcher left %s; waiting for them", [f"{p.name}:{p.pid}" for p in leftovers])
         # They got SIGTERM from PDEATHSIG when it died: a worker finishes and commits its in-flight
-        # message, the broker flushes its logs. Give them that time, then ask again, then kill.
+        # message, the broker flushes its logs. Give them that time, then ask again, then kill: one still
+        # there is usually waiting on the broker, which got the same SIGTERM and is gone (the gateway's
+        # catalog consumer waited 30 s to commit and leave its group), and its uncommitted message is
+        # redelivered anyway.
         for signum, wait_s in ((None, grace_s), (signal.SIGTERM, timeout_s), (signal.SIGKILL, 5.0)):
             running = [p for p in leftovers if is_running(p)]
             if not running:

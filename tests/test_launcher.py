@@ -302,6 +302,7 @@ def kill_when_busy(stack: LocalStack, name: str, timeout_s: float) -> bool:
 
 @pytest.mark.e2e
 @pytest.mark.kafka
+@pytest.mark.timeout(600)  # 180 to 220 s on a quiet 2-core machine: room for a busy one
 def test_killed_children_are_restarted_and_the_batch_settles_once(
     stack: LocalStack, shared_videos: Path, tmp_path: Path
 ) -> None:
@@ -402,6 +403,7 @@ def wait_up(launcher: subprocess.Popen, log: Path, runs: int, timeout_s: float =
 
 @pytest.mark.e2e
 @pytest.mark.kafka
+@pytest.mark.timeout(600)  # 180 to 220 s on a quiet 2-core machine: room for a busy one
 def test_sigkilled_launcher_then_haic_up_again_loses_nothing(tmp_path: Path, shared_videos: Path) -> None:
     """SIGKILL `haic up` in the middle of a batch, then run it again: it waits for what the killed one
     left, starts cleanly, and every video settles; nothing lost, nothing duplicated, the export complete.
