@@ -4,8 +4,8 @@ Reads haic.captions.v1 and haic.qa.v1 to their current end and writes, into one 
 
 - `haic_train.jsonl`: HAICTrain-style, one judge-passed caption per line (source video, span, caption
   text and its structure);
-- `llava_video.json`: LLaVA-Video instruction-tuning conversations (`<video>` token, a detailed-caption
-  instruction, the caption as the answer);
+- `llava_video.json`: LLaVA-Video instruction-tuning conversations for LLaVA-NeXT's trainer (`<image>`,
+  its placeholder for the sample's video, a detailed-caption instruction, the caption as the answer);
 - `haic_bench.json`: HAICBench-style multiple-choice questions from QA sets whose caption passed the judge;
 - with `--clips`, `clips/<clip_id>.mp4`: each exported clip cut from its source and re-encoded (H.264,
   yuv420p), with `clips/manifest.json` (clip id -> sha256, size, span, recipe).
@@ -14,6 +14,9 @@ Deterministic: records are collapsed to the latest per clip id (redelivery and r
 clips), sorted by video id, clip start and clip id, and written with a fixed key order, so a re-run
 over the same topics gives the same bytes. Resumable: every file is written to a temporary name and
 renamed, and clips already cut with the content the manifest records are not cut again.
+
+Checked: before anything is written, each file's records are checked against the rules of the loader it
+is for (clients/export_rules.py); a violation is a bug here and fails the export.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import av.error
 from google.protobuf.json_format import MessageToDict
 from tqdm import tqdm
 
+from clients.export_rules import LLAVA_MEDIA_TOKEN, check_bench, check_llava, check_train, placeholders_in
 from haic.v1 import events_pb2
 from services.core import topics
 from services.core.bus import TopicReadError, latest_per_clip, read_topic_to_end
@@ -97,6 +101,8 @@ class ExportReport:
     captions_invalid: int = 0  # records without a clip id
     train_examples: int = 0
     llava_examples: int = 0
+    llava_left_out: int = 0  # the caption holds a media placeholder string LLaVA-NeXT would read as one
+    clips: bool = False
     qa_records: int = 0
     qa_sets_superseded: int = 0
     qa_sets_left_out: int = 0  # their caption did not pass the judge (or no clip id)
@@ -116,7 +122,13 @@ class ExportReport:
             f"  {self.train_path.name}: {self.train_examples} captions from {self.caption_records} records "
             f"({self.captions_failed} judge failures left out, {self.captions_superseded} superseded records "
             f"collapsed, {self.captions_invalid} invalid)",
-            f"  {self.llava_path.name}: {self.llava_examples} conversations",
+            f"  {self.llava_path.name}: {self.llava_examples} conversations ({self.llava_left_out} captions "
+            f"left out: they hold a media placeholder)"
+            + (
+                f", for LLaVA-NeXT with --video_folder {self.out_dir}"
+                if self.clips
+                else "; without --clips they name whole sources, which LLaVA-NeXT decodes whole (start/end unread)"
+            ),
             f"  {self.bench_path.name}: {self.qa_items} questions from {self.qa_records} QA records "
             f"({self.qa_sets_left_out} sets left out: caption failed the judge, {self.qa_sets_superseded} "
             f"superseded, {self.qa_items_invalid} invalid items)",
@@ -203,7 +215,9 @@ def llava_record(caption: events_pb2.Caption, clip_path: str | None) -> dict[str
         start, end = _span(caption)
         record |= {"video": source_ref(caption.storage_uri), "start": start, "end": end}
     record["conversations"] = [
-        {"from": "human", "value": "<video>\n" + CAPTION_INSTRUCTION},
+        # One DEFAULT_IMAGE_TOKEN for the sample's one video, at the start of the first human turn: LLaVA-NeXT
+        # places the video's features there; a `<video>` string would be tokenized as text.
+        {"from": "human", "value": f"{LLAVA_MEDIA_TOKEN}\n{CAPTION_INSTRUCTION}"},
         {"from": "gpt", "value": caption.text},
     ]
     return record
@@ -427,7 +441,7 @@ def run_export(settings: Settings, out_dir: Path, clips: bool, progress: bool = 
     except OSError as exc:
         raise ExportError(f"cannot create {out_dir}: {exc}") from exc
     remove_stale_temporaries(out_dir)
-    report = ExportReport(out_dir, out_dir / TRAIN_FILE, out_dir / LLAVA_FILE, out_dir / BENCH_FILE)
+    report = ExportReport(out_dir, out_dir / TRAIN_FILE, out_dir / LLAVA_FILE, out_dir / BENCH_FILE, clips=clips)
 
     caption_records = read_topic_to_end(settings, topics.CAPTIONS)
     report.caption_records = len(caption_records)
@@ -467,12 +481,26 @@ def run_export(settings: Settings, out_dir: Path, clips: bool, progress: bool = 
     train = [train_record(c, clip_of(c.span.clip_id)) for c in passed]
     # With --clips an entry names its clip file, so a clip that could not be cut has no entry.
     llava = [llava_record(c, clip_of(c.span.clip_id)) for c in passed if not clips or c.span.clip_id in clip_paths]
+    # A placeholder string in a caption would ask LLaVA-NeXT for a second visual input the sample lacks.
+    spoken = [record for record in llava if not placeholders_in(record["conversations"][1]["value"])]
+    for record in llava:
+        if record not in spoken:
+            log.warning("clip %s left out of %s: its caption holds a media placeholder", record["id"], LLAVA_FILE)
+    report.llava_left_out, llava = len(llava) - len(spoken), spoken
     bench: list[dict[str, Any]] = []
     for qa in qa_sets:
         records, invalid = bench_records(qa, clip_of(qa.span.clip_id))
         bench += records
         report.qa_items_invalid += invalid
     report.train_examples, report.llava_examples, report.qa_items = len(train), len(llava), len(bench)
+
+    problems = [
+        *(f"{TRAIN_FILE}: {p}" for p in check_train(train, out_dir)),
+        *(f"{LLAVA_FILE}: {p}" for p in check_llava(llava, out_dir, clips)),
+        *(f"{BENCH_FILE}: {p}" for p in check_bench(bench, out_dir)),
+    ]
+    if problems:
+        raise ExportError(f"{len(problems)} records break their loader's rules: " + "; ".join(problems[:5]))
 
     try:
         write_atomic(report.train_path, _jsonl_bytes(train))

@@ -62,7 +62,7 @@ def test_upload_to_leaderboard_and_export(
     assert [t["video_id"] for t in train] == [video_id]
     assert train[0]["caption"] == qa.caption.text and train[0]["structure"]["subjects"]
     llava = json.loads((out / "llava_video.json").read_text())
-    assert llava[0]["conversations"][0]["value"].startswith("<video>\n")
+    assert llava[0]["conversations"][0]["value"].startswith("<image>\n")  # LLaVA-NeXT's placeholder
     assert llava[0]["conversations"][1]["value"] == qa.caption.text
     bench = json.loads((out / "haic_bench.json").read_text())
     assert len(bench) == len(qa.items)

@@ -19,6 +19,7 @@ from clients.export import (
     TRAIN_FILE,
     run_export,
 )
+from clients.export_rules import check_bench, check_llava, check_train
 from haic.v1 import events_pb2
 from services.core import topics
 from services.core.bus import EventProducer, Output, ensure_topics
@@ -115,6 +116,27 @@ def load(out: Path) -> tuple[list[dict], list[dict], list[dict]]:
     return train, json.loads((out / LLAVA_FILE).read_text()), json.loads((out / BENCH_FILE).read_text())
 
 
+def llava_next_visual_slots(record: dict, video_folder: Path) -> tuple[int, int]:
+    """What LLaVA-NeXT's LazySupervisedDataset makes of a record: (visual inputs, image slots in the text).
+
+    A `video` record gives one visual input, the file at os.path.join(video_folder, video), which must
+    exist; preprocess_multimodal moves a lone `<image>` to the front of its turn, and tokenizer_image_token
+    splits the prompt on `<image>`, one slot between each two pieces. Training needs the two counts equal.
+    """
+    assert "image" not in record and "video" in record
+    assert os.path.isfile(os.path.join(video_folder, record["video"]))
+    prompt = "".join(turn["value"] for turn in record["conversations"])
+    return 1, len(prompt.split("<image>")) - 1
+
+
+def assert_loadable(out: Path, clips: bool) -> None:
+    """Every export file against the rules of the loader it names (clients/export_rules.py)."""
+    train, llava, bench = load(out)
+    assert check_train(train, out) == []
+    assert check_llava(llava, out, clips) == []
+    assert check_bench(bench, out) == []
+
+
 def test_export_keeps_judge_passed_latest_captions_in_order_and_is_byte_identical_on_a_rerun(
     kafka_settings: Settings, tmp_path: Path
 ) -> None:
@@ -156,7 +178,7 @@ def test_export_keeps_judge_passed_latest_captions_in_order_and_is_byte_identica
     assert [r["id"] for r in llava] == [r["clip_id"] for r in train]
     assert llava[0]["video"] == f"/store/{VIDEO_A}.mp4" and (llava[0]["start"], llava[0]["end"]) == (1.0, 7.0)
     human, gpt = llava[0]["conversations"]
-    assert human == {"from": "human", "value": "<video>\n" + CAPTION_INSTRUCTION}
+    assert human == {"from": "human", "value": "<image>\n" + CAPTION_INSTRUCTION}
     assert gpt == {"from": "gpt", "value": "re-captioned: the latest"}
 
     # only the passed caption's QA set; its malformed item left out
@@ -170,6 +192,8 @@ def test_export_keeps_judge_passed_latest_captions_in_order_and_is_byte_identica
     for item in bench:
         letter = item["answer"]
         assert item["options"][ord(letter) - ord("A")].startswith(f"{letter}. ")
+
+    assert_loadable(out, clips=False)
 
     before = {name: ((out / name).read_bytes(), untouched(out / name)) for name in OUTPUTS}
     again = tmp_path / "again"
@@ -219,12 +243,15 @@ def test_clips_are_cut_verified_skipped_on_a_rerun_and_a_missing_source_is_repor
             "id": juggle.span.clip_id,
             "video": f"clips/{clip_file.name}",
             "conversations": [
-                {"from": "human", "value": "<video>\n" + CAPTION_INSTRUCTION},
+                {"from": "human", "value": "<image>\n" + CAPTION_INSTRUCTION},
                 {"from": "gpt", "value": "The man kicks the ball."},
             ],
         }
     ]
     assert {q["clip"] for q in bench} == {f"clips/{clip_file.name}"}
+    assert_loadable(out, clips=True)
+    # LLaVA-NeXT run with --video_folder <export dir>: one video, one image slot, the clip file found
+    assert [llava_next_visual_slots(record, out) for record in llava] == [(1, 1)]
     manifest = json.loads((out / "clips" / "manifest.json").read_text())
     assert list(manifest) == [juggle.span.clip_id]
     assert manifest[juggle.span.clip_id]["size"] == clip_file.stat().st_size
@@ -265,3 +292,20 @@ def test_haic_export_reads_the_environment_and_prints_the_report(
     printed = capsys.readouterr().out
     assert f"{TRAIN_FILE}: 1 captions" in printed and f"{BENCH_FILE}: 0 questions" in printed
     assert len(load(out)[0]) == 1
+
+
+def test_a_caption_holding_a_placeholder_is_left_out_of_the_llava_file_only(
+    kafka_settings: Settings, tmp_path: Path
+) -> None:
+    """An `<image>` or `<video>` string in a caption would ask LLaVA-NeXT for a visual input the sample lacks."""
+    odd = make_caption(VIDEO_A, 1.0, 7.0, "He looks at the <image> on the wall.")
+    plain = make_caption(VIDEO_B, 0.0, 5.0, "He waves.")
+    produce(kafka_settings, [odd, plain], [])
+    out = tmp_path / "export"
+    report = run_export(kafka_settings, out, clips=False, progress=False)
+    train, llava, _ = load(out)
+    assert [r["clip_id"] for r in train] == [odd.span.clip_id, plain.span.clip_id]
+    assert [r["id"] for r in llava] == [plain.span.clip_id]
+    assert report.llava_left_out == 1 and "1 captions left out" in report.describe()
+    assert "LLaVA-NeXT decodes whole" in report.describe()  # without --clips the span is not the sample
+    assert_loadable(out, clips=False)
