@@ -398,6 +398,7 @@ class Worker:
             # outputs of aborted transactions are never seen (the same as read_uncommitted without transactions)
             isolation_level="read_committed",
         )
+        self._await_topic_metadata()
         self.consumer.subscribe(self.input_topics, listener=_SeekToStoredOffsets(self))
         log.info("consuming %s as group %s", self.input_topics, self.group_id)
         try:
@@ -414,6 +415,22 @@ class Worker:
             self.consumer.close(autocommit=False)
             self.producer.close()
             log.info("worker %s stopped", self.service)
+
+    def _await_topic_metadata(self, timeout_s: float = 30.0) -> None:
+        """Waits until the client knows every input topic's partitions. A group leader that joins before
+        its metadata cache has them assigns nothing ("No partition metadata for topic ..."), and kafka-python
+        did not always rejoin once the metadata came: a gateway restarted after a killed launcher sat with no
+        partitions and never became ready."""
+        assert self.consumer is not None
+        deadline = time.monotonic() + timeout_s
+        missing = set(self.input_topics)
+        while missing and not self._stop.is_set():
+            missing = {topic for topic in missing if not self.consumer.partitions_for_topic(topic)}
+            if missing and time.monotonic() > deadline:
+                log.warning("no partition metadata for %s after %.0f s; subscribing anyway", sorted(missing), timeout_s)
+                return
+            if missing:
+                time.sleep(0.2)
 
     # --- one message ---
     def _process(self, record) -> None:
