@@ -46,6 +46,7 @@ def test_good_upload_is_stored_catalogued_and_announced(
         "status": "uploaded",
         "status_url": f"/v1/videos/{video_id}",
         "duplicate": False,
+        "reannounced": False,
     }
     assert response.headers["Location"] == body["status_url"]
 
@@ -189,6 +190,7 @@ def test_duplicate_upload_returns_the_same_video_without_re_emitting(
         "status": "uploaded",
         "status_url": f"/v1/videos/{video_id}",
         "duplicate": True,
+        "reannounced": False,  # heard of a moment ago: a second upload is no reason to announce it again
     }
     assert [key for key, _ in read_topic_to_end(gateway_settings, topics.VIDEOS)] == [video_id]
     # the first upload's (absent) description stays
