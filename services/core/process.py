@@ -11,13 +11,18 @@ from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# Resolved here, in the parent: between fork and exec only async-signal-safe work is safe in a process
+# with threads, and loading libc there (dlopen, malloc) could find a lock another thread held at the fork.
+# It did: Kafka brokers started by the test pool beside a running gateway died at birth with SIGABRT.
+_prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+_prctl.argtypes = (ctypes.c_int, ctypes.c_ulong)
+_prctl.restype = ctypes.c_int
 
 
 def die_with_parent() -> None:
     """A Popen preexec_fn: the child gets SIGTERM when the thread that started it goes away, however
     it goes (a SIGKILLed launcher included)."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def find_interpreter(python: Path) -> Path | None:

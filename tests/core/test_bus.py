@@ -205,10 +205,15 @@ def test_transactional_worker_outputs_once_and_resumes_after_restart(kafka_setti
     producer.deliver(upload(f"first_{i}") for i in range(3))
     with running(Worker(settings, "tx-copier", [topics.VIDEOS], to_candidate)) as worker:
         assert worker.producer.transactional
-        wait_until(lambda: len(read_topic_to_end(settings, topics.CLIPS_CANDIDATE)) == 3, what="three outputs")
+        wait_until(
+            lambda: len(read_topic_to_end(settings, topics.CLIPS_CANDIDATE)) == 3, timeout_s=90, what="three outputs"
+        )
     producer.deliver(upload(f"second_{i}") for i in range(2))
     with running(Worker(settings, "tx-copier", [topics.VIDEOS], to_candidate)):
-        wait_until(lambda: len(read_topic_to_end(settings, topics.CLIPS_CANDIDATE)) == 5, what="five outputs")
+        # the second worker first waits for the group to give it the partitions the first one left
+        wait_until(
+            lambda: len(read_topic_to_end(settings, topics.CLIPS_CANDIDATE)) == 5, timeout_s=90, what="five outputs"
+        )
     keys = sorted(key for key, _ in read_topic_to_end(settings, topics.CLIPS_CANDIDATE))
     assert keys == sorted([*(f"first_{i}" for i in range(3)), *(f"second_{i}" for i in range(2))])
 
@@ -247,5 +252,5 @@ def test_aborted_transaction_leaves_no_output_and_the_message_is_redone(kafka_se
     assert read_topic_to_end(settings, topics.CLIPS_CANDIDATE) == []
 
     with running(Worker(settings, "tx-failing", [topics.VIDEOS], to_candidate)):
-        wait_until(lambda: read_topic_to_end(settings, topics.CLIPS_CANDIDATE), what="the redone output")
+        wait_until(lambda: read_topic_to_end(settings, topics.CLIPS_CANDIDATE), timeout_s=90, what="the redone output")
     assert [key for key, _ in read_topic_to_end(settings, topics.CLIPS_CANDIDATE)] == ["vid_once"]
