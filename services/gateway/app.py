@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, Response
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BeforeValidator, StringConstraints
 from sqlalchemy.exc import SQLAlchemyError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
@@ -27,6 +30,7 @@ from services.gateway import progress
 from services.gateway.auth import ApiKeys, require_api_key
 from services.gateway.errors import GatewayConfigError, GatewayError, NotFoundError, NotReadyError
 from services.gateway.metrics import RequestMetricsMiddleware
+from services.gateway.report import YieldReport, build_report
 from services.gateway.runtime import GatewayRuntime
 from services.gateway.schemas import (
     ClipDetail,
@@ -46,6 +50,7 @@ MAX_PAGE_SIZE = 100
 # past a 64-bit column answered 500 (SQLite's OverflowError), or broke the event stream mid-response.
 MAX_OFFSET = 2**31 - 1  # far beyond any catalog's size; a larger offset is a client bug, answered 422
 MAX_SEQUENCE = 2**63 - 1  # the events table's BIGINT sequence
+MAX_REPORT_VIDEO_IDS = 100  # a larger batch is a window of upload times (since/until): the URL stays short
 # Video and clip ids are `vid_<hex>` / `clip_<hex>`; anything else cannot be in the catalog, and a NUL or
 # a megabyte of text must not reach the database (PostgreSQL refuses NUL in text with an error).
 ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
@@ -77,6 +82,18 @@ _event_stream = {
     }
 }
 
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _date_time_text(value: object) -> object:
+    """Only an RFC 3339 date-time: pydantic also reads `0.5` as seconds since 1970, which the document
+    (format date-time) does not allow."""
+    if not isinstance(value, str) or not _DATE_TIME.match(value):
+        raise ValueError("expected an RFC 3339 date-time, e.g. 2026-12-04T21:00:00Z")
+    return value
+
+
+DateTime = Annotated[datetime, BeforeValidator(_date_time_text)]
 VideoId = Annotated[str, Path(pattern=ID_PATTERN, description="`vid_` and 24 hex digits")]
 ClipId = Annotated[str, Path(pattern=ID_PATTERN, description="`clip_` and 16 hex digits")]
 
@@ -221,6 +238,28 @@ async def get_clip(clip_id: ClipId, runtime: Runtime) -> ClipDetail:
     if row is None:
         raise NotFoundError("clip_not_found", f"clip {clip_id} is not in the catalog")
     return ClipDetail.from_row(row)
+
+
+@v1.get("/report", tags=["report"])
+async def get_report(
+    runtime: Runtime,
+    since: Annotated[
+        DateTime | None, Query(description="Only videos uploaded at or after this time (UTC if naive)")
+    ] = None,
+    until: Annotated[DateTime | None, Query(description="Only videos uploaded before this time (UTC if naive)")] = None,
+    video_id: Annotated[
+        list[Annotated[str, StringConstraints(pattern=ID_PATTERN)]] | None,
+        Query(
+            max_length=MAX_REPORT_VIDEO_IDS,
+            description=f"Only these videos (repeatable, at most {MAX_REPORT_VIDEO_IDS})",
+        ),
+    ] = None,
+) -> YieldReport:
+    """The yield report of a batch (an upload-time window and/or a list of video ids) or of every video:
+    the funnel with counts and percentages of videos in, rejections per stage and reason, the distributions
+    of the pose stage's measured values, and time per stage."""
+    assert runtime.catalog is not None
+    return await run_in_threadpool(build_report, runtime.catalog.engine, since, until, video_id)
 
 
 def _sequence(header: str | None) -> int | None:
