@@ -183,6 +183,25 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from clients.report_html import format_table, render_html
+
+    with _client(args) as client:
+        try:
+            report = client.report(args.since, args.until, args.video_id)
+        except GatewayError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    print(format_table(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    if args.html:
+        Path(args.html).write_text(render_html(report), encoding="utf-8")
+        print(f"wrote {args.html}")
+    return 0
+
+
 def cmd_tail(args: argparse.Namespace) -> int:
     from google.protobuf.json_format import MessageToDict
     from kafka import KafkaConsumer
@@ -340,6 +359,14 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("video_id")
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)
+
+    report = sub.add_parser("report", help="the yield report: the funnel of a batch or of every video")
+    report.add_argument("--since", help="only videos uploaded at or after this RFC 3339 time (e.g. 2026-12-04T20:00Z)")
+    report.add_argument("--until", help="only videos uploaded before this RFC 3339 time")
+    report.add_argument("--video-id", action="append", help="only this video (repeatable)")
+    report.add_argument("--json", metavar="OUT", help="also write the report as JSON")
+    report.add_argument("--html", metavar="OUT", help="also write a self-contained HTML page with plots")
+    report.set_defaults(func=cmd_report)
 
     tail = sub.add_parser("tail", help="print a topic's events as JSON lines")
     tail.add_argument("topic")

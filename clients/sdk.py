@@ -68,6 +68,20 @@ class HaicClient:
     def clip(self, clip_id: str) -> dict[str, Any]:
         return self._checked(self._http.get(f"/v1/clips/{clip_id}"))
 
+    def report(
+        self, since: str | None = None, until: str | None = None, video_ids: list[str] | None = None
+    ) -> dict[str, Any]:
+        """The yield report (GET /v1/report) of videos uploaded in [since, until) (RFC 3339), of the given
+        ids, or of every video."""
+        params: dict[str, Any] = {}
+        if since:
+            params["since"] = since
+        if until:
+            params["until"] = until
+        if video_ids:
+            params["video_id"] = video_ids
+        return self._checked(self._http.get("/v1/report", params=params))
+
     def events(self, video_id: str, timeout_s: float = 600.0) -> Iterator[tuple[str, dict[str, Any]]]:
         """The video's progress events as (event name, data) until it settles."""
         with self._http.stream("GET", f"/v1/videos/{video_id}/events", timeout=timeout_s) as response:
