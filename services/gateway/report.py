@@ -224,12 +224,17 @@ def build_report(
     measured: dict[str, list[float]] = {key: [] for key, _, _ in DISTRIBUTIONS}
     thresholds: dict[str, float] = {}
     for row in clip_rows:
+        # The furthest stage the clip passed. A rejection is final and topics are not ordered among
+        # themselves, so a clip rejected by a later stage before its earlier pass arrived keeps no
+        # passed_rank: being rejected at a stage means it passed the one before.
+        passed = row.passed_rank
         if row.verdict == "rejected":
             clip_level[(row.stage, row.reason_code or "")].append(row.video_id)
-        if row.passed_rank >= 0:  # passed the filter: a clip the pipeline produced
+            passed = max(passed, stage_rank(row.stage) - 1)
+        if passed >= 0:  # passed the filter: a clip the pipeline produced
             produced.add(row.video_id)
             produced_clips += 1
-        if row.passed_rank >= pose_rank:
+        if passed >= pose_rank:
             accepted_videos.add(row.video_id)
             accepted_clips += 1
         if row.caption_judge_passed:

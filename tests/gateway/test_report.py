@@ -12,6 +12,7 @@ from haic.v1 import events_pb2
 from services.core import topics
 from services.core.bus import Event, EventProducer, Output
 from services.core.settings import Settings
+from services.gateway.app import MAX_REPORT_VIDEO_IDS
 from services.gateway.catalog import Catalog
 from services.gateway.report import build_report
 
@@ -129,6 +130,9 @@ def test_report_counts_equal_the_catalog(
 
     assert gateway.get("/v1/report").status_code == 401
     assert gateway.get("/v1/report", params={"video_id": ["bad id"]}, headers=AUTH).status_code == 422
+    too_many = [f"vid_{n:024x}" for n in range(MAX_REPORT_VIDEO_IDS + 1)]
+    assert gateway.get("/v1/report", params={"video_id": too_many}, headers=AUTH).status_code == 422
+    assert gateway.get("/v1/report", params={"since": "1733346000"}, headers=AUTH).status_code == 422
 
 
 def test_report_on_each_backend(catalog_url: str) -> None:
@@ -142,14 +146,23 @@ def test_report_on_each_backend(catalog_url: str) -> None:
             uploaded.uploaded_at.FromDatetime(datetime(2026, 12, 1 + n, tzinfo=UTC))
             outputs.append(Output(topics.VIDEOS, video_id, uploaded))
             clip = span(video_id, 0, 1, 0.0, 5.0)
-            outputs += [candidate(video_id, clip), _accepted_with_pose_values(video_id, clip)]
             if n == 0:
+                outputs += [candidate(video_id, clip), _accepted_with_pose_values(video_id, clip)]
                 outputs += [_caption(video_id, clip, passed=True), _qa(video_id, clip, 3)]
+            elif n == 1:
+                outputs += [candidate(video_id, clip), _accepted_with_pose_values(video_id, clip)]
+            elif n == 2:  # topics are not ordered among themselves: the judge's rejection before the pose pass
+                outputs += [_caption(video_id, clip, passed=False), candidate(video_id, clip)]
+                outputs.append(_accepted_with_pose_values(video_id, clip))
+            else:  # and the pose stage's rejection before the filter's candidate
+                no_action = rejected(video_id, clip, "pose.human_action", "no_action", {"keypoint_l1_max": 0.01})
+                outputs += [no_action, candidate(video_id, clip)]
         for offset, output in enumerate(outputs):
             catalog.handle(Event(output.topic, 0, offset, output.key, output.message))
         report = build_report(catalog.engine)
         assert report.videos_in == 4 and report.yield_percent == 25.0
-        assert [(s.videos, s.clips) for s in report.funnel] == [(4, None), (4, 4), (4, 4), (1, 1), (1, 3)]
+        assert [(s.videos, s.clips) for s in report.funnel] == [(4, None), (4, 4), (3, 3), (1, 1), (1, 3)]
+        assert {(r.stage, r.clips) for r in report.rejections} == {("captioner.judge", 1), ("pose.human_action", 1)}
         window = build_report(catalog.engine, since=datetime(2026, 12, 2), until=datetime(2026, 12, 4, tzinfo=UTC))
         assert window.videos_in == 2 and window.funnel[3].videos == 0
         assert build_report(catalog.engine, video_ids=["vid_" + "0" * 24]).yield_percent == 100.0
