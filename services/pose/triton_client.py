@@ -164,7 +164,7 @@ class TritonInference:
                 continue
             code = status_code(error)
             ERRORS.labels(model, code).inc()
-            if code not in RETRYABLE:
+            if code not in RETRYABLE and self._server_ready():
                 raise TritonInferenceError(model, code, error.message() or str(error))
             if attempts[index] >= self.retries:
                 raise TritonUnavailableError(model, code, error.message() or str(error))
@@ -184,12 +184,22 @@ class TritonInference:
             except InferenceServerException as error:
                 code = status_code(error)
                 ERRORS.labels(model, code).inc()
-                if code not in RETRYABLE:
+                if code not in RETRYABLE and self._server_ready():
                     raise TritonInferenceError(model, code, error.message() or str(error)) from error
                 if attempt == self.retries:
                     raise TritonUnavailableError(model, code, error.message() or str(error)) from error
                 time.sleep(self.backoff_s * 2 ** (attempt - 1))
         raise AssertionError("unreachable")
+
+    def _server_ready(self) -> bool:
+        """Whether an error is the request's or the server's: a server that went away in the middle of a call
+        (CANCELLED, INTERNAL "Socket closed") or is loading its models again after a restart (strict
+        readiness) is unavailable, and the message waits for it instead of counting an attempt toward the
+        dead-letter topic. A server that is ready and still refuses means the request is at fault."""
+        try:
+            return bool(self._client.is_server_ready(client_timeout=min(self.timeout_s, 2.0)))
+        except InferenceServerException:
+            return False
 
     def is_ready(self, models: tuple[str, ...] = (PERSON_DETECTOR, POSE_ESTIMATOR)) -> bool:
         try:
