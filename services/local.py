@@ -31,7 +31,7 @@ from prometheus_client import start_http_server
 
 from services.core.broker import EmbeddedBroker, free_port
 from services.core.bus import ensure_topics
-from services.core.process import die_with_parent, stop_process
+from services.core.process import stop_process, with_parent_death_signal
 from services.core.settings import PoseModelFamily, Settings
 from services.pose.models.build import build_model_repository
 from services.pose.triton_process import EmbeddedTriton, ProcessId, TritonPorts, is_running, process_tree
@@ -153,11 +153,10 @@ class ServiceUnit:
             out.write(f"--- haic launcher: starting {self.name} (start {self.starts}) at {stamp} ---\n".encode())
             out.flush()
             self.process = subprocess.Popen(
-                [sys.executable, "-m", self.module, *self.args],
+                with_parent_death_signal([sys.executable, "-m", self.module, *self.args]),
                 env=self.env(),
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                preexec_fn=die_with_parent,
             )
         log.info("started %s (pid %d), log %s", self.name, self.process.pid, self.log_path)
 

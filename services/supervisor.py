@@ -10,7 +10,7 @@ unit, its exit code, the restart count and its log) and counted in `haic_launche
 A unit that dies `budget` times within `window_s` is left stopped (`haic_launcher_services_given_up`)
 and the others keep running.
 
-Why one thread does every start: PR_SET_PDEATHSIG (services.core.process.die_with_parent) fires when
+Why one thread does every start: PR_SET_PDEATHSIG (services.core.process.with_parent_death_signal) fires when
 the *thread* that spawned a child exits, not the process. The supervisor's thread starts every child,
 the first time and on each restart, and lives until the stack stops, so a child dies with the launcher
 however the launcher ends, and never with a short-lived helper thread.

@@ -25,7 +25,7 @@ from typing import IO
 import httpx
 
 from services.core.broker import free_port
-from services.core.process import REPO_ROOT, die_with_parent, find_interpreter, stop_process
+from services.core.process import REPO_ROOT, find_interpreter, stop_process, with_parent_death_signal
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ class LocalLlmServer:
             str(tokenizer_config),
         ]
         self._process = subprocess.Popen(
-            command, stdout=self._log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent, cwd=REPO_ROOT
+            with_parent_death_signal(command), stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO_ROOT
         )
         log.info("llama-cpp-python server pid %d on port %d", self._process.pid, self.port)
         deadline = time.monotonic() + timeout_s

@@ -25,7 +25,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.core.process import REPO_ROOT, die_with_parent, stop_process
+from services.core.process import REPO_ROOT, stop_process, with_parent_death_signal
 from services.core.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -296,10 +296,9 @@ class EmbeddedBroker:
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         started = time.monotonic()
         self.process = subprocess.Popen(
-            self._java(BROKER_MAIN, str(config), heap_mb=self.heap_mb),
+            with_parent_death_signal(self._java(BROKER_MAIN, str(config), heap_mb=self.heap_mb)),
             stdout=out,
             stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent,
         )
         if out is not subprocess.DEVNULL:
             out.close()

@@ -3,26 +3,23 @@ that started them, and stopping one by pid."""
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
-_PR_SET_PDEATHSIG = 1
 REPO_ROOT = Path(__file__).resolve().parents[2]
-# Resolved here, in the parent: between fork and exec only async-signal-safe work is safe in a process
-# with threads, and loading libc there (dlopen, malloc) could find a lock another thread held at the fork.
-# It did: Kafka brokers started by the test pool beside a running gateway died at birth with SIGABRT.
-_prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
-_prctl.argtypes = (ctypes.c_int, ctypes.c_ulong)
-_prctl.restype = ctypes.c_int
 
 
-def die_with_parent() -> None:
-    """A Popen preexec_fn: the child gets SIGTERM when the thread that started it goes away, however
-    it goes (a SIGKILLed launcher included)."""
-    _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def with_parent_death_signal(command: Sequence[str]) -> list[str]:
+    """The command run under util-linux's `setpriv --pdeathsig TERM`: the child gets SIGTERM when the thread
+    that started it goes away, however it goes (a SIGKILLed launcher included). setpriv sets it and execs
+    the command in place (same pid). Not a Popen preexec_fn: Python code between fork and exec in a process
+    with threads can find a lock another thread held at the fork, and Kafka brokers started by the test pool
+    beside a running gateway died at birth with SIGABRT that way. The thread must outlive setpriv's first
+    instant: a parent that is already gone when the death signal is set sends none."""
+    return ["setpriv", "--pdeathsig", "TERM", "--", *command]
 
 
 def find_interpreter(python: Path) -> Path | None:

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import IO
 
 from services.core.broker import free_port
-from services.core.process import REPO_ROOT, die_with_parent, find_interpreter
+from services.core.process import REPO_ROOT, find_interpreter, with_parent_death_signal
 from services.core.settings import Settings
 from services.pose.repository import ModelRepositoryError, models, read_config
 from services.pose.triton_client import TritonInference
@@ -245,12 +245,11 @@ class EmbeddedTriton:
         # Its own session: a terminal's Ctrl-C reaches only our process, which stops the pose service
         # before the server it calls (stop() order), instead of every process at once.
         self.process = subprocess.Popen(
-            command,
+            with_parent_death_signal(command),
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent,
             start_new_session=True,
         )
         log.info("started embedded Triton (pid %d) for %s, log %s", self.process.pid, self.models, self.log_path)
