@@ -238,6 +238,10 @@ class EmbeddedBroker:
             "share.coordinator.state.topic.replication.factor": "1",
             "share.coordinator.state.topic.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
+            # The log cleaner (it compacts __consumer_offsets) takes a 128 MiB dedupe buffer by default: half a
+            # small heap, and test brokers with 256 MiB died at start with OutOfMemoryError. A few offsets
+            # topics' keys fit in a fraction of this.
+            "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),
             # the pipeline creates its topics with their retention (services/core/bus.py ensure_topics);
             # a topic created by a stray producer is not a dataset topic
             "num.partitions": "1",
