@@ -238,6 +238,13 @@ def _announced_video_columns(message: events_pb2.VideoUploaded) -> dict[str, Any
     }
 
 
+def video_info(row: RowMapping) -> events_pb2.VideoInfo:
+    """A video row's probe results as the VideoInfo its upload announced (the columns carry the proto's
+    field names; an unknown one reads as the proto's zero)."""
+    fields = events_pb2.VideoInfo.DESCRIPTOR.fields
+    return events_pb2.VideoInfo(**{f.name: row[f.name] for f in fields if row[f.name] is not None})
+
+
 def _upload_message(row: RowMapping) -> events_pb2.VideoUploaded:
     """The inverse of _announced_video_columns."""
     message = events_pb2.VideoUploaded(
@@ -247,15 +254,7 @@ def _upload_message(row: RowMapping) -> events_pb2.VideoUploaded:
         size_bytes=row["size_bytes"] or 0,
         description=row["description"] or "",
         source_url=row["source_url"] or "",
-        info=events_pb2.VideoInfo(
-            width=row["width"] or 0,
-            height=row["height"] or 0,
-            fps=row["fps"] or 0.0,
-            duration_s=row["duration_s"] or 0.0,
-            frame_count=row["frame_count"] or 0,
-            codec=row["codec"] or "",
-            container=row["container"] or "",
-        ),
+        info=video_info(row),
     )
     uploaded_at = utc(row["uploaded_at"])
     if uploaded_at is not None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from services.gateway.catalog import VideoView, utc
+from services.gateway.catalog import VideoView, utc, video_info
 from services.gateway.status import ClipStatus, VideoStatus
 
 
@@ -153,15 +153,8 @@ class VideoDetail(VideoSummary):
         row = view.video
         info = None
         if row["sha256"] is not None:
-            info = VideoInfoOut(
-                width=row["width"] or 0,
-                height=row["height"] or 0,
-                fps=row["fps"] or 0.0,
-                duration_s=row["duration_s"] or 0.0,
-                frame_count=row["frame_count"] or 0,
-                codec=row["codec"] or "",
-                container=row["container"] or "",
-            )
+            probed = video_info(row)
+            info = VideoInfoOut(**{name: getattr(probed, name) for name in VideoInfoOut.model_fields})
         clips = [ClipOut.from_row(clip) for clip in view.clips]
         return cls(
             **VideoSummary.from_row(row).model_dump(),
