@@ -314,6 +314,11 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):
 
     def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         self.worker.assigned.clear()
+        # A partition that moved to another member of the group is that member's to report: a gauge left
+        # here would repeat its lag at the time it moved, for as long as this process runs.
+        for tp in revoked:
+            with contextlib.suppress(KeyError):
+                metrics.CONSUMER_LAG.remove(self.worker.service, tp.topic, str(tp.partition))
 
     def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         store = self.worker.offset_store

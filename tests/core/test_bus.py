@@ -254,3 +254,32 @@ def test_aborted_transaction_leaves_no_output_and_the_message_is_redone(kafka_se
     with running(Worker(settings, "tx-failing", [topics.VIDEOS], to_candidate)):
         wait_until(lambda: read_topic_to_end(settings, topics.CLIPS_CANDIDATE), timeout_s=90, what="the redone output")
     assert [key for key, _ in read_topic_to_end(settings, topics.CLIPS_CANDIDATE)] == ["vid_once"]
+
+
+def test_a_partition_that_moved_leaves_no_lag_gauge_behind(kafka_settings: Settings) -> None:
+    """haic_consumer_lag is per partition held: after a rebalance the member that lost a partition stops
+    reporting it (a stale series would add its lag at the time of the move to the stage's lag for good)."""
+    ensure_topics(kafka_settings)
+
+    def lag_partitions(service: str) -> set[int]:
+        return {
+            int(sample.labels["partition"])
+            for family in REGISTRY.collect()
+            if family.name == "haic_consumer_lag"
+            for sample in family.samples
+            if sample.labels["service"] == service and sample.labels["topic"] == topics.VIDEOS
+        }
+
+    one = Worker(kafka_settings, "lag-one", [topics.VIDEOS], lambda event: [], group_id="lag-shared")
+    with running(one):
+        assert wait_until(lambda: lag_partitions("lag-one") == {0, 1, 2})
+        two = Worker(kafka_settings, "lag-two", [topics.VIDEOS], lambda event: [], group_id="lag-shared")
+        with running(two):
+            assert wait_until(
+                lambda: two.consumer.assignment()
+                and len(one.consumer.assignment()) + len(two.consumer.assignment()) == 3
+            )
+            held = {tp.partition for tp in one.consumer.assignment()}
+            assert held and held != {0, 1, 2}
+            assert wait_until(lambda: lag_partitions("lag-one") == held)
+            assert wait_until(lambda: lag_partitions("lag-two") == {0, 1, 2} - held)
