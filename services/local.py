@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import grpc
@@ -80,6 +80,14 @@ class StackPorts:
             launcher_metrics=free_port(),
         )
 
+    def with_pose_workers(self, count: int) -> StackPorts:
+        """These ports plus those of pose workers 2..count ("pose-2", ...) where missing. The extra workers
+        get free ports: the fixed defaults are the single-worker layout's, and `describe()` lists the rest."""
+        missing = [name for name in pose_worker_names(count)[1:] if name not in self.services]
+        if not missing:
+            return self
+        return replace(self, services={**self.services, **{n: ServicePorts(free_port(), free_port()) for n in missing}})
+
     def all(self) -> list[int]:
         ports = [self.broker, self.http, self.triton.grpc, self.triton.http, self.triton.metrics]
         ports += [p for s in self.services.values() for p in (s.grpc, s.metrics)] + [self.launcher_metrics]
@@ -103,6 +111,22 @@ class StackPorts:
 
 # The worker services, in start order; later services join here.
 WORKER_SERVICES: tuple[str, ...] = ("filter", "pose", "captioner", "qagen", "scoring")
+
+
+def pose_worker_names(count: int) -> list[str]:
+    """The pose workers' unit names: "pose", then "pose-2" ... (HAIC_POSE_WORKERS); all in one consumer group."""
+    return ["pose", *(f"pose-{i}" for i in range(2, count + 1))]
+
+
+def worker_units(pose_workers: int) -> list[tuple[str, str]]:
+    """(unit name, module) of every worker in start order, the pose stage as HAIC_POSE_WORKERS processes."""
+    units: list[tuple[str, str]] = []
+    for service in WORKER_SERVICES:
+        names = pose_worker_names(pose_workers) if service == "pose" else [service]
+        units += [(name, f"services.{service}") for name in names]
+    return units
+
+
 # Without these nothing is served: the stack does not come up when one of them is given up during start.
 ESSENTIAL_UNITS: frozenset[str] = frozenset({"broker", "triton", "gateway"})
 
@@ -350,7 +374,7 @@ class LocalStack:
         require_all: bool = True,
     ) -> None:
         self.settings = settings
-        self.ports = ports or StackPorts()
+        self.ports = (ports or StackPorts()).with_pose_workers(settings.pose_workers)
         self.embedded_broker = embedded_broker
         self.embedded_triton = embedded_triton
         self.service_env = {name: dict(env) for name, env in (service_env or {}).items()}  # per service, on top
@@ -401,6 +425,13 @@ class LocalStack:
         return [Child(u.name, u.process, u.log_path) for u in self.services.values() if u.process is not None]
 
     def start(self, timeout_s: float = 90.0) -> LocalStack:
+        if self.settings.pose_workers > self.settings.topic_partitions:
+            # A consumer group gives each partition to one member: workers beyond the partitions sit idle.
+            raise StackError(
+                f"HAIC_POSE_WORKERS={self.settings.pose_workers} needs HAIC_TOPIC_PARTITIONS >= "
+                f"{self.settings.pose_workers} (it is {self.settings.topic_partitions}): the extra pose workers "
+                "would get no clips"
+            )
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         self.api_key = ensure_api_key(self.settings)
         try:
@@ -425,9 +456,9 @@ class LocalStack:
                     log.info(build_model_repository(self.settings).describe())
                 self.triton_unit = TritonUnit(self._new_triton, self.logs_dir / "triton.log")
                 units.append(self.triton_unit)
-            for name in ("gateway", *WORKER_SERVICES):
+            for name, module in [("gateway", "services.gateway"), *worker_units(self.settings.pose_workers)]:
                 self.services[name] = ServiceUnit(
-                    name, f"services.{name}", lambda name=name: self._service_env(name), self.logs_dir / f"{name}.log"
+                    name, module, lambda name=name: self._service_env(name), self.logs_dir / f"{name}.log"
                 )
                 units.append(self.services[name])
             self.supervisor = Supervisor(
@@ -519,7 +550,7 @@ class LocalStack:
             f"gateway     {self.gateway_url}  (docs {self.gateway_url}/docs, metrics {self.gateway_url}/metrics)",
             f"gateway gRPC 127.0.0.1:{self.ports.services['gateway'].grpc}  (haic.v1.Pipeline)",
         ]
-        for name in WORKER_SERVICES:
+        for name, _module in worker_units(self.settings.pose_workers):
             p = self.ports.services[name]
             lines.append(f"{name:<11} gRPC 127.0.0.1:{p.grpc}, metrics http://127.0.0.1:{p.metrics}/metrics")
         lines += [

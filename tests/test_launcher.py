@@ -25,8 +25,17 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from clients.export import run_export
 from clients.sdk import HaicClient
+from services.core import topics
 from services.core.settings import Settings
-from services.local import WORKER_SERVICES, LocalStack, RunRecord, ServiceUnit, StackError, StackPorts
+from services.local import (
+    WORKER_SERVICES,
+    LocalStack,
+    RunRecord,
+    ServiceUnit,
+    StackError,
+    StackPorts,
+    worker_units,
+)
 from services.pose.triton_process import ProcessId, is_running, process_tree
 from services.supervisor import LauncherMetrics, RestartPolicy, Supervisor, UnitStatus
 from tests.captioner.two_people import two_people_clip
@@ -221,6 +230,26 @@ def test_a_port_held_by_another_program_fails_the_start_at_once(tmp_path: Path) 
         with pytest.raises(StackError, match=f"ports \\[{ports.http}\\] are in use"):
             LocalStack(Settings(data_dir=tmp_path / "haic"), ports).start()
         assert time.monotonic() - started < 5
+
+
+def test_pose_workers_are_units_of_the_pose_module_on_ports_of_their_own() -> None:
+    assert worker_units(1) == [(name, f"services.{name}") for name in WORKER_SERVICES]
+    units = worker_units(3)
+    assert [name for name, _ in units] == ["filter", "pose", "pose-2", "pose-3", "captioner", "qagen", "scoring"]
+    assert {module for name, module in units if name.startswith("pose")} == {"services.pose"}
+    ports = StackPorts.free()
+    assert ports.with_pose_workers(1) is ports
+    more = ports.with_pose_workers(3)
+    assert set(more.services) == set(ports.services) | {"pose-2", "pose-3"}
+    assert len(more.all()) == len(set(more.all())) == len(ports.all()) + 4
+    assert more.with_pose_workers(3) is more  # a saved layout keeps its ports
+
+
+def test_more_pose_workers_than_partitions_fails_the_start_at_once(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "haic", pose_workers=4, topic_partitions=3)
+    with pytest.raises(StackError, match="HAIC_POSE_WORKERS=4 needs HAIC_TOPIC_PARTITIONS >= 4"):
+        LocalStack(settings, StackPorts.free()).start()
+    assert not (tmp_path / "haic" / "logs").exists()  # nothing was started
 
 
 # --- the whole stack ------------------------------------------------------------------------------
@@ -440,3 +469,35 @@ def test_sigkilled_launcher_then_haic_up_again_loses_nothing(tmp_path: Path, sha
                 launcher.wait(120)
     assert second is not None and second.returncode == 0, log.read_text()[-3000:]
     assert not list((data_dir / "run").glob("launcher-*.json"))
+
+
+def held_partitions(metrics_port: int, topic: str) -> set[int]:
+    """The partitions of `topic` a worker reports lag for: those its consumer holds now."""
+    text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+    return {
+        int(s.labels["partition"])
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "haic_consumer_lag" and s.labels["topic"] == topic
+    }
+
+
+@pytest.mark.e2e
+@pytest.mark.kafka
+@pytest.mark.timeout(600)
+def test_two_pose_workers_split_the_candidate_partitions_and_the_batch_settles_once(
+    tmp_path: Path, shared_videos: Path
+) -> None:
+    settings = Settings(data_dir=tmp_path / "haic", api_keys=["launcher-key"], pose_workers=2)
+    with LocalStack(settings, StackPorts.free()) as stack, HaicClient(stack.gateway_url, stack.api_key) as client:
+        assert "pose-2" in stack.describe()
+        ids = {name: client.submit(shared_videos / name, description=DESCRIPTIONS[name])["video_id"] for name in BATCH}
+        videos = {name: client.wait(video_id, timeout_s=300) for name, video_id in ids.items()}
+        assert_each_clip_once(client, ids, videos)
+        held = {
+            name: held_partitions(stack.ports.services[name].metrics, topics.CLIPS_CANDIDATE)
+            for name in ("pose", "pose-2")
+        }
+    # One consumer group: each worker holds its own share of haic.clips.candidate.v1, together all of it.
+    assert held["pose"] and held["pose-2"] and not held["pose"] & held["pose-2"], held
+    assert held["pose"] | held["pose-2"] == set(range(settings.topic_partitions)), held

@@ -86,6 +86,12 @@ class Settings(BaseSettings):
         5, ge=1, description="Launcher: a child that dies this often within the window is left stopped"
     )
     restart_budget_window_s: float = Field(120.0, gt=0, description="Launcher: the window of the restart budget")
+    pose_workers: int = Field(
+        1,
+        ge=1,
+        description="Launcher: pose worker processes in the pose consumer group (haic.clips.candidate.v1 needs at "
+        "least as many partitions, HAIC_TOPIC_PARTITIONS, for each to get clips)",
+    )
 
     # --- storage and catalog ---
     data_dir: Path = Field(
