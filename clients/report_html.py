@@ -99,7 +99,7 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
 
 def render_html(report: dict[str, Any]) -> str:
     """A self-contained HTML page of the report: funnel table, histograms as inline SVG, stage times."""
-    batch = []
+    batch = [f"batch {report['batch']}"] if report.get("batch") else []
     if report.get("since"):
         batch.append(f"uploaded from {report['since']}")
     if report.get("until"):

@@ -48,13 +48,30 @@ class HaicClient:
             raise GatewayError(response.status_code, detail.get("code", ""), detail.get("message", str(detail)))
         raise GatewayError(response.status_code, "", str(detail))
 
-    def submit(self, path: Path, description: str = "", source_url: str = "") -> dict[str, Any]:
+    def submit(
+        self, path: Path, description: str = "", source_url: str = "", external_id: str = "", batch: str = ""
+    ) -> dict[str, Any]:
         """Uploads a video; returns {video_id, status, status_url, duplicate}."""
-        data = {k: v for k, v in {"description": description, "source_url": source_url}.items() if v}
+        fields = {"description": description, "source_url": source_url, "external_id": external_id, "batch": batch}
+        data = {k: v for k, v in fields.items() if v}
         with path.open("rb") as f:
             # The gateway never uses the file name as a path; send a neutral one.
             response = self._http.post("/v1/videos", files={"file": ("upload", f)}, data=data)
         return self._checked(response)
+
+    def register(
+        self, uri: str, description: str = "", source_url: str = "", external_id: str = "", batch: str = ""
+    ) -> dict[str, Any]:
+        """Registers a video by reference (a path in an allowed root, s3:// or http(s)://): the gateway reads
+        it in place; returns {video_id, status, status_url, duplicate}."""
+        body = {"uri": uri, "description": description, "source_url": source_url, "external_id": external_id}
+        if batch:
+            body["batch"] = batch
+        return self._checked(self._http.post("/v1/videos/by-reference", json=body))
+
+    def backlog(self) -> dict[str, Any]:
+        """{stages: {stage: messages behind}, total, unsettled_videos}."""
+        return self._checked(self._http.get("/v1/backlog"))
 
     def video(self, video_id: str) -> dict[str, Any]:
         return self._checked(self._http.get(f"/v1/videos/{video_id}"))
@@ -69,11 +86,17 @@ class HaicClient:
         return self._checked(self._http.get(f"/v1/clips/{clip_id}"))
 
     def report(
-        self, since: str | None = None, until: str | None = None, video_ids: list[str] | None = None
+        self,
+        since: str | None = None,
+        until: str | None = None,
+        video_ids: list[str] | None = None,
+        batch: str | None = None,
     ) -> dict[str, Any]:
         """The yield report (GET /v1/report) of videos uploaded in [since, until) (RFC 3339), of the given
-        ids, or of every video."""
+        ids, of a batch, or of every video."""
         params: dict[str, Any] = {}
+        if batch:
+            params["batch"] = batch
         if since:
             params["since"] = since
         if until:

@@ -138,6 +138,52 @@ def ensure_topics(settings: Settings, names: Iterable[str] = topics.ALL_TOPICS) 
         admin.close()
 
 
+class ConsumerLag:
+    """How far each stage's consumer group is behind its input topic (messages produced, not yet committed).
+
+    One admin client and one group-less consumer, kept open and shared by the callers (under a lock): the
+    gateway answers GET /v1/backlog with it, which `haic ingest` polls to hold back when the pipeline lags.
+    A group that never committed on a partition is behind by everything on it.
+    """
+
+    def __init__(self, settings: Settings, stage_inputs: dict[str, str]) -> None:
+        self.stage_inputs = stage_inputs
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._admin: KafkaAdminClient | None = None
+        self._consumer: KafkaConsumer | None = None
+
+    def lag(self) -> dict[str, int]:
+        """{stage: messages behind}; raises KafkaError when the broker cannot tell."""
+        with self._lock:
+            if self._admin is None or self._consumer is None:
+                self._admin = KafkaAdminClient(**client_config(self._settings, "lag-admin"))
+                self._consumer = KafkaConsumer(**client_config(self._settings, "lag"), enable_auto_commit=False)
+            wanted: dict[str, list[TopicPartition]] = {}
+            for stage, topic in self.stage_inputs.items():
+                partitions = self._consumer.partitions_for_topic(topic) or set()
+                wanted[stage] = [TopicPartition(topic, p) for p in sorted(partitions)]
+            ends = self._consumer.end_offsets([tp for tps in wanted.values() for tp in tps])
+            groups = {f"haic-{stage}": tps for stage, tps in wanted.items() if tps}
+            committed = self._admin.list_group_offsets(groups) if groups else {}
+            lags: dict[str, int] = {}
+            for stage, tps in wanted.items():
+                done = committed.get(f"haic-{stage}", {})
+                lags[stage] = sum(
+                    max(0, ends.get(tp, 0) - (done[tp].offset if tp in done and done[tp].offset >= 0 else 0))
+                    for tp in tps
+                )
+            return lags
+
+    def close(self) -> None:
+        with self._lock:
+            if self._consumer is not None:
+                self._consumer.close()
+            if self._admin is not None:
+                self._admin.close()
+            self._admin = self._consumer = None
+
+
 class ClusterIdError(RuntimeError):
     """The Kafka cluster did not say its id (unreachable, or a broker too old to tell)."""
 

@@ -122,6 +122,17 @@ class Settings(BaseSettings):
         default_factory=list, description="Accepted API keys, comma separated (Authorization: Bearer KEY)"
     )
     max_upload_bytes: int = Field(2 * 1024**3, ge=1, description="Largest accepted upload in bytes (413 above)")
+    reference_roots: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["https://", "http://"],
+        description="What POST /v1/videos/by-reference may read, comma separated: local directories (/data/raw), "
+        "s3://bucket[/prefix] and URL prefixes (https:// allows every public host); anything else is refused 403",
+    )
+    reference_private_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Private networks (CIDR) a reference URL may still resolve to; empty refuses every loopback, "
+        "private, link-local and reserved address",
+    )
+    reference_timeout_s: float = Field(30, gt=0, description="Connect and read timeout of fetching a reference URL")
 
     # --- filter: metadata (HAIC section 3.1) ---
     min_short_side_px: int = Field(
@@ -387,7 +398,14 @@ class Settings(BaseSettings):
         description="Caption-lexical answerer: refuses when no option's words are this covered by the caption",
     )
 
-    @field_validator("api_keys", "scoring_answerers", "qa_categories", mode="before")
+    @field_validator(
+        "api_keys",
+        "scoring_answerers",
+        "qa_categories",
+        "reference_roots",
+        "reference_private_networks",
+        mode="before",
+    )
     @classmethod
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):

@@ -17,6 +17,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, Response
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse
+from kafka.errors import KafkaError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BeforeValidator, StringConstraints
 from sqlalchemy.exc import SQLAlchemyError
@@ -33,9 +34,14 @@ from services.gateway.metrics import RequestMetricsMiddleware
 from services.gateway.report import YieldReport, build_report
 from services.gateway.runtime import GatewayRuntime
 from services.gateway.schemas import (
+    BATCH_PATTERN,
+    Backlog,
     ClipDetail,
     ErrorBody,
+    MalformedBody,
+    ReferenceRegistration,
     UploadAccepted,
+    ValidationErrorBody,
     VideoDetail,
     VideoPage,
     VideoSummary,
@@ -54,6 +60,7 @@ MAX_REPORT_VIDEO_IDS = 100  # a larger batch is a window of upload times (since/
 # Video and clip ids are `vid_<hex>` / `clip_<hex>`; anything else cannot be in the catalog, and a NUL or
 # a megabyte of text must not reach the database (PostgreSQL refuses NUL in text with an error).
 ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
+VIDEO_ID_PATTERN = r"^vid_[0-9a-f]{24}$"  # services.core.ids.video_id_from_sha256
 
 _errors = {401: {"model": ErrorBody, "description": "No API key, or one that is not valid"}}
 _not_found = {404: {"model": ErrorBody, "description": "Not in the catalog"}}
@@ -161,6 +168,34 @@ async def upload_video(request: Request, response: Response, runtime: Runtime) -
     return accepted
 
 
+@v1.post(
+    "/videos/by-reference",
+    status_code=202,
+    responses={
+        200: {"model": UploadAccepted, "description": "The external id or the content was registered before"},
+        400: {"model": MalformedBody, "description": "The body is not JSON"},
+        **{status: {"model": ErrorBody} for status in (403, 413, 415, 502, 503)},
+        # a body that is not a registration (FastAPI's validation errors), or a reference that is no usable video
+        422: {"model": ValidationErrorBody | ErrorBody, "description": "Not a registration, or not a usable video"},
+    },
+)
+async def register_reference(
+    registration: ReferenceRegistration, response: Response, runtime: Runtime
+) -> UploadAccepted:
+    """Register a video by reference: the gateway copies it from an allowed directory, bucket or URL
+    (HAIC_REFERENCE_ROOTS) into the store, then probes and announces it exactly like an upload.
+
+    403 for a reference outside the allowed roots or a URL whose host is not public; 422 for one that does
+    not exist; 502 when its server could not be read. 202 for a new video, 200 for a known external id or
+    content.
+    """
+    assert runtime.uploader is not None
+    status_code, accepted = await runtime.uploader.register_reference(registration)
+    response.status_code = status_code
+    response.headers["Location"] = accepted.status_url
+    return accepted
+
+
 @v1.get("/videos")
 async def list_videos(
     runtime: Runtime,
@@ -240,6 +275,18 @@ async def get_clip(clip_id: ClipId, runtime: Runtime) -> ClipDetail:
     return ClipDetail.from_row(row)
 
 
+@v1.get("/backlog", tags=["report"], responses={503: {"model": ErrorBody, "description": "Kafka cannot tell"}})
+async def get_backlog(runtime: Runtime) -> Backlog:
+    """The pipeline's backlog: messages each stage's consumer group has yet to process, and unsettled videos."""
+    assert runtime.lag is not None and runtime.catalog is not None
+    try:
+        stages = await run_in_threadpool(runtime.lag.lag)
+    except KafkaError as exc:
+        raise NotReadyError("bus_unavailable", f"Kafka could not tell the consumer lag: {exc}") from exc
+    unsettled = await run_in_threadpool(runtime.catalog.unsettled_count)
+    return Backlog(stages=stages, total=sum(stages.values()), unsettled_videos=unsettled)
+
+
 @v1.get("/report", tags=["report"])
 async def get_report(
     runtime: Runtime,
@@ -248,18 +295,21 @@ async def get_report(
     ] = None,
     until: Annotated[DateTime | None, Query(description="Only videos uploaded before this time (UTC if naive)")] = None,
     video_id: Annotated[
-        list[Annotated[str, StringConstraints(pattern=ID_PATTERN)]] | None,
+        list[Annotated[str, StringConstraints(pattern=VIDEO_ID_PATTERN)]] | None,
         Query(
             max_length=MAX_REPORT_VIDEO_IDS,
             description=f"Only these videos (repeatable, at most {MAX_REPORT_VIDEO_IDS})",
         ),
     ] = None,
+    batch: Annotated[
+        str | None, Query(pattern=BATCH_PATTERN, description="Only the videos this batch (ingestion run) took")
+    ] = None,
 ) -> YieldReport:
-    """The yield report of a batch (an upload-time window and/or a list of video ids) or of every video:
-    the funnel with counts and percentages of videos in, rejections per stage and reason, the distributions
-    of the pose stage's measured values, and time per stage."""
+    """The yield report of a batch (an ingestion run, an upload-time window and/or a list of video ids) or of
+    every video: the funnel with counts and percentages of videos in, rejections per stage and reason, the
+    distributions of the pose stage's measured values, and time per stage."""
     assert runtime.catalog is not None
-    return await run_in_threadpool(build_report, runtime.catalog.engine, since, until, video_id)
+    return await run_in_threadpool(build_report, runtime.catalog.engine, since, until, video_id, batch)
 
 
 def _sequence(header: str | None) -> int | None:

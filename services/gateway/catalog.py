@@ -110,6 +110,26 @@ clips = sa.Table(
     sa.Column("updated_at", _Time, nullable=False),
 )
 
+# The caller's ids of videos (a manifest row's id, e.g. WebVid's videoid): a registration that names a
+# known one is answered without reading the video again, which is how an interrupted ingestion resumes.
+external_ids = sa.Table(
+    "external_ids",
+    metadata,
+    sa.Column("external_id", sa.String(512), primary_key=True),
+    sa.Column("video_id", sa.String(64), nullable=False, index=True),
+    sa.Column("created_at", _Time, nullable=False),
+)
+
+# Which videos an ingestion run (a batch) took, duplicates of earlier content included, so that the yield
+# report of a batch counts every video it submitted.
+batch_videos = sa.Table(
+    "batch_videos",
+    metadata,
+    sa.Column("batch", sa.String(128), primary_key=True),
+    sa.Column("video_id", sa.String(64), primary_key=True),
+    sa.Column("created_at", _Time, nullable=False),
+)
+
 events = sa.Table(
     "events",
     metadata,
@@ -350,6 +370,31 @@ class Catalog:
         if inserted:
             self._notify()
         return inserted
+
+    def video_for_external_id(self, external_id: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(external_ids.c.video_id).where(external_ids.c.external_id == external_id)
+            ).scalar()
+
+    def record_source(self, video_id: str, external_id: str = "", batch: str = "") -> None:
+        """Remembers the caller's id of the video and the batch that took it (first one wins an id)."""
+        if not external_id and not batch:
+            return
+        now = _now()
+        with self.engine.begin() as conn:
+            if external_id:
+                conn.execute(
+                    self._insert(external_ids)
+                    .values(external_id=external_id, video_id=video_id, created_at=now)
+                    .on_conflict_do_nothing(index_elements=[external_ids.c.external_id])
+                )
+            if batch:
+                conn.execute(
+                    self._insert(batch_videos)
+                    .values(batch=batch, video_id=video_id, created_at=now)
+                    .on_conflict_do_nothing(index_elements=[batch_videos.c.batch, batch_videos.c.video_id])
+                )
 
     def forget_upload(self, video_id: str) -> None:
         """Removes a registered upload that could not be announced, so that a retry announces it."""
@@ -713,6 +758,10 @@ class Catalog:
                 .offset(offset)
             ).mappings()
             return list(rows), int(total)
+
+    def unsettled_count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).where(videos.c.settled.is_(False))).scalar() or 0)
 
     def find_clip(self, clip_id: str) -> RowMapping | None:
         with self.engine.connect() as conn:

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
 
 from services.core import topics
-from services.gateway.catalog import clips, events, utc, videos
+from services.gateway.catalog import batch_videos, clips, events, utc, videos
 from services.gateway.status import stage_rank
 
 HISTOGRAM_BINS = 20
@@ -87,6 +87,7 @@ class YieldReport(BaseModel):
     since: datetime | None = None
     until: datetime | None = None
     video_ids: list[str] | None = None
+    batch: str | None = None
     videos_in: int
     yield_percent: float = Field(description="Videos with a judge-passed caption / videos in, in percent")
     funnel: list[FunnelStep]
@@ -171,8 +172,9 @@ def build_report(
     since: datetime | None = None,
     until: datetime | None = None,
     video_ids: Sequence[str] | None = None,
+    batch: str | None = None,
 ) -> YieldReport:
-    """The funnel of the videos uploaded in [since, until) (or of the given ids, or of all)."""
+    """The funnel of the videos uploaded in [since, until) (or of the given ids or batch, or of all)."""
     since, until = _as_utc(since), _as_utc(until)
     condition = sa.true()
     uploaded = sa.func.coalesce(videos.c.uploaded_at, videos.c.created_at)
@@ -182,6 +184,9 @@ def build_report(
         condition = sa.and_(condition, uploaded < until)
     if video_ids is not None:
         condition = sa.and_(condition, videos.c.video_id.in_(list(video_ids)))
+    if batch is not None:
+        members = sa.select(batch_videos.c.video_id).where(batch_videos.c.batch == batch)
+        condition = sa.and_(condition, videos.c.video_id.in_(members))
     selected = sa.select(videos.c.video_id).where(condition)
     with engine.connect() as conn:
         video_rows = conn.execute(
@@ -279,6 +284,7 @@ def build_report(
         since=since,
         until=until,
         video_ids=list(video_ids) if video_ids is not None else None,
+        batch=batch,
         videos_in=videos_in,
         yield_percent=_percent(len(passed_videos), videos_in),
         funnel=funnel,

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 
-from services.core.bus import EventProducer, ensure_topics
+from services.core import topics
+from services.core.bus import ConsumerLag, EventProducer, ensure_topics
 from services.core.grpc_server import GrpcServer
 from services.core.settings import Settings
 from services.core.storage import Storage, open_storage
 from services.gateway.catalog import Catalog
 from services.gateway.consumer import CatalogConsumer
+from services.gateway.errors import GatewayConfigError
 from services.gateway.grpc_api import pipeline_registration
+from services.gateway.references import ReferenceFetcher
 from services.gateway.upload import Uploader
 
 log = logging.getLogger(__name__)
@@ -27,6 +30,7 @@ class GatewayRuntime:
         self.consumer: CatalogConsumer | None = None
         self.grpc: GrpcServer | None = None
         self.uploader: Uploader | None = None
+        self.lag: ConsumerLag | None = None
 
     @classmethod
     def start(cls, settings: Settings) -> GatewayRuntime:
@@ -36,13 +40,19 @@ class GatewayRuntime:
             runtime.storage = open_storage(settings)
             ensure_topics(settings)  # the first upload must not race the topic's creation
             runtime.producer = EventProducer(settings, "gateway")
+            try:
+                references = ReferenceFetcher(settings, runtime.storage.spool_dir(), settings.max_upload_bytes)
+            except ValueError as exc:
+                raise GatewayConfigError(str(exc)) from exc
             runtime.uploader = Uploader(
                 runtime.storage,
                 runtime.catalog,
                 runtime.producer,
                 settings.max_upload_bytes,
                 reannounce_after_s=settings.reannounce_after_s,
+                references=references,
             )
+            runtime.lag = ConsumerLag(settings, topics.STAGE_INPUTS)
             runtime.consumer = CatalogConsumer(settings, runtime.catalog, reannounce=runtime.uploader.reannounce)
             runtime.consumer.start()
             runtime.grpc = GrpcServer([pipeline_registration(runtime.catalog)], settings.grpc_port)
@@ -67,6 +77,8 @@ class GatewayRuntime:
             self.consumer.stop()
         if self.producer is not None:
             self.producer.close()
+        if self.lag is not None:
+            self.lag.close()
         if self.catalog is not None:
             self.catalog.close()
         log.info("gateway stopped")

@@ -27,6 +27,24 @@ class ErrorBody(BaseModel):
     detail: ErrorDetail
 
 
+class ValidationIssue(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorBody(BaseModel):
+    """FastAPI's answer to a request that does not match the document (422)."""
+
+    detail: list[ValidationIssue]
+
+
+class MalformedBody(BaseModel):
+    """FastAPI's answer to a body that cannot be parsed at all (400)."""
+
+    detail: str
+
+
 class UploadAccepted(BaseModel):
     video_id: str
     status: VideoStatus
@@ -37,6 +55,32 @@ class UploadAccepted(BaseModel):
         description="True when the video was known but unsettled and silent, so it was announced again "
         "(the pipeline is idempotent: a clip that was done is not done twice in the results)",
     )
+
+
+# A batch names the videos of one ingestion run, for the yield report (GET /v1/report?batch=).
+BATCH_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
+MAX_EXTERNAL_ID_CHARS = 512
+MAX_DESCRIPTION_CHARS = 16 * 1024
+
+
+class ReferenceRegistration(BaseModel):
+    """A video read in place by the gateway (server-side copy): nothing is sent but its reference."""
+
+    uri: str = Field(
+        min_length=1,
+        max_length=4096,
+        description="An absolute path or file:// URI inside an allowed root, s3://bucket/key in an allowed bucket, "
+        "or an http(s) URL under an allowed prefix (HAIC_REFERENCE_ROOTS)",
+    )
+    description: str = Field("", max_length=MAX_DESCRIPTION_CHARS, description="What happens in the video")
+    source_url: str = Field("", max_length=4096, description="Where the video comes from (http/https)")
+    external_id: str = Field(
+        "",
+        max_length=MAX_EXTERNAL_ID_CHARS,
+        description="The caller's id of the video (a manifest row's id): registering it again answers 200 "
+        "with the same video without reading the reference",
+    )
+    batch: str = Field("", pattern=r"^$|" + BATCH_PATTERN, description="The batch (ingestion run) it belongs to")
 
 
 class VideoInfoOut(BaseModel):
@@ -200,3 +244,11 @@ class VideoPage(BaseModel):
     total: int
     limit: int
     offset: int
+
+
+class Backlog(BaseModel):
+    """How far the pipeline is behind: what `haic ingest` watches to hold back instead of flooding it."""
+
+    stages: dict[str, int] = Field(description="Messages each stage's consumer group has yet to process")
+    total: int = Field(description="The sum over the stages")
+    unsettled_videos: int = Field(description="Videos in the catalog not settled yet")

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import tempfile
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,13 +35,20 @@ from services.core.video import VideoInfo, VideoProbeError, probe
 from services.gateway import metrics
 from services.gateway.catalog import Catalog
 from services.gateway.errors import UploadRejectedError
-from services.gateway.schemas import UploadAccepted, status_url
+from services.gateway.references import ReferenceFetcher
+from services.gateway.schemas import (
+    BATCH_PATTERN,
+    MAX_EXTERNAL_ID_CHARS,
+    ReferenceRegistration,
+    UploadAccepted,
+    status_url,
+)
 from services.gateway.status import VideoStatus
 
 log = logging.getLogger(__name__)
 
 FILE_FIELD = "file"
-TEXT_FIELDS = ("description", "source_url")
+TEXT_FIELDS = ("description", "source_url", "external_id", "batch")
 MAX_TEXT_FIELD_BYTES = 16 * 1024
 # A registered upload whose VideoUploaded the catalog has not seen after this long was never announced
 # (the gateway stopped in between): an identical upload then announces it instead of answering 200.
@@ -80,6 +89,16 @@ UPLOAD_OPENAPI = {
                         FILE_FIELD: {"type": "string", "format": "binary", "description": "The video"},
                         "description": {"type": "string", "description": "What happens in the video"},
                         "source_url": {"type": "string", "description": "Where the video comes from (http/https)"},
+                        "external_id": {
+                            "type": "string",
+                            "maxLength": MAX_EXTERNAL_ID_CHARS,
+                            "description": "The caller's id of the video; a known one answers 200 with its video",
+                        },
+                        "batch": {
+                            "type": "string",
+                            "pattern": BATCH_PATTERN,
+                            "description": "The batch (ingestion run) the video belongs to, for the yield report",
+                        },
                     },
                 }
             }
@@ -246,12 +265,22 @@ class MultipartSpooler:
         self._ended = True
 
 
-def _validate_source_url(value: str) -> None:
-    if not value:
-        return
-    parsed = urlparse(value)
-    if parsed.scheme not in {"http", "https"} or not parsed.netloc:
-        raise UploadRejectedError("invalid_source_url", "source_url must be an http or https URL", status_code=422)
+def _validate_fields(fields: dict[str, str]) -> None:
+    source_url = fields.get("source_url", "")
+    if source_url:
+        parsed = urlparse(source_url)
+        if parsed.scheme not in {"http", "https"} or not parsed.netloc:
+            raise UploadRejectedError("invalid_source_url", "source_url must be an http or https URL", status_code=422)
+    external_id = fields.get("external_id", "")
+    if len(external_id) > MAX_EXTERNAL_ID_CHARS or not external_id.isprintable():
+        raise UploadRejectedError(
+            "invalid_external_id",
+            f"external_id must be printable text of at most {MAX_EXTERNAL_ID_CHARS} characters",
+            status_code=422,
+        )
+    batch = fields.get("batch", "")
+    if batch and not re.fullmatch(BATCH_PATTERN, batch):
+        raise UploadRejectedError("invalid_batch", f"batch must match {BATCH_PATTERN}", status_code=422)
 
 
 class Uploader:
@@ -264,12 +293,14 @@ class Uploader:
         producer: EventProducer,
         max_upload_bytes: int,
         reannounce_after_s: float = 300.0,
+        references: ReferenceFetcher | None = None,
     ) -> None:
         self.storage = storage
         self.catalog = catalog
         self.producer = producer
         self.max_upload_bytes = max_upload_bytes
         self.reannounce_after_s = reannounce_after_s
+        self.references = references
 
     async def receive(self, request: Request) -> SpooledUpload:
         """Streams the multipart body into a spool file; raises UploadRejectedError."""
@@ -301,8 +332,16 @@ class Uploader:
 
     async def handle(self, request: Request) -> tuple[int, UploadAccepted]:
         """Returns (HTTP status, body): 202 for a new video, 200 for content uploaded before."""
+        return await self._counted(self._handle(request))
+
+    async def register_reference(self, registration: ReferenceRegistration) -> tuple[int, UploadAccepted]:
+        """Reads the referenced video server-side, then probes, stores and announces it like an upload."""
+        return await self._counted(self._register_reference(registration))
+
+    @staticmethod
+    async def _counted(outcome: Awaitable[tuple[int, UploadAccepted]]) -> tuple[int, UploadAccepted]:
         try:
-            status_code, accepted = await self._handle(request)
+            status_code, accepted = await outcome
         except UploadRejectedError as exc:
             metrics.UPLOADS.labels(exc.code).inc()
             raise
@@ -316,27 +355,85 @@ class Uploader:
         try:
             if upload.path is None:
                 raise UploadRejectedError("missing_file", f"the form has no `{FILE_FIELD}` field", status_code=422)
-            _validate_source_url(upload.fields.get("source_url", ""))
-            video_id = video_id_from_sha256(upload.sha256)
-            existing = await run_in_threadpool(self.catalog.video_state, video_id)
-            reannounce = False
-            if existing is not None:
-                stale_before = datetime.now(UTC) - timedelta(seconds=UNANNOUNCED_GRACE_S)
-                reannounce = await run_in_threadpool(self.catalog.claim_stale_registration, video_id, stale_before)
-                if not reannounce:
-                    reannounced = not existing.settled and await run_in_threadpool(self._reannounce_if_silent, video_id)
-                    return 200, UploadAccepted(
-                        video_id=video_id,
-                        status=existing.status,
-                        status_url=status_url(video_id),
-                        duplicate=True,
-                        reannounced=reannounced,
-                    )
-                log.warning("%s was registered but never announced; announcing it now", video_id)
-            info = await run_in_threadpool(self._probe, upload.path, video_id)
-            return await self._store_and_announce(upload, video_id, info, already_registered=reannounce)
+            _validate_fields(upload.fields)
+            return await self._accept(upload)
         finally:
             upload.discard()
+
+    async def _register_reference(self, registration: ReferenceRegistration) -> tuple[int, UploadAccepted]:
+        if self.references is None:
+            raise UploadRejectedError("reference_not_allowed", "registration by reference is off", status_code=403)
+        fields = {
+            "description": registration.description.strip(),
+            "source_url": registration.source_url.strip()
+            or (registration.uri if registration.uri.startswith(("http://", "https://")) else ""),
+            "external_id": registration.external_id,
+            "batch": registration.batch,
+        }
+        _validate_fields(fields)
+        known = await self._known_external_id(fields)
+        if known is not None:
+            return known
+        started = time.perf_counter()
+        try:
+            fetched = await run_in_threadpool(self.references.fetch, registration.uri)
+        finally:
+            metrics.UPLOAD_STAGE_SECONDS.labels("fetch").observe(time.perf_counter() - started)
+        upload = SpooledUpload(fetched.path, fetched.sha256, fetched.size_bytes, fields)
+        try:
+            return await self._accept(upload)
+        finally:
+            upload.discard()
+
+    async def _known_external_id(self, fields: dict[str, str]) -> tuple[int, UploadAccepted] | None:
+        """The answer for an external id registered before: the same video, nothing read or announced."""
+        external_id = fields.get("external_id", "")
+        if not external_id:
+            return None
+        video_id = await run_in_threadpool(self.catalog.video_for_external_id, external_id)
+        state = await run_in_threadpool(self.catalog.video_state, video_id) if video_id else None
+        if video_id is None or state is None:
+            return None
+        await run_in_threadpool(self.catalog.record_source, video_id, "", fields.get("batch", ""))
+        return 200, UploadAccepted(
+            video_id=video_id, status=state.status, status_url=status_url(video_id), duplicate=True
+        )
+
+    async def _accept(self, upload: SpooledUpload) -> tuple[int, UploadAccepted]:
+        """Dedup by content, probe, store, register and announce a spooled video; the caller discards it."""
+        assert upload.path is not None
+        known = await self._known_external_id(upload.fields)
+        if known is not None:
+            return known
+        status_code, accepted = await self._accept_content(upload)
+        await run_in_threadpool(
+            self.catalog.record_source,
+            accepted.video_id,
+            upload.fields.get("external_id", ""),
+            upload.fields.get("batch", ""),
+        )
+        return status_code, accepted
+
+    async def _accept_content(self, upload: SpooledUpload) -> tuple[int, UploadAccepted]:
+        assert upload.path is not None
+        video_id = video_id_from_sha256(upload.sha256)
+        existing = await run_in_threadpool(self.catalog.video_state, video_id)
+        reannounce = False
+        if existing is not None:
+            stale_before = datetime.now(UTC) - timedelta(seconds=UNANNOUNCED_GRACE_S)
+            reannounce = await run_in_threadpool(self.catalog.claim_stale_registration, video_id, stale_before)
+            if not reannounce:
+                reannounced = not existing.settled and await run_in_threadpool(self._reannounce_if_silent, video_id)
+                return 200, UploadAccepted(
+                    video_id=video_id,
+                    status=existing.status,
+                    status_url=status_url(video_id),
+                    duplicate=True,
+                    reannounced=reannounced,
+                )
+            log.warning("%s was registered but never announced; announcing it now", video_id)
+        info = await run_in_threadpool(self._probe, upload.path, video_id)
+        return await self._store_and_announce(upload, video_id, info, already_registered=reannounce)
 
     def _reannounce_if_silent(self, video_id: str) -> bool:
         """An identical upload of a video that is not settled and of which nothing was heard for

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from services.core import topics
 from services.core.settings import Settings
@@ -15,24 +14,6 @@ from services.core.storage import LocalStorage, ObjectNotFoundError, S3Storage, 
 from tests.kafka_helpers import read_topic_to_end
 
 from .conftest import API_KEY, running_gateway, upload
-
-
-@pytest.fixture
-def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A real S3-compatible HTTP server (moto) on a free port, with a bucket named `videos`."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="videos")
-    yield endpoint
-    server.stop()
 
 
 def test_local_storage_round_trip(tmp_path: Path) -> None:
