@@ -183,12 +183,40 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from clients.ingest import ManifestError, ingest, outcome_json
+
+    settings = _settings()
+    state_dir = args.state_dir or settings.data_dir / "ingest"
+    with _client(args) as client:
+        try:
+            outcome = ingest(
+                client,
+                args.source,
+                state_dir=state_dir,
+                batch=args.batch,
+                concurrency=args.concurrency,
+                max_lag=args.max_lag,
+                s3_endpoint_url=settings.s3_endpoint_url or None,
+                progress=not args.no_progress,
+            )
+        except ManifestError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    print(outcome.summary())
+    if args.json:
+        Path(args.json).write_text(json.dumps(outcome_json(outcome), indent=2) + "\n")
+    if outcome.errors:
+        return 1
+    return 130 if outcome.interrupted else 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from clients.report_html import format_table, render_html
 
     with _client(args) as client:
         try:
-            report = client.report(args.since, args.until, args.video_id)
+            report = client.report(args.since, args.until, args.video_id, args.batch)
         except GatewayError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
@@ -355,6 +383,27 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--wait", action="store_true", help="follow its progress until it settles")
     submit.set_defaults(func=cmd_submit)
 
+    ingest = sub.add_parser(
+        "ingest",
+        help="submit a collection: a manifest (CSV, JSONL, Parquet; WebVid columns work), a directory or s3://",
+        description="Submits every row not taken by an earlier run of the same batch (so a run that was stopped "
+        "resumes), holding back while the pipeline's backlog is over --max-lag. Rows that cannot be taken go to "
+        "the rejects file with their reason.",
+    )
+    ingest.add_argument("source", help="manifest file, directory, or s3://bucket/prefix")
+    ingest.add_argument("--batch", help="batch name (default: derived from the source, stable across runs)")
+    ingest.add_argument("--concurrency", type=int, default=4, help="submissions in flight at once (default 4)")
+    ingest.add_argument(
+        "--max-lag",
+        type=int,
+        default=200,
+        help="hold back while the stages have more than this many messages to process (0: never; default 200)",
+    )
+    ingest.add_argument("--state-dir", type=Path, help="journal and rejects folder (default <data_dir>/ingest)")
+    ingest.add_argument("--json", metavar="OUT", help="also write the outcome as JSON")
+    ingest.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ingest.set_defaults(func=cmd_ingest)
+
     status = sub.add_parser("status", help="a video's status and clips")
     status.add_argument("video_id")
     status.add_argument("--json", action="store_true")
@@ -364,6 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--since", help="only videos uploaded at or after this RFC 3339 time (e.g. 2026-12-04T20:00Z)")
     report.add_argument("--until", help="only videos uploaded before this RFC 3339 time")
     report.add_argument("--video-id", action="append", help="only this video (repeatable)")
+    report.add_argument("--batch", help="only the videos of this ingestion batch (`haic ingest` prints its name)")
     report.add_argument("--json", metavar="OUT", help="also write the report as JSON")
     report.add_argument("--html", metavar="OUT", help="also write a self-contained HTML page with plots")
     report.set_defaults(func=cmd_report)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -11,11 +11,17 @@ import pytest
 
 from clients.cli import main
 from clients.report_html import format_table, render_html
-from services.core.broker import EmbeddedBroker
 from services.core.bus import EventProducer
 from services.core.settings import Settings
-from tests.gateway.conftest import API_KEY, accepted, candidate, rejected, span
-from tests.gateway.test_fuzz import GatewayServer, _upload
+from tests.gateway.conftest import (
+    API_KEY,
+    GatewayServer,
+    accepted,
+    candidate,
+    rejected,
+    span,
+    upload_over_http,
+)
 from tests.kafka_helpers import wait_until
 
 HOSTILE = "<script>alert(1)</script>"
@@ -96,16 +102,6 @@ def test_html_is_self_contained_with_inline_plots_and_escaped_text() -> None:
 
 
 @pytest.fixture
-def gateway_settings(broker: EmbeddedBroker, make_settings: Callable[..., Settings]) -> Settings:
-    return make_settings(
-        kafka_bootstrap_servers=broker.bootstrap_servers,
-        retry_backoff_s=0.05,
-        api_keys=[API_KEY],
-        catalog_final_stage="filter",
-    )
-
-
-@pytest.fixture
 def server(gateway_settings: Settings) -> Iterator[GatewayServer]:
     with GatewayServer(gateway_settings) as running:
         yield running
@@ -120,7 +116,7 @@ def test_haic_report_prints_writes_json_and_html(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    video_id = _upload(server.url, shared_videos / "juggle_one_person.mp4")["video_id"]
+    video_id = upload_over_http(server.url, shared_videos / "juggle_one_person.mp4")["video_id"]
     kept, dropped = span(video_id, 0, 2, 0.0, 5.0), span(video_id, 1, 2, 5.0, 10.0)
     producer = EventProducer(gateway_settings, "test")
     try:

@@ -7,13 +7,16 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import boto3
 import pytest
+import requests
 import sqlalchemy as sa
+import uvicorn
 from fastapi.testclient import TestClient
 from kafka import KafkaConsumer, TopicPartition
 from moto.server import ThreadedMotoServer
@@ -135,6 +138,42 @@ def producer(gateway_settings: Settings) -> Iterator[EventProducer]:
     events_producer = EventProducer(gateway_settings, "test")
     yield events_producer
     events_producer.close()
+
+
+class GatewayServer:
+    """The gateway app under uvicorn in a thread: what a client reaches over HTTP, lifespan included."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="gateway-under-uvicorn", daemon=True)
+
+    def __enter__(self) -> GatewayServer:
+        self.thread.start()
+
+        def ready() -> bool:
+            try:
+                return requests.get(f"{self.url}/readyz", timeout=2).status_code == 200
+            except requests.ConnectionError:
+                return False
+
+        wait_until(ready, 60, "the gateway under uvicorn to be ready")
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def upload_over_http(url: str, path: Path) -> dict:
+    with open(path, "rb") as f:
+        response = requests.post(
+            f"{url}/v1/videos", files={"file": (path.name, f, "video/mp4")}, headers=AUTH, timeout=60
+        )
+    assert response.status_code in (200, 202), response.text
+    return response.json()
 
 
 def upload(client: TestClient, path: Path, name: str | None = None, **fields: str):

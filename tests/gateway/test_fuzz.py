@@ -15,62 +15,23 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
 import requests
-import uvicorn
 
-from services.core.broker import free_port
 from services.core.bus import EventProducer
 from services.core.settings import Settings
-from services.gateway.app import MAX_OFFSET, MAX_PAGE_SIZE, create_app
+from services.gateway.app import MAX_OFFSET, MAX_PAGE_SIZE
 from tests.kafka_helpers import wait_until
 
-from .conftest import AUTH, candidate, span
+from .conftest import AUTH, GatewayServer, candidate, span, upload_over_http
 
 pytestmark = pytest.mark.kafka
 
 MAX_EXAMPLES = 30
-
-
-class GatewayServer:
-    """The gateway app under uvicorn in a thread: what a client reaches over HTTP, lifespan included."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name="gateway-under-fuzz", daemon=True)
-
-    def __enter__(self) -> GatewayServer:
-        self.thread.start()
-
-        def ready() -> bool:
-            try:
-                return requests.get(f"{self.url}/readyz", timeout=2).status_code == 200
-            except requests.ConnectionError:
-                return False
-
-        wait_until(ready, 60, "the gateway under uvicorn to be ready")
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-
-
-def _upload(url: str, path: Path) -> dict:
-    with open(path, "rb") as f:
-        response = requests.post(
-            f"{url}/v1/videos", files={"file": (path.name, f, "video/mp4")}, headers=AUTH, timeout=60
-        )
-    assert response.status_code in (200, 202), response.text
-    return response.json()
 
 
 @pytest.fixture
@@ -85,7 +46,7 @@ def gateway_server(gateway_settings: Settings, tmp_path: Path) -> Iterator[Gatew
 @pytest.fixture
 def seeded_video(gateway_server: GatewayServer, gateway_settings: Settings, shared_videos: Path) -> tuple[str, str]:
     """A video settled as completed with one candidate clip (the test's final stage is the filter)."""
-    video_id = _upload(gateway_server.url, shared_videos / "juggle_one_person.mp4")["video_id"]
+    video_id = upload_over_http(gateway_server.url, shared_videos / "juggle_one_person.mp4")["video_id"]
     clip = span(video_id, 0, 1, 0.0, 6.0)
     producer = EventProducer(gateway_settings, "test")
     try:
