@@ -43,6 +43,7 @@ from clients.export_rules import LLAVA_MEDIA_TOKEN, check_bench, check_llava, ch
 from haic.v1 import events_pb2
 from services.core import topics
 from services.core.bus import TopicReadError, latest_per_clip, read_topic_to_end
+from services.core.contracts import OPTION_LETTERS, category_slug
 from services.core.settings import Settings
 from services.core.storage import Storage, StorageError, file_sha256, open_storage
 from services.core.video import frame_time
@@ -60,8 +61,6 @@ CAPTION_INSTRUCTION = (
     "Describe this video in detail: for each person, their appearance and their actions in time order, "
     "and how the people interact."
 )
-LETTERS = "ABCD"
-_CATEGORY_PREFIX = "QA_CATEGORY_"
 
 # Encoder settings of the cut clips. One thread and no B-frames: x264 then gives the same bytes on
 # every run, which keeps re-runs byte-identical. Bump RECIPE when they change: the manifest compares it.
@@ -164,11 +163,6 @@ def source_ref(uri: str) -> str:
     return unquote(parsed.path) if parsed.scheme == "file" else uri
 
 
-def category_name(category: int) -> str:
-    """QA_CATEGORY_ACTION_SEQUENCE -> action_sequence."""
-    return events_pb2.QACategory.Name(category).removeprefix(_CATEGORY_PREFIX).lower()
-
-
 def _sorted_keys(value: Any) -> Any:
     # Protobuf map fields (evidence signals) iterate in no guaranteed order.
     if isinstance(value, dict):
@@ -228,7 +222,11 @@ def bench_records(qa: events_pb2.QASet, clip_path: str | None) -> tuple[list[dic
     start, end = _span(qa)
     records, invalid = [], 0
     for item in qa.items:
-        if len(item.options) != len(LETTERS) or not 0 <= item.answer_index < len(LETTERS) or not item.question:
+        if (
+            len(item.options) != len(OPTION_LETTERS)
+            or not 0 <= item.answer_index < len(OPTION_LETTERS)
+            or not item.question
+        ):
             invalid += 1
             log.warning("QA item %s of clip %s skipped: malformed", item.item_id, qa.span.clip_id)
             continue
@@ -244,9 +242,9 @@ def bench_records(qa: events_pb2.QASet, clip_path: str | None) -> tuple[list[dic
             record["clip"] = clip_path
         record |= {
             "question": item.question,
-            "options": [f"{letter}. {option}" for letter, option in zip(LETTERS, item.options, strict=True)],
-            "answer": LETTERS[item.answer_index],
-            "category": category_name(item.category),
+            "options": [f"{letter}. {option}" for letter, option in zip(OPTION_LETTERS, item.options, strict=True)],
+            "answer": OPTION_LETTERS[item.answer_index],
+            "category": category_slug(item.category),
         }
         records.append(record)
     return records, invalid

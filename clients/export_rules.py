@@ -22,6 +22,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from services.core.contracts import OPTION_LETTERS
+
 # LLaVA-NeXT's DEFAULT_IMAGE_TOKEN (llava/constants.py): it marks a video sample too.
 LLAVA_MEDIA_TOKEN = "<image>"
 # Strings a multimodal loader reads as a media placeholder: none may appear where no media item is meant.
@@ -29,7 +31,6 @@ MEDIA_PLACEHOLDERS = ("<image>", "<video>")
 
 TRAIN_FIELDS = ("video", "video_id", "clip_id", "start", "end", "caption", "structure", "backend")
 BENCH_FIELDS = ("id", "video_id", "clip_id", "video", "start", "end", "question", "options", "answer", "category")
-LETTERS = "ABCD"
 
 
 def placeholders_in(text: str) -> int:
@@ -154,13 +155,13 @@ def check_bench(records: Sequence[Any], out_dir: Path) -> list[str]:
         if (reason := _span_problem(record)) is not None:
             problems.append(f"{name}: {reason}")
         options = record["options"]
-        lettered = isinstance(options, list) and len(options) == len(LETTERS)
+        lettered = isinstance(options, list) and len(options) == len(OPTION_LETTERS)
         if not lettered or any(
             not isinstance(option, str) or not option.startswith(f"{letter}. ")
-            for letter, option in zip(LETTERS, options, strict=False)
+            for letter, option in zip(OPTION_LETTERS, options, strict=False)
         ):
             problems.append(f"{name}: options are not four, lettered A. to D.")
-        if record["answer"] not in tuple(LETTERS):
+        if record["answer"] not in tuple(OPTION_LETTERS):
             problems.append(f"{name}: answer {record['answer']!r} is not a letter A-D")
         if not isinstance(record["question"], str) or not record["question"].strip():
             problems.append(f"{name}: empty question")

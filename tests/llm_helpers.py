@@ -6,7 +6,7 @@ import json
 
 import httpx
 
-from services.captioner.mllm import ChatEndpoint
+from services.core.llm import ChatEndpoint
 from services.core.settings import Settings
 
 

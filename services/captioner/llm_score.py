@@ -14,7 +14,8 @@ import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
 from haic.v1 import events_pb2
-from services.captioner.mllm import ChatEndpoint, clip_frames, evidence_lines, frame_parts
+from services.captioner.mllm import evidence_lines
+from services.core.llm import ChatEndpoint, clip_frames, frame_parts
 from services.core.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -13,9 +13,10 @@ from haic.v1 import captioner_pb2, captioner_pb2_grpc, events_pb2
 from services.captioner import pose_grounded
 from services.captioner.judge import MALFORMED_OUTPUT, judge_caption
 from services.captioner.llm_score import score_caption
-from services.captioner.mllm import ChatEndpoint, MllmCaptioner
+from services.captioner.mllm import MllmCaptioner
 from services.core import metrics, topics
 from services.core.bus import ClipPoisonError, Event, Handler, Output, PoisonMessageError
+from services.core.llm import ChatEndpoint
 from services.core.settings import CaptionerBackend, Settings
 from services.core.storage import Storage, StorageError
 

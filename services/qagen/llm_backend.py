@@ -18,10 +18,11 @@ from google.protobuf.json_format import MessageToDict
 from pydantic import BaseModel, Field, ValidationError
 
 from haic.v1 import events_pb2
-from services.captioner.mllm import ChatEndpoint
 from services.core import metrics
+from services.core.contracts import CATEGORY_BY_SLUG
+from services.core.llm import ChatEndpoint
 from services.core.settings import Settings
-from services.qagen.templates import CATEGORY_BY_SLUG, caption_key
+from services.qagen.templates import caption_key
 from services.qagen.validator import QuestionForm, Severity, rebalance_positions, validate_item
 
 log = logging.getLogger(__name__)

@@ -7,14 +7,14 @@ import logging
 import grpc
 
 from haic.v1 import events_pb2, qagen_pb2, qagen_pb2_grpc
-from services.captioner.mllm import ChatEndpoint
 from services.core import metrics, topics
 from services.core.bus import ClipPoisonError, Event, Handler, Output, PoisonMessageError, now_timestamp
+from services.core.contracts import CATEGORY_BY_SLUG, category_slug
+from services.core.llm import ChatEndpoint
 from services.core.settings import QABackend, Settings
 from services.qagen import templates
 from services.qagen.llm_backend import BACKEND as BACKEND_LLM
 from services.qagen.llm_backend import LlmQABackend
-from services.qagen.templates import CATEGORY_BY_SLUG, CATEGORY_SLUGS
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class ClipQAGenerator:
         else:
             items, dropped = self.llm.generate(caption, per_category)
         for item in items:
-            metrics.QA_ITEMS.labels(CATEGORY_SLUGS.get(item.category, "unspecified"), self.backend).inc()
+            metrics.QA_ITEMS.labels(category_slug(item.category), self.backend).inc()
         qa = events_pb2.QASet(
             video_id=caption.video_id,
             span=caption.span,

@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from haic.v1 import events_pb2
+from services.core.contracts import CATEGORY_SLUGS
 from services.qagen.validator import (
     INTERACTION_SIDES,
     TEMPORAL_OPTIONS,
@@ -50,19 +51,6 @@ BACKEND = "templates"
 DEFAULT_PER_CATEGORY = 3
 MAX_CANDIDATES = 8  # distractor candidates tried per draft (combinations of 3 among them)
 
-CATEGORY_SLUGS: dict[int, str] = {
-    events_pb2.QA_CATEGORY_INTERACTION: "interaction",
-    events_pb2.QA_CATEGORY_ACTION_DETAILS: "action_details",
-    events_pb2.QA_CATEGORY_ACTION_SEQUENCE: "action_sequence",
-    events_pb2.QA_CATEGORY_COUNT: "count",
-    events_pb2.QA_CATEGORY_ATTRIBUTE: "attribute",
-    events_pb2.QA_CATEGORY_MOVING_DIRECTION: "moving_direction",
-    events_pb2.QA_CATEGORY_TEMPORAL_LOCALIZATION: "temporal_localization",
-    events_pb2.QA_CATEGORY_LOCAL_POSTURE: "local_posture",
-    events_pb2.QA_CATEGORY_GLOBAL_POSTURE: "global_posture",
-    events_pb2.QA_CATEGORY_HUMAN_OBJECT_INTERACTION: "human_object_interaction",
-}
-CATEGORY_BY_SLUG: dict[str, int] = {slug: category for category, slug in CATEGORY_SLUGS.items()}
 
 # Filler vocabularies, used after the caption's own confusables and events run out.
 ACTION_VOCABULARY = (

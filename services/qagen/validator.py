@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from haic.v1 import events_pb2
+from services.core.contracts import OPTION_LETTERS
 
 OPTION_COUNT = 4
 MAX_OPTION_WORDS = 15
 GIVEAWAY_LENGTH_RATIO = 1.5  # a correct option longer than this times the longest distractor stands out
 POSITION_TOLERANCE = 0.1  # a letter's share may stray this far from 1/4 (at least one item either way)
-LETTERS = "ABCD"
 
 # Share of the clip an action must last to be told "throughout the clip" (as the renderer does).
 THROUGHOUT_SHARE = 0.6
@@ -493,7 +493,7 @@ def validate_item(item: events_pb2.QAItem, caption: events_pb2.Caption) -> ItemR
     for index, option in enumerate(options):
         key = normalize_option(option)
         if not key:
-            findings.append(Finding(Issue.EMPTY_OPTION, f"option {LETTERS[index % 4]} is empty", index))
+            findings.append(Finding(Issue.EMPTY_OPTION, f"option {OPTION_LETTERS[index % 4]} is empty", index))
             continue
         if key in seen:
             findings.append(
@@ -633,10 +633,11 @@ def validate_set(
             findings.append(Finding(Issue.DUPLICATE_ITEM_ID, f"item id {item_id!r} used {n} times"))
     balance = position_balance(items, tolerance)
     if not balance.balanced:
+        per_letter = dict(zip(OPTION_LETTERS, balance.counts, strict=True))
         findings.append(
             Finding(
                 Issue.UNBALANCED_POSITIONS,
-                f"answers per letter {dict(zip(LETTERS, balance.counts, strict=True))} over {balance.total} items "
+                f"answers per letter {per_letter} over {balance.total} items "
                 f"(chi-square {balance.chi_square:.2f}, p {balance.p_value:.3f})",
             )
         )

@@ -28,10 +28,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from haic.v1 import events_pb2
-from services.captioner.mllm import ChatEndpoint, clip_frames, frame_parts
 from services.core.bus import now_timestamp
+from services.core.contracts import CATEGORY_SLUGS
+from services.core.llm import ChatEndpoint, clip_frames, frame_parts
 from services.core.settings import Settings
-from services.qagen.templates import CATEGORY_SLUGS
 from services.scoring.answers import REFUSED, letter, parse_answer
 
 CAPTION_SETTING = "caption"

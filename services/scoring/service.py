@@ -12,12 +12,12 @@ from pathlib import Path
 import grpc
 
 from haic.v1 import events_pb2, scoring_pb2, scoring_pb2_grpc
-from services.captioner.mllm import ChatEndpoint
 from services.core import metrics, topics
 from services.core.bus import ClipPoisonError, Event, Handler, Output, PoisonMessageError
+from services.core.contracts import CATEGORY_SLUGS
+from services.core.llm import ChatEndpoint
 from services.core.settings import Settings
 from services.core.storage import Storage
-from services.qagen.templates import CATEGORY_SLUGS
 from services.scoring.evaluate import (
     CAPTION_SETTING,
     STANDARD_SETTING,

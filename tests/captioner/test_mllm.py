@@ -19,15 +19,14 @@ from services.captioner.llm_score import BELOW_MINIMUM, LLM_SCORE
 from services.captioner.local_llm import LocalLlmServer
 from services.captioner.mllm import (
     CaptionOut,
-    ChatEndpoint,
     MllmCaptioner,
-    MllmUnavailableError,
     answer_schema,
     build_messages,
     to_caption,
 )
 from services.captioner.service import ClipCaptioner
 from services.core.broker import free_port
+from services.core.llm import ChatEndpoint, MllmUnavailableError
 from services.core.settings import CaptionerBackend, MllmResponseFormat, Settings
 from services.core.storage import LocalStorage
 from tests.captioner.record_fixture import FIXTURE, SAMPLE
