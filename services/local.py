@@ -425,13 +425,6 @@ class LocalStack:
         return [Child(u.name, u.process, u.log_path) for u in self.services.values() if u.process is not None]
 
     def start(self, timeout_s: float = 90.0) -> LocalStack:
-        if self.settings.pose_workers > self.settings.topic_partitions:
-            # A consumer group gives each partition to one member: workers beyond the partitions sit idle.
-            raise StackError(
-                f"HAIC_POSE_WORKERS={self.settings.pose_workers} needs HAIC_TOPIC_PARTITIONS >= "
-                f"{self.settings.pose_workers} (it is {self.settings.topic_partitions}): the extra pose workers "
-                "would get no clips"
-            )
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         self.api_key = ensure_api_key(self.settings)
         try:
@@ -501,6 +494,8 @@ class LocalStack:
             "HAIC_METRICS_PORT": str(ports.metrics),
             "HAIC_HTTP_PORT": str(self.ports.http),
             "HAIC_TRITON_URL": self.triton_url,
+            # Every service that ensures the topics counts the pose input's partitions the same way.
+            "HAIC_POSE_WORKERS": str(self.settings.pose_workers),
             **self.service_env.get(name, {}),
         }
 

@@ -27,9 +27,9 @@ from typing import Protocol
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import ConfigResource, ConfigResourceType
+from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import InvalidPartitionsError, KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
 
 from haic.v1 import events_pb2
@@ -110,12 +110,15 @@ def ensure_topics(settings: Settings, names: Iterable[str] = topics.ALL_TOPICS) 
     that exists keeps its partitions and gets its retention set, so one created with the broker's
     default (seven days) stops expiring the dataset. A cluster that refuses the change is logged, not fatal."""
     wanted = {name: topics.topic_config(name, settings.deadletter_retention_ms) for name in names}
+    partitions = {
+        name: topics.partition_count(name, settings.topic_partitions, settings.pose_workers) for name in names
+    }
     admin = KafkaAdminClient(**client_config(settings, "admin"))
     try:
         existing = set(admin.list_topics())
         missing = {
             name: {
-                "num_partitions": settings.topic_partitions,
+                "num_partitions": partitions[name],
                 "replication_factor": settings.topic_replication_factor,
                 "configs": config,
             }
@@ -127,6 +130,8 @@ def ensure_topics(settings: Settings, names: Iterable[str] = topics.ALL_TOPICS) 
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(missing, wait_for_metadata=True)
         present = [name for name in wanted if name in existing]
+        if settings.pose_workers > 1 and topics.CLIPS_CANDIDATE in present:
+            _grow_for_pose_workers(admin, partitions[topics.CLIPS_CANDIDATE])
         if present:
             try:
                 admin.alter_configs(
@@ -182,6 +187,18 @@ class ConsumerLag:
             if self._admin is not None:
                 self._admin.close()
             self._admin = self._consumer = None
+
+
+def _grow_for_pose_workers(admin: KafkaAdminClient, wanted: int) -> None:
+    """Adds partitions to an existing pose input topic that has fewer than the pose workers need (a data
+    directory first run with fewer workers). Only this topic grows: its clips are independent of each other,
+    and only new videos map to the new partitions; every other topic keeps the count it was created with."""
+    described = admin.describe_topics([topics.CLIPS_CANDIDATE])
+    have = len(described[0]["partitions"]) if described else 0
+    if 0 < have < wanted:
+        log.warning("%s has %d partitions; adding %d for the pose workers", topics.CLIPS_CANDIDATE, have, wanted - have)
+        with contextlib.suppress(InvalidPartitionsError):  # another launcher grew it in between
+            admin.create_partitions({topics.CLIPS_CANDIDATE: NewPartitions(total_count=wanted)})
 
 
 class ClusterIdError(RuntimeError):

@@ -55,6 +55,15 @@ def topic_config(topic: str, deadletter_retention_ms: int) -> dict[str, str]:
     raise UnknownTopicError(f"no retention is chosen for topic {topic!r}")
 
 
+def partition_count(topic: str, topic_partitions: int, pose_workers: int) -> int:
+    """The partitions a topic is created with: HAIC_TOPIC_PARTITIONS, and for the pose stage's input a multiple of
+    HAIC_POSE_WORKERS at least that large. A group gives each partition to one member, so 3 partitions over two
+    pose workers split the clips 2:1 and the stage ran at the pace of the busier worker; 4 split them evenly."""
+    if topic != CLIPS_CANDIDATE or pose_workers <= 1:
+        return topic_partitions
+    return -(-topic_partitions // pose_workers) * pose_workers
+
+
 class UnknownTopicError(KeyError):
     """A topic outside the pipeline's contract."""
 

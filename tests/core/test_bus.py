@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaAdminClient, KafkaProducer
 from prometheus_client import REGISTRY
 
 from haic.v1 import events_pb2
@@ -276,10 +276,35 @@ def test_a_partition_that_moved_leaves_no_lag_gauge_behind(kafka_settings: Setti
         two = Worker(kafka_settings, "lag-two", [topics.VIDEOS], lambda event: [], group_id="lag-shared")
         with running(two):
             assert wait_until(
-                lambda: two.consumer.assignment()
-                and len(one.consumer.assignment()) + len(two.consumer.assignment()) == 3
+                lambda: (
+                    two.consumer.assignment() and len(one.consumer.assignment()) + len(two.consumer.assignment()) == 3
+                )
             )
             held = {tp.partition for tp in one.consumer.assignment()}
             assert held and held != {0, 1, 2}
             assert wait_until(lambda: lag_partitions("lag-one") == held)
             assert wait_until(lambda: lag_partitions("lag-two") == {0, 1, 2} - held)
+
+
+def partition_counts(settings: Settings) -> dict[str, int]:
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    try:
+        return {t["topic"]: len(t["partitions"]) for t in admin.describe_topics(list(topics.ALL_TOPICS))}
+    finally:
+        admin.close()
+
+
+def test_the_pose_input_gets_a_multiple_of_the_pose_workers_partitions() -> None:
+    assert [topics.partition_count(topics.CLIPS_CANDIDATE, 3, n) for n in (1, 2, 3, 4, 5)] == [3, 4, 3, 4, 5]
+    assert topics.partition_count(topics.VIDEOS, 3, 2) == 3  # the other stages are not split by it
+
+
+def test_ensure_topics_splits_the_pose_input_evenly_over_the_pose_workers(kafka_settings: Settings) -> None:
+    ensure_topics(kafka_settings)  # a data directory first run with one pose worker
+    assert set(partition_counts(kafka_settings).values()) == {3}
+    two = kafka_settings.model_copy(update={"pose_workers": 2})
+    ensure_topics(two)  # then with two: the pose input grows to 4 partitions, nothing else changes
+    counts = partition_counts(two)
+    assert counts.pop(topics.CLIPS_CANDIDATE) == 4 and set(counts.values()) == {3}
+    ensure_topics(kafka_settings)  # back to one worker: partitions are never taken away
+    assert partition_counts(kafka_settings)[topics.CLIPS_CANDIDATE] == 4
