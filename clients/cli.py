@@ -82,7 +82,8 @@ def submit_and_report(client: HaicClient, path: Path, description: str, source_u
             continue
         detail = client.clip(clip["clip_id"])
         if detail.get("caption_text"):
-            judged = {True: "judge passed", False: "judge failed"}.get(detail.get("caption_judge_passed"), "not judged")
+            passed = detail.get("caption_judge_passed")
+            judged = "not judged" if passed is None else ("judge passed" if passed else "judge failed")
             print(f"\n  caption of clip {clip['clip_index']} ({judged}):")
             print("\n".join(f"    {line}" for line in detail["caption_text"].splitlines()))
         if detail.get("qa_item_count"):

@@ -41,7 +41,7 @@ Gender and age group are left empty here (they come from the pose stage's face m
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -282,17 +282,21 @@ def _clusters(lab: np.ndarray, k: int = KMEANS_K) -> list[tuple[str, float, np.n
     ]
 
 
-def _color_shares(lab: np.ndarray) -> Counter[str]:
-    """Share of pixels per colour name (clusters of the same name add up)."""
-    shares: Counter[str] = Counter()
-    for name, share, _ in _clusters(lab):
+def _name_shares(clusters: list[tuple[str, float, np.ndarray]]) -> defaultdict[str, float]:
+    """Share of pixels per colour name (clusters of the same name add up); an absent name has 0."""
+    shares: defaultdict[str, float] = defaultdict(float)
+    for name, share, _ in clusters:
         shares[name] += share
     return shares
 
 
+def _top(shares: dict[str, float]) -> tuple[str, float]:
+    """The name with the largest share (the first one seen on a tie)."""
+    return max(shares.items(), key=lambda item: item[1])
+
+
 def _dominant(lab: np.ndarray) -> tuple[str, float]:
-    name, share = _color_shares(lab).most_common(1)[0]
-    return name, share
+    return _top(_name_shares(_clusters(lab)))
 
 
 def color_name(rgb_pixels: np.ndarray) -> tuple[str, float]:
@@ -526,10 +530,8 @@ def _pooled_color(per_sample: list[np.ndarray]) -> tuple[ColorEvidence, np.ndarr
     """
     pooled = np.concatenate(per_sample)
     clusters = _clusters(pooled)
-    shares: Counter[str] = Counter()
-    for name, share, _ in clusters:
-        shares[name] += share
-    color = shares.most_common(1)[0][0]
+    shares = _name_shares(clusters)
+    color = _top(shares)[0]
     family = SHADES.get(color, frozenset()) | {color}
     if color in ACHROMATIC:
         # Shade takes chroma away and never adds it: a coloured shade with a fair part of the pixels

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError
@@ -63,7 +64,10 @@ def score_caption(
     if frames is None:
         frames = clip_frames(clip, video, settings.mllm_frames, settings.mllm_frame_width)
     content = [{"type": "text", "text": "\n".join(lines)}, *frame_parts(clip, frames)]
-    messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": content}]
+    messages: list[dict[str, Any]] = [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "user", "content": content},
+    ]
     for attempt in range(1, settings.mllm_output_attempts + 1):
         raw = endpoint.complete(clip.span.clip_id, messages, "caption_score", SCHEMA, _MAX_TOKENS)
         try:

@@ -297,5 +297,7 @@ def _overlapping_fact(
 
 
 def _short(exc: ValidationError) -> str:
-    first = exc.errors()[0] if exc.errors() else {}
-    return f"{exc.error_count()} error(s), first: {first.get('type', '?')} at {first.get('loc', ())}"
+    errors = exc.errors()
+    if not errors:
+        return "0 errors"
+    return f"{exc.error_count()} error(s), first: {errors[0]['type']} at {errors[0]['loc']}"

@@ -16,6 +16,7 @@ from services.captioner.llm_score import score_caption
 from services.captioner.mllm import MllmCaptioner
 from services.core import metrics, topics
 from services.core.bus import ClipPoisonError, Event, Handler, Output, PoisonMessageError
+from services.core.grpc_server import maps_errors
 from services.core.llm import ChatEndpoint
 from services.core.settings import CaptionerBackend, Settings
 from services.core.storage import Storage, StorageError
@@ -73,7 +74,8 @@ class ClipCaptioner:
     def _caption_and_judge(
         self, clip: events_pb2.ClipVerdict, tracks: list[events_pb2.PersonTrack], video: Path
     ) -> events_pb2.Caption:
-        reference, attributes, malformed, frames = None, None, (), None
+        reference, attributes, frames = None, None, None
+        malformed: tuple[str, ...] = ()
         if self.mllm is None:
             caption = pose_grounded.caption_clip(clip, video, self.settings.appearance_frames, self.settings)
             grounding = caption
@@ -122,10 +124,8 @@ class CaptionerServicer(captioner_pb2_grpc.CaptionerServicer):
     def __init__(self, captioner: ClipCaptioner) -> None:
         self._captioner = captioner
 
+    @maps_errors
     def Caption(  # the name is fixed by the generated servicer
         self, request: captioner_pb2.CaptionRequest, context: grpc.ServicerContext
     ) -> captioner_pb2.CaptionResponse:
-        try:
-            return captioner_pb2.CaptionResponse(caption=self._captioner.caption(request.clip))
-        except InvalidClipError as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        return captioner_pb2.CaptionResponse(caption=self._captioner.caption(request.clip))

@@ -297,15 +297,15 @@ class EmbeddedBroker:
         controller_port = self.controller_port or free_port()
         config = self._write_config(controller_port)
         self.format(config)
-        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        log_file = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115 - closed once handed over
         started = time.monotonic()
         self.process = subprocess.Popen(
             with_parent_death_signal(self._java(BROKER_MAIN, str(config), heap_mb=self.heap_mb)),
-            stdout=out,
+            stdout=log_file if log_file is not None else subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
         )
-        if out is not subprocess.DEVNULL:
-            out.close()
+        if log_file is not None:
+            log_file.close()
         self.pid_file.write_text(f"{self.process.pid}\n")
         try:
             wait_for_port("127.0.0.1", self.port, timeout_s, self.process)

@@ -1,17 +1,86 @@
-"""gRPC serving for every service: standard health service, reflection and graceful stop."""
+"""gRPC serving for every service: standard health service, reflection, graceful stop, and one mapping of
+the services' typed errors to gRPC status codes."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable
 from concurrent import futures
 from dataclasses import dataclass
+from typing import Any, Concatenate, NoReturn, ParamSpec, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from services.core.bus import DependencyUnavailableError, PoisonMessageError
+from services.core.storage import ObjectNotFoundError
+
 log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class InvalidRequestError(ValueError):
+    """A request the service cannot take as it is (a missing field, an unknown name): INVALID_ARGUMENT."""
+
+
+class RequestedNotFoundError(LookupError):
+    """What the request names does not exist (a video not in the catalog): NOT_FOUND."""
+
+
+class PreconditionError(RuntimeError):
+    """A well-formed request the service will not act on in the state it names: FAILED_PRECONDITION."""
+
+
+def status_for(exc: BaseException) -> grpc.StatusCode | None:
+    """The status code of a service error, or None for an error that is a bug (answered UNKNOWN by gRPC).
+
+    What is missing (the stored video, a catalog entry) is NOT_FOUND; what cannot be processed as sent
+    (a poison message, an unreadable video, an invalid request) INVALID_ARGUMENT; a dependency that is down
+    (Triton, the MLLM endpoint) UNAVAILABLE, which a client may retry.
+    """
+    if isinstance(exc, ObjectNotFoundError | RequestedNotFoundError) or getattr(exc, "not_found", False):
+        return grpc.StatusCode.NOT_FOUND
+    if isinstance(exc, PoisonMessageError | InvalidRequestError):
+        return grpc.StatusCode.INVALID_ARGUMENT
+    if isinstance(exc, PreconditionError):
+        return grpc.StatusCode.FAILED_PRECONDITION
+    if isinstance(exc, DependencyUnavailableError):
+        return grpc.StatusCode.UNAVAILABLE
+    return None
+
+
+def abort(context: grpc.ServicerContext, exc: BaseException) -> NoReturn:
+    code = status_for(exc)
+    if code is None:
+        raise exc
+    context.abort(code, str(exc))
+    raise AssertionError("grpc's abort raises")  # for the type checker: abort never returns
+
+
+def maps_errors(
+    method: Callable[Concatenate[Any, Any, grpc.ServicerContext, P], R],
+) -> Callable[Concatenate[Any, Any, grpc.ServicerContext, P], R]:
+    """Decorates a unary servicer method: a service error it raises becomes its gRPC status (status_for)."""
+
+    @functools.wraps(method)
+    def call(self: Any, request: Any, context: grpc.ServicerContext, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(self, request, context, *args, **kwargs)
+        except (
+            PoisonMessageError,
+            InvalidRequestError,
+            PreconditionError,
+            DependencyUnavailableError,
+            ObjectNotFoundError,
+            RequestedNotFoundError,
+        ) as exc:
+            abort(context, exc)
+
+    return call
 
 
 @dataclass

@@ -58,7 +58,8 @@ class ChatEndpoint:
             api_key=settings.mllm_api_key.get_secret_value() or "none",
             timeout=settings.mllm_timeout_s,
             max_retries=settings.mllm_retries,
-            http_client=http_client,
+            # openai 3 takes a legacy httpx.Client too (checked at run time); its annotation names only httpx2
+            http_client=http_client,  # type: ignore[arg-type]
         )
         self._slots = threading.BoundedSemaphore(settings.mllm_concurrency)
 

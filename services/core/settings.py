@@ -17,7 +17,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 class LongScenePolicy(StrEnum):
     drop = "drop"  # the paper: scenes longer than the maximum are discarded
-    split = "split"  # cut into equal windows no longer than the maximum
+    # the member is named by its configuration value, though it shadows str.split
+    split = "split"  # type: ignore[assignment]  # cut into equal windows no longer than the maximum
 
 
 class PoseModelFamily(StrEnum):
@@ -434,7 +435,7 @@ def settings_table() -> str:
     """The configuration as a Markdown table (README's configuration section)."""
     rows = ["| variable | default | meaning |", "|---|---|---|"]
     for name, field in Settings.model_fields.items():
-        default = field.default_factory() if field.default_factory else field.default
+        default = field.get_default(call_default_factory=True)
         if isinstance(default, StrEnum):
             default = default.value
         if isinstance(default, list):

@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 
 import spacy
 from spacy.language import Language
+from spacy.pipeline import Lemmatizer
 from spacy.tokens import Token
 
 from haic.v1 import events_pb2
@@ -141,7 +142,9 @@ class DescriptionVerbChecker:
 
     def __init__(self, nlp: Language) -> None:
         self._nlp = nlp
-        lookups = nlp.get_pipe("lemmatizer").lookups
+        lemmatizer = nlp.get_pipe("lemmatizer")
+        assert isinstance(lemmatizer, Lemmatizer)  # the English pipelines' rule lemmatizer has the tables
+        lookups = lemmatizer.lookups
         index = lookups.get_table("lemma_index")
         self._verb_lemmas = frozenset(index["verb"])
         self._nouns = frozenset(index["noun"])

@@ -12,7 +12,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, Response
 from fastapi.exception_handlers import http_exception_handler
@@ -62,10 +62,12 @@ MAX_REPORT_VIDEO_IDS = 100  # a larger batch is a window of upload times (since/
 ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
 VIDEO_ID_PATTERN = r"^vid_[0-9a-f]{24}$"  # services.core.ids.video_id_from_sha256
 
-_errors = {401: {"model": ErrorBody, "description": "No API key, or one that is not valid"}}
-_not_found = {404: {"model": ErrorBody, "description": "Not in the catalog"}}
+# FastAPI's `responses` argument: extra statuses of an operation, each with its model or content.
+Responses = dict[int | str, dict[str, Any]]
+_errors: Responses = {401: {"model": ErrorBody, "description": "No API key, or one that is not valid"}}
+_not_found: Responses = {404: {"model": ErrorBody, "description": "Not in the catalog"}}
 # Before OpenAPI 3.2 (FastAPI writes 3.1) a text/event-stream schema describes one event, not the stream.
-_event_stream = {
+_event_stream: Responses = {
     200: {
         "description": "Server-sent events: the video's events (`id` its sequence), then one `event: settled`",
         "content": {

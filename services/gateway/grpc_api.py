@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import grpc
 
 from haic.v1 import pipeline_pb2, pipeline_pb2_grpc
-from services.core.grpc_server import ServiceRegistration
+from services.core.grpc_server import InvalidRequestError, RequestedNotFoundError, ServiceRegistration, abort
 from services.gateway.catalog import Catalog
 from services.gateway.progress import POLL_INTERVAL_S, follow_events, video_progress
 
@@ -22,10 +22,11 @@ class PipelineServicer(pipeline_pb2_grpc.PipelineServicer):
     def WatchVideo(
         self, request: pipeline_pb2.WatchVideoRequest, context: grpc.ServicerContext
     ) -> Iterator[pipeline_pb2.VideoProgress]:
+        # Checked before the first event: a streaming method is not wrapped by maps_errors.
         if not request.video_id:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "video_id is required")
+            abort(context, InvalidRequestError("video_id is required"))
         if self.catalog.video_state(request.video_id) is None:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"video {request.video_id} is not in the catalog")
+            abort(context, RequestedNotFoundError(f"video {request.video_id} is not in the catalog"))
         # is_active turns false when the client cancels, the deadline passes or the server stops.
         for record in follow_events(
             self.catalog, request.video_id, request.after_sequence, context.is_active, self.poll_interval_s

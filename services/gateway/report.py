@@ -176,7 +176,7 @@ def build_report(
 ) -> YieldReport:
     """The funnel of the videos uploaded in [since, until) (or of the given ids or batch, or of all)."""
     since, until = _as_utc(since), _as_utc(until)
-    condition = sa.true()
+    condition: sa.ColumnElement[bool] = sa.true()
     uploaded = sa.func.coalesce(videos.c.uploaded_at, videos.c.created_at)
     if since is not None:
         condition = sa.and_(condition, uploaded >= since)

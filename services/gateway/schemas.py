@@ -113,7 +113,7 @@ class ClipOut(BaseModel):
     values: dict[str, float]
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> ClipOut:
+    def from_row(cls, row: Mapping[Any, Any]) -> ClipOut:
         return cls(
             clip_id=row["clip_id"],
             clip_index=row["clip_index"] or 0,
@@ -137,7 +137,7 @@ class ClipDetail(ClipOut):
     score_average: float | None = None
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> ClipDetail:
+    def from_row(cls, row: Mapping[Any, Any]) -> ClipDetail:
         base = ClipOut.from_row(row).model_dump()
         return cls(
             **base,
@@ -171,7 +171,7 @@ class VideoSummary(BaseModel):
     updated_at: datetime
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> VideoSummary:
+    def from_row(cls, row: Mapping[Any, Any]) -> VideoSummary:
         return cls(
             video_id=row["video_id"],
             status=VideoStatus(row["status"]),
@@ -218,7 +218,7 @@ class VideoDetail(VideoSummary):
         )
 
 
-def _rejection(row: Mapping[str, Any], clips: list[ClipOut]) -> Rejection | None:
+def _rejection(row: Mapping[Any, Any], clips: list[ClipOut]) -> Rejection | None:
     """The video-level rejection, or a summary when the video is rejected because every clip was."""
     if row["rejection_stage"] is not None:
         return Rejection(

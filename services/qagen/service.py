@@ -10,6 +10,7 @@ from haic.v1 import events_pb2, qagen_pb2, qagen_pb2_grpc
 from services.core import metrics, topics
 from services.core.bus import ClipPoisonError, Event, Handler, Output, PoisonMessageError, now_timestamp
 from services.core.contracts import CATEGORY_BY_SLUG, category_slug
+from services.core.grpc_server import PreconditionError, maps_errors
 from services.core.llm import ChatEndpoint
 from services.core.settings import QABackend, Settings
 from services.qagen import templates
@@ -90,13 +91,11 @@ class QAGeneratorServicer(qagen_pb2_grpc.QAGeneratorServicer):
     def __init__(self, generator: ClipQAGenerator) -> None:
         self._generator = generator
 
+    @maps_errors
     def Generate(  # the name is fixed by the generated servicer
         self, request: qagen_pb2.GenerateRequest, context: grpc.ServicerContext
     ) -> qagen_pb2.GenerateResponse:
         if not request.caption.judgement.passed:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, "the caption did not pass the judge")
-        try:
-            qa, dropped = self._generator.generate(request.caption, request.per_category)
-        except CaptionNotUsableError as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            raise PreconditionError("the caption did not pass the judge")
+        qa, dropped = self._generator.generate(request.caption, request.per_category)
         return qagen_pb2.GenerateResponse(qa=qa, dropped=dropped)

@@ -15,6 +15,7 @@ from haic.v1 import events_pb2, scoring_pb2, scoring_pb2_grpc
 from services.core import metrics, topics
 from services.core.bus import ClipPoisonError, Event, Handler, Output, PoisonMessageError
 from services.core.contracts import CATEGORY_SLUGS
+from services.core.grpc_server import InvalidRequestError, maps_errors
 from services.core.llm import ChatEndpoint
 from services.core.settings import Settings
 from services.core.storage import Storage
@@ -37,7 +38,7 @@ BUILT_IN = ("caption-lexical", "random", "majority-letter")
 MLLM = "mllm"
 
 
-class UnknownAnswererError(ValueError):
+class UnknownAnswererError(InvalidRequestError):
     """An answerer name that is neither built in nor `mllm`."""
 
 
@@ -155,14 +156,12 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServicer):
     def __init__(self, scorer: QAScorer) -> None:
         self._scorer = scorer
 
+    @maps_errors
     def Evaluate(  # the name is fixed by the generated servicer
         self, request: scoring_pb2.EvaluateRequest, context: grpc.ServicerContext
     ) -> scoring_pb2.EvaluateResponse:
         setting = request.setting or CAPTION_SETTING
         if setting not in (CAPTION_SETTING, STANDARD_SETTING):
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown setting {setting!r}")
-        try:
-            evaluation = self._scorer.score(request.qa, request.answerer or "caption-lexical", setting)
-        except (QASetNotUsableError, UnknownAnswererError) as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            raise InvalidRequestError(f"unknown setting {setting!r}")
+        evaluation = self._scorer.score(request.qa, request.answerer or "caption-lexical", setting)
         return scoring_pb2.EvaluateResponse(score=evaluation.to_record(request.qa.video_id, request.qa.span))
