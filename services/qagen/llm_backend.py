@@ -22,8 +22,9 @@ from services.core import metrics
 from services.core.contracts import CATEGORY_BY_SLUG
 from services.core.llm import ChatEndpoint
 from services.core.settings import Settings
+from services.qagen.oracle import QuestionForm
 from services.qagen.templates import caption_key
-from services.qagen.validator import QuestionForm, Severity, rebalance_positions, validate_item
+from services.qagen.validator import Severity, rebalance_positions, validate_item
 
 log = logging.getLogger(__name__)
 

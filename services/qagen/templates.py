@@ -24,11 +24,11 @@ from dataclasses import dataclass
 
 from haic.v1 import events_pb2
 from services.core.contracts import CATEGORY_SLUGS
-from services.qagen.validator import (
+from services.qagen.oracle import QuestionForm, option_is_true, true_options
+from services.qagen.phrasing import (
     INTERACTION_SIDES,
     TEMPORAL_OPTIONS,
     THROUGHOUT_OPTION,
-    QuestionForm,
     action_option,
     base_form,
     clip_window,
@@ -38,14 +38,11 @@ from services.qagen.validator import (
     interaction_option,
     normalize_option,
     object_targets,
-    option_is_true,
     ordered_actions,
-    rebalance_positions,
     strip_count,
     temporal_option,
-    true_options,
-    validate_item,
 )
+from services.qagen.validator import rebalance_positions, validate_item
 
 BACKEND = "templates"
 DEFAULT_PER_CATEGORY = 3

@@ -5,15 +5,13 @@ from __future__ import annotations
 import pytest
 
 from haic.v1 import events_pb2
+from services.qagen.oracle import true_options
+from services.qagen.phrasing import base_form, normalize_option, strip_count
 from services.qagen.validator import (
     Issue,
     Severity,
-    base_form,
-    normalize_option,
     position_balance,
     rebalance_positions,
-    strip_count,
-    true_options,
     validate_item,
     validate_set,
 )
