@@ -163,6 +163,14 @@ class Settings(BaseSettings):
     min_person_area_ratio: float = Field(
         0.10, ge=0, le=1, description="People's boxes must cover this fraction of the frame (section 3.1: 10%)"
     )
+    # At a crawl's ~1% yield most clips are empty footage: stopping at their first empty frame is most of
+    # the cost saved per rejected video (bench/rejection_cost.py). The verdict is the full check's.
+    existence_early_stop: bool = Field(
+        True,
+        description="Stop the existence check at the first sampled frame where the models offer fewer than "
+        "HAIC_MIN_PEOPLE candidates (it fails the rule for certain): same verdict, the rejected clip's values "
+        "then cover the frames examined",
+    )
     # --- pose: human action (HAIC section 3.1) ---
     action_fps: float = Field(
         1.0, gt=0, description="Keypoint sampling rate for the action filter (section 3.1: 1 fps)"

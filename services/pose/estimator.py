@@ -45,6 +45,10 @@ NMS_IOU = 0.5
 BODY_KEYPOINTS = 6
 # Multipose's box and the detector's box of one person overlap at least this much (their extents differ).
 SAME_PERSON_IOU = 0.3
+# A model's scores move by about 1e-7 with the batch the frame rides in (onnxruntime's kernels differ with
+# the batch size, Triton batches requests dynamically): a frame's bound on its people counts the outputs
+# this close under a threshold too, so no such wobble can make a frame look emptier than it is.
+BOUND_MARGIN = 1e-3
 
 
 class PoseModelOutputError(RuntimeError):
@@ -110,6 +114,27 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = NMS_IOU) -> list[int
         if all(overlaps[i, k] <= iou for k in keep):
             keep.append(int(i))
     return keep
+
+
+@dataclass(frozen=True)
+class FrameCandidates:
+    """One frame's model outputs before the rules that look across boxes and frames: the detector's boxes
+    from the evidence floor up (NMS applied) and the people multipose offers, with their keypoints.
+
+    Every person `detect` can count in the frame is one of these, whatever the frame's neighbours: the
+    body check, the part rule and the growth only keep, drop or merge them, and the neighbour rule only
+    brings back the frame's own boxes in doubt. So ``most_people`` bounds the frame's count from above,
+    and a frame where it is under the existence rule's minimum fails that rule for certain.
+    """
+
+    boxes: list[Detection]
+    multipose: list[tuple[Detection, np.ndarray]]
+    # outputs within BOUND_MARGIN under the detector's floor or multipose's thresholds
+    near_misses: int = 0
+
+    @property
+    def most_people(self) -> int:
+        return len(self.boxes) + len(self.multipose) + self.near_misses
 
 
 class PoseEstimator:
@@ -180,36 +205,66 @@ class PoseEstimator:
                 raise PoseModelOutputError(f"{model}: {name} has shape {shape}, expected [{len(images)}, {want}]")
         return outputs
 
-    def detect(self, frames: Sequence[np.ndarray]) -> list[list[Detection]]:
-        """The people in each RGB uint8 frame [H, W, 3] by the PersonEvidence rules: boxes in frame
-        pixels, best first.
+    def candidates(self, frames: Sequence[np.ndarray]) -> list[FrameCandidates]:
+        """The per-frame model outputs `detect` starts from (detector, and multipose when it is asked).
 
-        A greedy IoU-NMS at 0.5 runs after the model's own: the contract does not promise the model
-        suppresses duplicates (CenterNet's peak picking can leave neighbours), and it is cheap.
+        A frame's candidates do not depend on the other frames of the call: the models see one image per
+        batch row, so a caller may compute them frame by frame and hand them to `detect` later.
         """
         for frame in frames:
             geometry.check_frame(frame)
         height, width = self._input_size(PERSON_DETECTOR)
         if height != width:
             raise PoseModelOutputError(f"{PERSON_DETECTOR}: input must be square (S x S), got {height} x {width}")
-        candidates: list[list[Detection]] = []
+        boxes: list[list[Detection]] = []
+        near: list[int] = []
+        floor = self.evidence.floor
         for start in range(0, len(frames), self.max_batch_size):
             chunk = frames[start : start + self.max_batch_size]
             placed = [geometry.letterbox(frame, height) for frame in chunk]
             outputs = self._infer(
                 PERSON_DETECTOR, np.stack([image for image, _ in placed]), {BOXES: (-1, 4), SCORES: (-1,)}
             )
-            for (_, letterbox), boxes, scores in zip(placed, outputs[BOXES], outputs[SCORES], strict=True):
-                candidates.append(self._frame_detections(letterbox, boxes, scores))
-        candidates, doubted = self._with_body_evidence(frames, candidates)
+            for (_, letterbox), found, scores in zip(placed, outputs[BOXES], outputs[SCORES], strict=True):
+                boxes.append(self._frame_detections(letterbox, found, scores))
+                scores = np.asarray(scores, dtype=np.float32)
+                near.append(int(np.sum((scores >= floor - BOUND_MARGIN) & (scores < floor))))
+        if self.evidence.multipose_min_score > 0:
+            multipose, multipose_near = zip(*self._multipose_people(frames), strict=True) if frames else ((), ())
+        else:
+            multipose, multipose_near = tuple([] for _ in frames), tuple(0 for _ in frames)
+        return [
+            FrameCandidates(b, list(m), n + mn)
+            for b, m, n, mn in zip(boxes, multipose, near, multipose_near, strict=True)
+        ]
+
+    def detect(
+        self, frames: Sequence[np.ndarray], found: Sequence[FrameCandidates | None] | None = None
+    ) -> list[list[Detection]]:
+        """The people in each RGB uint8 frame [H, W, 3] by the PersonEvidence rules: boxes in frame
+        pixels, best first. ``found``: the frames' `candidates` where already computed (None where not).
+
+        A greedy IoU-NMS at 0.5 runs after the model's own: the contract does not promise the model
+        suppresses duplicates (CenterNet's peak picking can leave neighbours), and it is cheap.
+        """
+        for frame in frames:
+            geometry.check_frame(frame)
+        known = list(found) if found is not None else [None] * len(frames)
+        if len(known) != len(frames):
+            raise ValueError(f"{len(frames)} frames but candidates for {len(known)}")
+        todo = [i for i, c in enumerate(known) if c is None]
+        for i, computed in zip(todo, self.candidates([frames[i] for i in todo]), strict=True):
+            known[i] = computed
+        frame_candidates = [c for c in known if c is not None]
+        candidates, doubted = self._with_body_evidence(frames, [c.boxes for c in frame_candidates])
         if self.evidence.multipose_min_score > 0:
             candidates = [
-                self._with_multipose(found, extra)
-                for found, extra in zip(candidates, self._multipose_people(frames), strict=True)
+                self._with_multipose(people, c.multipose)
+                for people, c in zip(candidates, frame_candidates, strict=True)
             ]
         if self.evidence.track_iou > 0:
             candidates = self._with_neighbours(candidates, doubted)
-        people = [self._without_parts(found) for found in candidates]
+        people = [self._without_parts(people) for people in candidates]
         return people if self.evidence.extent_keypoint_score is None else self._grown(frames, people)
 
     def _with_multipose(self, found: list[Detection], extra: list[tuple[Detection, np.ndarray]]) -> list[Detection]:
@@ -318,11 +373,12 @@ class PoseEstimator:
             (kept if d.score + body_score(points) >= self.evidence.min_evidence else doubted)[i].append(checked)
         return kept, doubted
 
-    def _multipose_people(self, frames: Sequence[np.ndarray]) -> list[list[tuple[Detection, np.ndarray]]]:
+    def _multipose_people(self, frames: Sequence[np.ndarray]) -> list[tuple[list[tuple[Detection, np.ndarray]], int]]:
         """People MoveNet multipose finds from multipose_min_score up whose own keypoints show a body, with
-        those keypoints [17, 3] in frame pixels."""
+        those keypoints [17, 3] in frame pixels; and per frame the people missing that by under BOUND_MARGIN."""
         size, _ = self._input_size(MULTIPERSON_POSE)
-        found: list[list[tuple[Detection, np.ndarray]]] = []
+        found: list[tuple[list[tuple[Detection, np.ndarray]], int]] = []
+        min_score, min_evidence = self.evidence.multipose_min_score, self.evidence.min_evidence
         for start in range(0, len(frames), self.max_batch_size):
             placed = [geometry.letterbox(frame, size) for frame in frames[start : start + self.max_batch_size]]
             outputs = self._infer(
@@ -333,16 +389,18 @@ class PoseEstimator:
             for (_, letterbox), boxes, scores, keypoints in zip(
                 placed, outputs[BOXES], outputs[SCORES], outputs[KEYPOINTS], strict=True
             ):
-                people = []
+                people, near = [], 0
                 frame_boxes = letterbox.boxes_to_frame(boxes)
                 for box, score, points in zip(
                     frame_boxes, np.asarray(scores, dtype=np.float64), keypoints, strict=True
                 ):
                     has_area = box[2] > box[0] and box[3] > box[1]
-                    has_body = score + body_score(points) >= self.evidence.min_evidence
-                    if has_area and score >= self.evidence.multipose_min_score and has_body:
+                    evidence = score + body_score(points)
+                    if has_area and score >= min_score and evidence >= min_evidence:
                         people.append((Detection(box, float(score)), letterbox.points_to_frame(points)))
-                found.append(people)
+                    elif has_area and score >= min_score - BOUND_MARGIN and evidence >= min_evidence - BOUND_MARGIN:
+                        near += 1
+                found.append((people, near))
         return found
 
     def _without_parts(self, found: list[Detection]) -> list[Detection]:

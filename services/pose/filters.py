@@ -68,6 +68,11 @@ def union_area(boxes: np.ndarray, width: int, height: int) -> float:
     return area
 
 
+def existence_reason_code(min_people: int) -> str:
+    """The existence rule's reason for a frame with fewer than min_people people."""
+    return "no_person" if min_people == 1 else "too_few_people"
+
+
 def human_existence(
     frames: Sequence[np.ndarray],
     width: int,
@@ -99,7 +104,7 @@ def human_existence(
     crowded = int(np.sum(counts > max_people))
     small = int(np.sum((counts >= min_people) & (counts <= max_people) & (coverage < min_area_ratio)))
     if empty:
-        result.passed, result.reason_code = False, "no_person" if min_people == 1 else "too_few_people"
+        result.passed, result.reason_code = False, existence_reason_code(min_people)
         result.reason = f"{empty} of {len(frames)} sampled frames have fewer than {min_people} person(s)"
     elif crowded:
         result.passed, result.reason_code = False, "too_many_people"

@@ -8,7 +8,11 @@
    motion rules;
 5. for an accepted clip, decode the remaining dense frames and build the captioner's dense tracks,
    each with the gender and age group its face shows (face_attributes; empty when it cannot tell).
-A rejected clip stops at the first rule it fails, so most clips cost only detection on 26 frames.
+A rejected clip stops at the first rule it fails, so most clips cost only detection on 26 frames; and
+with existence_early_stop (the default) a clip with an existence frame where the models offer fewer than
+min_people candidates stops there, in the decoding pass, with the full check's verdict (empty footage, the
+bulk of a crawl, then costs one frame's detection: bench/rejection_cost.py). Such a clip is rejected even
+where frames after that one would not decode (the full check reported it unreadable).
 """
 
 from __future__ import annotations
@@ -28,10 +32,16 @@ from services.core.settings import Settings
 from services.core.storage import Storage, StorageError
 from services.core.video import VideoInfo, VideoReader
 from services.pose.errors import ClipUnreadableError, InvalidClipEventError
-from services.pose.estimator import PoseEstimator
+from services.pose.estimator import FrameCandidates, PoseEstimator
 from services.pose.face_attributes import FaceAttributeEstimator, FaceSettings, PersonAttributes
-from services.pose.filters import FilterResult, human_action, human_existence
-from services.pose.sampling import plan_samples
+from services.pose.filters import (
+    EXISTENCE_STAGE,
+    FilterResult,
+    existence_reason_code,
+    human_action,
+    human_existence,
+)
+from services.pose.sampling import SamplePlan, plan_samples
 from services.pose.tracking import (
     DoubtRules,
     Observation,
@@ -86,9 +96,15 @@ class ClipAnalyzer:
         with VideoReader(path, info) as reader:
             # One pass for every frame any rule or the dense tracks may need: a second pass would decode
             # the clip's GOPs again, which costs more than converting the extra frames up front.
-            frames = self._decode(reader, plan.all, span.clip_id)
+            frames, found, empty = self._decode_and_screen(reader, plan, span.clip_id)
+            if empty is not None:
+                return self._certainly_empty(candidate, plan, empty, found[empty], reader.frames_decoded)
             detections = dict(
-                zip(plan.curation, self.estimator.detect([frames[t] for t in plan.curation]), strict=True)
+                zip(
+                    plan.curation,
+                    self.estimator.detect([frames[t] for t in plan.curation], [found.get(t) for t in plan.curation]),
+                    strict=True,
+                )
             )
             existence = human_existence(
                 [_boxes(detections[t], self._scale(frames[t], info)) for t in plan.existence],
@@ -157,12 +173,73 @@ class ClipAnalyzer:
         doubt = DoubtRules(s.min_person_score, s.doubtful_track_min_residual, s.min_keypoint_score)
         return without_doubtful_tracks(stitch_tracks(tracklets, appearance, rules), doubt, (info.width, info.height))
 
-    def _decode(self, reader: VideoReader, times: Sequence[float], clip_id: str) -> dict[float, np.ndarray]:
-        frames = dict(reader.frames_at(times, width=self._decode_width(reader.info)))
-        if len(frames) != len(times):
-            missing = sorted(set(times) - set(frames))
+    def _decode_and_screen(
+        self, reader: VideoReader, plan: SamplePlan, clip_id: str
+    ) -> tuple[dict[float, np.ndarray], dict[float, FrameCandidates], float | None]:
+        """Every frame of the plan, in one pass; each existence frame's detector and multipose outputs as it
+        is decoded (`detect` reuses them, so an accepted clip pays for nothing twice).
+
+        With existence_early_stop the pass stops at the first existence frame whose candidates are fewer
+        than min_people: no rule after can count more people there than the models offered, so that frame
+        fails the existence rule whatever the others hold, and "too few people" is the rule's first
+        reason. The clip is then rejected with the verdict the full check gives, having decoded only the
+        frames up to there: at a crawl's yield most clips are empty footage that stops at the first one.
+        Returns the frames, the screened candidates, and the time of the certainly empty frame (or None).
+        """
+        s = self.settings
+        screen = s.existence_early_stop and s.min_people > 0
+        existence = set(plan.existence)
+        frames: dict[float, np.ndarray] = {}
+        found: dict[float, FrameCandidates] = {}
+        for t, frame in reader.frames_at(plan.all, width=self._decode_width(reader.info)):
+            frames[t] = frame
+            if screen and t in existence:
+                found[t] = self.estimator.candidates([frame])[0]
+                if found[t].most_people < s.min_people:
+                    return frames, found, t
+        if len(frames) != len(plan.all):
+            missing = sorted(set(plan.all) - set(frames))
             raise ClipUnreadableError(clip_id, "truncated", f"no frame at {missing[:3]} s")
-        return frames
+        return frames, found, None
+
+    def _certainly_empty(
+        self,
+        candidate: events_pb2.ClipCandidate,
+        plan: SamplePlan,
+        t: float,
+        found: FrameCandidates,
+        frames_decoded: int,
+    ) -> events_pb2.ClipVerdict:
+        """The existence rejection of a clip whose existence frame at t holds too few people for certain.
+
+        Verdict, stage and reason code are the full check's; the values cover what was examined (the
+        people of the other frames were never counted, so people_max and coverage are not claimed).
+        """
+        s = self.settings
+        examined = sorted(x for x in plan.existence if x <= t)
+        result = FilterResult(
+            False,
+            EXISTENCE_STAGE,
+            reason_code=existence_reason_code(s.min_people),
+            reason=(
+                f"the sampled frame at {t:.2f} s has fewer than {s.min_people} person(s): the check stopped "
+                f"there, {len(examined)} of {len(plan.existence)} frames examined"
+            ),
+        )
+        values = {
+            "existence_frames": float(len(plan.existence)),
+            "existence_frames_examined": float(len(examined)),
+            "min_people": float(s.min_people),
+            "max_people": float(s.max_people),
+            "min_person_area_ratio": s.min_person_area_ratio,
+            "sampled_frames": float(len(examined)),
+        }
+        counted = []
+        if found.most_people == 0:
+            # nobody at all there: the lowest count and coverage of the full check, exactly
+            values.update(people_min=0.0, coverage_min=0.0)
+            counted.append(events_pb2.FramePeople(t_s=t, people=0, coverage=0.0))
+        return self._verdict(candidate, result, values, frames_decoded, counted)
 
     def _decode_width(self, info: VideoInfo) -> int | None:
         """Large sources are decoded downscaled (FFmpeg's scaler); results are mapped back to source pixels."""
