@@ -16,6 +16,7 @@ from pathlib import Path
 import av
 import av.error
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from haic.v1 import events_pb2
 
@@ -112,7 +113,12 @@ def probe(path: Path) -> VideoInfo:
         if first is None:
             raise VideoProbeError("undecodable", "no frame of the video stream decodes")
         tail_start = max(0.0, duration - 1.0)
-        last = _firstframe_time(container, stream, tail_start)
+        # Reaching the tail decodes the whole last GOP (often the whole video): frames nothing references
+        # are skipped on the way, and only if that finds nothing is every frame tried, so the verdict is
+        # the full decode's either way.
+        last = _firstframe_time(container, stream, tail_start, skip_nonref=True)
+        if last is None:
+            last = _firstframe_time(container, stream, tail_start)
         if last is None:
             raise VideoProbeError(
                 "truncated", f"the container declares {duration:.2f} s but nothing after {tail_start:.2f} s decodes"
@@ -129,8 +135,12 @@ def probe(path: Path) -> VideoInfo:
         )
 
 
-def _firstframe_time(container: av.container.InputContainer, stream: av.VideoStream, at_s: float) -> float | None:
-    """Time of the first frame at or after `at_s` that decodes, or None."""
+def _firstframe_time(
+    container: av.container.InputContainer, stream: av.VideoStream, at_s: float, skip_nonref: bool = False
+) -> float | None:
+    """Time of the first frame at or after `at_s` that decodes (a reference frame with skip_nonref), or None."""
+    ctx = stream.codec_context
+    ctx.skip_frame = "NONREF" if skip_nonref else "DEFAULT"
     try:
         container.seek(_to_pts(at_s, stream), stream=stream, backward=True)
         for frame in container.decode(stream):
@@ -139,6 +149,8 @@ def _firstframe_time(container: av.container.InputContainer, stream: av.VideoStr
                 return t
     except av.error.FFmpegError as exc:
         log.debug("decode failed at %.2f s: %s", at_s, exc)
+    finally:
+        ctx.skip_frame = "DEFAULT"
     return None
 
 
@@ -166,6 +178,9 @@ class VideoReader:
         self._container = av.open(str(path))
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"
+        # One scaler for every frame, on the calling thread: a frame's own to_ndarray builds a new context
+        # (with its own thread pool) per frame, which costs more CPU than the conversion; same pixels.
+        self._reformatter = VideoReformatter()
         self.frames_decoded = 0
         self._keyframes: list[float] | None = None
 
@@ -188,6 +203,14 @@ class VideoReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _to_ndarray(
+        self, frame: av.VideoFrame, width: int | None, height: int | None, fmt: str, interpolation: str | None = None
+    ) -> np.ndarray:
+        """The frame as an array, scaled and converted like `VideoFrame.to_ndarray` (bit for bit)."""
+        return self._reformatter.reformat(
+            frame, width=width, height=height, format=fmt, interpolation=interpolation, threads=1
+        ).to_ndarray()
 
     def _scaled_size(self, width: int | None) -> tuple[int | None, int | None]:
         if not width or width >= self.info.width:
@@ -216,7 +239,7 @@ class VideoReader:
                     continue
                 next_t = t + 1.0 / fps if fps else 0.0
                 # Bilinear is enough for frame-difference scores and ~20% cheaper than FFmpeg's bicubic.
-                yield t, frame.to_ndarray(width=w, height=h, format=fmt, interpolation="FAST_BILINEAR")
+                yield t, self._to_ndarray(frame, w, h, fmt, "FAST_BILINEAR")
         finally:
             ctx.skip_frame = "DEFAULT"
 
@@ -254,4 +277,4 @@ class VideoReader:
                 if previous is None:
                     return  # past the end of the stream
                 chosen = previous  # the last frame of the stream
-            yield target, chosen.to_ndarray(width=w, height=h, format=fmt)
+            yield target, self._to_ndarray(chosen, w, h, fmt)
