@@ -533,6 +533,12 @@ def report(result: RunResult, cores: int) -> list[str]:
         f"{left:.2f} left, wall / (stages' CPU / cores left) = {result.wall_s / (compute / left):.2f}, "
         f"with the broker and the bench client {result.wall_s / ((everything + result.bench_cpu_s) / left):.2f}"
     )
+    per_video = (everything + result.bench_cpu_s) / max(result.settled, 1)
+    pose_cpu = sum(v for k, v in result.cpu_s.items() if k.startswith(("pose", "triton")))
+    lines.append(
+        f"  stack CPU per video {per_video:.2f} s (pose stage with Triton {pose_cpu / max(result.settled, 1):.2f} s): "
+        f"{3600 * cores / per_video:.0f} videos/h if the {cores} cores were the stack's alone and never waited"
+    )
     lines.append("  VmRSS MiB at start / middle / end (and at each tenth of the batch settled):")
     for name, (a, b, c) in sorted(result.rss_mib.items()):
         steps = " ".join(f"{rss.get(name, 0):.0f}" for _, rss in result.rss_steps)
