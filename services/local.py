@@ -543,7 +543,7 @@ class LocalStack:
     def describe(self) -> str:
         lines = [
             f"gateway     {self.gateway_url}  (docs {self.gateway_url}/docs, metrics {self.gateway_url}/metrics)",
-            f"gateway gRPC 127.0.0.1:{self.ports.services['gateway'].grpc}  (haic.v1.Pipeline)",
+            f"gateway gRPC 127.0.0.1:{self.ports.services['gateway'].grpc}  (haic.v1.PipelineService)",
         ]
         for name, _module in worker_units(self.settings.pose_workers):
             p = self.ports.services[name]

@@ -12,15 +12,14 @@ import json
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script from anywhere
+
+from services.core import topology
+
 OUT = Path(__file__).with_name("dashboards")
 DATASOURCE = {"type": "prometheus", "uid": "haic-prometheus"}
-FUNNEL_TOPICS = [
-    ("videos", "haic.videos.v1"),
-    ("candidate clips", "haic.clips.candidate.v1"),
-    ("accepted clips", "haic.clips.accepted.v1"),
-    ("captions", "haic.captions.v1"),
-    ("QA sets", "haic.qa.v1"),
-]
+# The funnel: each stage's input topic, in the topology's order.
+FUNNEL_TOPICS = [(stage.funnel_label, stage.input_topic) for stage in topology.STAGES]
 
 
 def target(expr: str, legend: str = "", ref: str = "A", instant: bool = False) -> dict:

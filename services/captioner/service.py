@@ -14,16 +14,18 @@ from services.captioner import pose_grounded
 from services.captioner.judge import MALFORMED_OUTPUT, judge_caption
 from services.captioner.llm_score import score_caption
 from services.captioner.mllm import MllmCaptioner
-from services.core import metrics, topics
-from services.core.bus import ClipPoisonError, Event, Handler, Output, PoisonMessageError
+from services.core import metrics, topics, topology
+from services.core.bus import ClipPoisonError, Handler, Output
 from services.core.grpc_server import maps_errors
 from services.core.llm import ChatEndpoint
+from services.core.service import stage_handler
 from services.core.settings import CaptionerBackend, Settings
 from services.core.storage import Storage, StorageError
 
 log = logging.getLogger(__name__)
 
-SERVICE = "captioner"
+STAGE = topology.stage("captioner")
+SERVICE = STAGE.name
 
 
 class InvalidClipError(ClipPoisonError):
@@ -111,16 +113,13 @@ class ClipCaptioner:
 
 
 def make_handler(captioner: ClipCaptioner) -> Handler:
-    def handle(event: Event) -> list[Output]:
-        clip = event.message
-        if not isinstance(clip, events_pb2.ClipVerdict):
-            raise PoisonMessageError(f"{event.topic} carried {type(clip).__name__}, not ClipVerdict")
+    def process(clip: events_pb2.ClipVerdict) -> list[Output]:
         return [Output(topics.CAPTIONS, clip.video_id, captioner.caption(clip))]
 
-    return handle
+    return stage_handler(STAGE, process)
 
 
-class CaptionerServicer(captioner_pb2_grpc.CaptionerServicer):
+class CaptionerServicer(captioner_pb2_grpc.CaptionerServiceServicer):
     def __init__(self, captioner: ClipCaptioner) -> None:
         self._captioner = captioner
 

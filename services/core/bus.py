@@ -20,7 +20,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -36,6 +36,7 @@ from haic.v1 import events_pb2
 from services.core import metrics, topics
 from services.core.logs import log_context
 from services.core.settings import Settings
+from services.core.topology import StageSpec
 
 log = logging.getLogger(__name__)
 
@@ -148,11 +149,12 @@ class ConsumerLag:
 
     One admin client and one group-less consumer, kept open and shared by the callers (under a lock): the
     gateway answers GET /v1/backlog with it, which `haic ingest` polls to hold back when the pipeline lags.
-    A group that never committed on a partition is behind by everything on it.
+    A group that never committed on a partition is behind by everything on it. The stages and their groups
+    come from the topology.
     """
 
-    def __init__(self, settings: Settings, stage_inputs: dict[str, str]) -> None:
-        self.stage_inputs = stage_inputs
+    def __init__(self, settings: Settings, stages: Sequence[StageSpec]) -> None:
+        self.stages = tuple(stages)
         self._settings = settings
         self._lock = threading.Lock()
         self._admin: KafkaAdminClient | None = None
@@ -164,17 +166,17 @@ class ConsumerLag:
             if self._admin is None or self._consumer is None:
                 self._admin = KafkaAdminClient(**client_config(self._settings, "lag-admin"))
                 self._consumer = KafkaConsumer(**client_config(self._settings, "lag"), enable_auto_commit=False)
-            wanted: dict[str, list[TopicPartition]] = {}
-            for stage, topic in self.stage_inputs.items():
-                partitions = self._consumer.partitions_for_topic(topic) or set()
-                wanted[stage] = [TopicPartition(topic, p) for p in sorted(partitions)]
+            wanted: dict[StageSpec, list[TopicPartition]] = {}
+            for stage in self.stages:
+                partitions = self._consumer.partitions_for_topic(stage.input_topic) or set()
+                wanted[stage] = [TopicPartition(stage.input_topic, p) for p in sorted(partitions)]
             ends = self._consumer.end_offsets([tp for tps in wanted.values() for tp in tps])
-            groups = {f"haic-{stage}": tps for stage, tps in wanted.items() if tps}
+            groups = {stage.consumer_group: tps for stage, tps in wanted.items() if tps}
             committed = self._admin.list_group_offsets(groups) if groups else {}
             lags: dict[str, int] = {}
             for stage, tps in wanted.items():
-                done = committed.get(f"haic-{stage}", {})
-                lags[stage] = sum(
+                done = committed.get(stage.consumer_group, {})
+                lags[stage.name] = sum(
                     max(0, ends.get(tp, 0) - (done[tp].offset if tp in done and done[tp].offset >= 0 else 0))
                     for tp in tps
                 )

@@ -28,15 +28,6 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
 
 ALL_TOPICS: tuple[str, ...] = tuple(MESSAGE_TYPES)
 
-# The topic each curation stage consumes, in pipeline order; its consumer group is `haic-<stage>`.
-STAGE_INPUTS: dict[str, str] = {
-    "filter": VIDEOS,
-    "pose": CLIPS_CANDIDATE,
-    "captioner": CLIPS_ACCEPTED,
-    "qagen": CAPTIONS,
-    "scoring": QA,
-}
-
 # Retention, chosen per topic. The topics are the dataset: the catalog is rebuilt from them, and `haic eval`
 # and `haic export` read them, so nothing the pipeline produced expires. Not compaction: the key is the video
 # id (one video's events stay ordered on one partition), and a video has many clips, so compacting by key

@@ -1,4 +1,4 @@
-"""gRPC haic.v1.Pipeline: WatchVideo streams a video's event log as VideoProgress until it settles."""
+"""gRPC haic.v1.PipelineService: WatchVideo streams a video's event log as VideoProgress until it settles."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from services.core.grpc_server import InvalidRequestError, RequestedNotFoundErro
 from services.gateway.catalog import Catalog
 from services.gateway.progress import POLL_INTERVAL_S, follow_events, video_progress
 
-SERVICE_NAME = pipeline_pb2.DESCRIPTOR.services_by_name["Pipeline"].full_name
+SERVICE_NAME = pipeline_pb2.DESCRIPTOR.services_by_name["PipelineService"].full_name
 
 
-class PipelineServicer(pipeline_pb2_grpc.PipelineServicer):
+class PipelineServicer(pipeline_pb2_grpc.PipelineServiceServicer):
     def __init__(self, catalog: Catalog, poll_interval_s: float = POLL_INTERVAL_S) -> None:
         self.catalog = catalog
         self.poll_interval_s = poll_interval_s
@@ -36,5 +36,5 @@ class PipelineServicer(pipeline_pb2_grpc.PipelineServicer):
 
 def pipeline_registration(catalog: Catalog) -> ServiceRegistration:
     return ServiceRegistration(
-        pipeline_pb2_grpc.add_PipelineServicer_to_server, PipelineServicer(catalog), SERVICE_NAME
+        pipeline_pb2_grpc.add_PipelineServiceServicer_to_server, PipelineServicer(catalog), SERVICE_NAME
     )

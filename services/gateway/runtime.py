@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from services.core import topics
+from services.core import topology
 from services.core.bus import ConsumerLag, EventProducer, ensure_topics
 from services.core.grpc_server import GrpcServer
 from services.core.settings import Settings
@@ -52,7 +52,7 @@ class GatewayRuntime:
                 reannounce_after_s=settings.reannounce_after_s,
                 references=references,
             )
-            runtime.lag = ConsumerLag(settings, topics.STAGE_INPUTS)
+            runtime.lag = ConsumerLag(settings, topology.STAGES)
             runtime.consumer = CatalogConsumer(settings, runtime.catalog, reannounce=runtime.uploader.reannounce)
             runtime.consumer.start()
             runtime.grpc = GrpcServer([pipeline_registration(runtime.catalog)], settings.grpc_port)

@@ -18,7 +18,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-STAGE_ORDER: tuple[str, ...] = ("filter", "pose", "captioner", "qagen", "scoring")
+from services.core.topology import STAGE_ORDER
+
 NOT_PASSED = -1  # passed_rank of a clip that has passed no stage
 
 

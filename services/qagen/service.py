@@ -7,11 +7,12 @@ import logging
 import grpc
 
 from haic.v1 import events_pb2, qagen_pb2, qagen_pb2_grpc
-from services.core import metrics, topics
-from services.core.bus import ClipPoisonError, Event, Handler, Output, PoisonMessageError, now_timestamp
+from services.core import metrics, topics, topology
+from services.core.bus import ClipPoisonError, Handler, Output, now_timestamp
 from services.core.contracts import CATEGORY_BY_SLUG, category_slug
 from services.core.grpc_server import PreconditionError, maps_errors
 from services.core.llm import ChatEndpoint
+from services.core.service import stage_handler
 from services.core.settings import QABackend, Settings
 from services.qagen import templates
 from services.qagen.llm_backend import BACKEND as BACKEND_LLM
@@ -19,7 +20,8 @@ from services.qagen.llm_backend import LlmQABackend
 
 log = logging.getLogger(__name__)
 
-SERVICE = "qagen"
+STAGE = topology.stage("qagen")
+SERVICE = STAGE.name
 
 
 class CaptionNotUsableError(ClipPoisonError):
@@ -75,19 +77,16 @@ class ClipQAGenerator:
 
 
 def make_handler(generator: ClipQAGenerator) -> Handler:
-    def handle(event: Event) -> list[Output]:
-        caption = event.message
-        if not isinstance(caption, events_pb2.Caption):
-            raise PoisonMessageError(f"{event.topic} carried {type(caption).__name__}, not Caption")
+    def process(caption: events_pb2.Caption) -> list[Output]:
         if not caption.judgement.passed:
             return []  # failed captions stay on their topic for inspection; no QA rests on them
         qa, _ = generator.generate(caption)
         return [Output(topics.QA, caption.video_id, qa)]
 
-    return handle
+    return stage_handler(STAGE, process)
 
 
-class QAGeneratorServicer(qagen_pb2_grpc.QAGeneratorServicer):
+class QAGeneratorServicer(qagen_pb2_grpc.QAGeneratorServiceServicer):
     def __init__(self, generator: ClipQAGenerator) -> None:
         self._generator = generator
 

@@ -1,14 +1,12 @@
-"""`python -m services.scoring`: the scoring service's Kafka worker (haic.qa.v1) and its gRPC Scoring."""
+"""`python -m services.scoring`: the scoring stage (topology: haic.qa.v1 -> haic.scores.v1)."""
 
 from __future__ import annotations
 
 from haic.v1 import scoring_pb2_grpc
-from services.core import topics
-from services.core.grpc_server import ServiceRegistration
-from services.core.service import run_service
+from services.core.service import run_stage
 from services.core.settings import Settings
 from services.core.storage import open_storage
-from services.scoring.service import SERVICE, Answerers, QAScorer, ScoringServicer, make_handler
+from services.scoring.service import STAGE, Answerers, QAScorer, ScoringServicer, make_handler
 
 
 def main() -> None:
@@ -16,19 +14,12 @@ def main() -> None:
     answerers = Answerers(settings, open_storage(settings))
     scorer = QAScorer(settings, answerers)  # one, so the Kafka and gRPC paths share the running scores
     try:
-        run_service(
-            SERVICE,
+        run_stage(
+            STAGE,
             settings,
-            [topics.QA],
             make_handler(scorer),
-            [
-                ServiceRegistration(
-                    scoring_pb2_grpc.add_ScoringServicer_to_server,
-                    ScoringServicer(scorer),
-                    "haic.v1.Scoring",
-                )
-            ],
-            output_topics=[topics.SCORES],
+            scoring_pb2_grpc.add_ScoringServiceServicer_to_server,
+            ScoringServicer(scorer),
         )
     finally:
         answerers.close()

@@ -12,11 +12,12 @@ from pathlib import Path
 import grpc
 
 from haic.v1 import events_pb2, scoring_pb2, scoring_pb2_grpc
-from services.core import metrics, topics
-from services.core.bus import ClipPoisonError, Event, Handler, Output, PoisonMessageError
+from services.core import metrics, topics, topology
+from services.core.bus import ClipPoisonError, Handler, Output
 from services.core.contracts import CATEGORY_SLUGS
 from services.core.grpc_server import InvalidRequestError, maps_errors
 from services.core.llm import ChatEndpoint
+from services.core.service import stage_handler
 from services.core.settings import Settings
 from services.core.storage import Storage
 from services.scoring.evaluate import (
@@ -33,7 +34,8 @@ from services.scoring.evaluate import (
 
 log = logging.getLogger(__name__)
 
-SERVICE = "scoring"
+STAGE = topology.stage("scoring")
+SERVICE = STAGE.name
 BUILT_IN = ("caption-lexical", "random", "majority-letter")
 MLLM = "mllm"
 
@@ -141,18 +143,15 @@ class QAScorer:
 
 
 def make_handler(scorer: QAScorer) -> Handler:
-    def handle(event: Event) -> list[Output]:
-        qa = event.message
-        if not isinstance(qa, events_pb2.QASet):
-            raise PoisonMessageError(f"{event.topic} carried {type(qa).__name__}, not QASet")
+    def process(qa: events_pb2.QASet) -> list[Output]:
         if not qa.items:
             return []  # a caption that supported no item: nothing to score
         return [Output(topics.SCORES, qa.video_id, record) for record in scorer.score_all(qa)]
 
-    return handle
+    return stage_handler(STAGE, process)
 
 
-class ScoringServicer(scoring_pb2_grpc.ScoringServicer):
+class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
     def __init__(self, scorer: QAScorer) -> None:
         self._scorer = scorer
 

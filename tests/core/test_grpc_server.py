@@ -23,7 +23,7 @@ from services.core.llm import MllmUnavailableError
 from services.core.storage import ObjectNotFoundError
 
 
-class _Failing(scoring_pb2_grpc.ScoringServicer):
+class _Failing(scoring_pb2_grpc.ScoringServiceServicer):
     """Raises the error named by the request's answerer."""
 
     ERRORS: dict[str, Exception] = {
@@ -47,7 +47,9 @@ class _Failing(scoring_pb2_grpc.ScoringServicer):
 
 @pytest.fixture
 def channel() -> Iterator[grpc.Channel]:
-    registration = ServiceRegistration(scoring_pb2_grpc.add_ScoringServicer_to_server, _Failing(), "haic.v1.Scoring")
+    registration = ServiceRegistration(
+        scoring_pb2_grpc.add_ScoringServiceServicer_to_server, _Failing(), "haic.v1.ScoringService"
+    )
     server = GrpcServer([registration], port=0)
     server.start()
     with grpc.insecure_channel(f"127.0.0.1:{server.port}") as open_channel:
@@ -68,7 +70,7 @@ def channel() -> Iterator[grpc.Channel]:
     ],
 )
 def test_each_service_error_gets_its_status_over_the_wire(channel: grpc.Channel, answerer: str, code) -> None:
-    stub = scoring_pb2_grpc.ScoringStub(channel)
+    stub = scoring_pb2_grpc.ScoringServiceStub(channel)
     with pytest.raises(grpc.RpcError) as caught:
         stub.Evaluate(scoring_pb2.EvaluateRequest(answerer=answerer), timeout=10)
     assert caught.value.code() == code
@@ -77,9 +79,11 @@ def test_each_service_error_gets_its_status_over_the_wire(channel: grpc.Channel,
 
 
 def test_a_call_that_succeeds_is_untouched_and_health_serves(channel: grpc.Channel) -> None:
-    answer = scoring_pb2_grpc.ScoringStub(channel).Evaluate(scoring_pb2.EvaluateRequest(answerer="ok"), timeout=10)
+    answer = scoring_pb2_grpc.ScoringServiceStub(channel).Evaluate(
+        scoring_pb2.EvaluateRequest(answerer="ok"), timeout=10
+    )
     assert answer.score.video_id == "vid_ok"
-    health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service="haic.v1.Scoring"))
+    health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service="haic.v1.ScoringService"))
     assert health.status == health_pb2.HealthCheckResponse.SERVING
 
 

@@ -8,21 +8,16 @@ import re
 import kubernetes_validate
 import pytest
 
-from services.core import topics
+from services.core import topics, topology
 from services.core.settings import Settings
 from tests.deploy.conftest import K8S, OVERLAYS, by_kind, kustomize
 
 # Custom resources of the operators the manifests need: kubernetes-validate bundles only Kubernetes' own
 # schemas, so these are not schema-checked (the structural tests below check the fields we rely on).
 CRD_KINDS = {"Kafka", "KafkaNodePool", "KafkaTopic", "ScaledObject"}
-WORKERS = {  # service -> its input topic (the consumer group is haic-<service>)
-    "filter": topics.VIDEOS,
-    "pose": topics.CLIPS_CANDIDATE,
-    "captioner": topics.CLIPS_ACCEPTED,
-    "qagen": topics.CAPTIONS,
-    "scoring": topics.QA,
-}
-GRPC_PORTS = {"gateway": 50050, "filter": 50051, "pose": 50052, "captioner": 50053, "qagen": 50054, "scoring": 50055}
+# The manifests are checked against the topology the code declares (services/core/topology.py).
+WORKERS = {stage.name: stage.input_topic for stage in topology.STAGES}  # the consumer group is haic-<service>
+GRPC_PORTS = {topology.GATEWAY_NAME: topology.GATEWAY_GRPC_PORT, **{s.name: s.grpc_port for s in topology.STAGES}}
 
 
 @pytest.fixture(scope="module", params=("base", *OVERLAYS))

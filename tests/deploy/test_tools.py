@@ -12,13 +12,16 @@ from compose_spec import PyCompose
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from services.core import topology
 from services.core.settings import Settings
 from tests.conftest import REPO_ROOT
 from tests.deploy.conftest import PROMETHEUS_DIR, tool
 
 DOCKER = REPO_ROOT / "docker"
-SERVICES = {"gateway": (50050, 8080), "filter": (50051, 9101), "pose": (50052, 9102), "captioner": (50053, 9103),
-            "qagen": (50054, 9104), "scoring": (50055, 9105)}  # fmt: skip
+SERVICES = {  # (gRPC, metrics) per service, as the topology declares them
+    topology.GATEWAY_NAME: (topology.GATEWAY_GRPC_PORT, topology.GATEWAY_HTTP_PORT),
+    **{stage.name: (stage.grpc_port, stage.metrics_port) for stage in topology.STAGES},
+}
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

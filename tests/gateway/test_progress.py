@@ -98,10 +98,10 @@ def test_grpc_watch_video_streams_until_settled(
     kept, dropped = span(video_id, 0, 2, 0.0, 6.0), span(video_id, 1, 2, 6.0, 10.29)
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         health = health_pb2_grpc.HealthStub(channel)
-        serving = health.Check(health_pb2.HealthCheckRequest(service="haic.v1.Pipeline"), timeout=10)
+        serving = health.Check(health_pb2.HealthCheckRequest(service="haic.v1.PipelineService"), timeout=10)
         assert serving.status == health_pb2.HealthCheckResponse.SERVING
 
-        stub = pipeline_pb2_grpc.PipelineStub(channel)
+        stub = pipeline_pb2_grpc.PipelineServiceStub(channel)
         stream = stub.WatchVideo(pipeline_pb2.WatchVideoRequest(video_id=video_id), timeout=60)
         first = next(stream)
         assert (first.WhichOneof("event"), first.topic, first.status) == ("uploaded", VIDEOS, "uploaded")

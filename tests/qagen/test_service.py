@@ -88,13 +88,13 @@ def test_the_worker_turns_passed_captions_into_qa_and_skips_failed_ones(kafka_se
 def test_generate_over_grpc(make_settings, tmp_path: Path) -> None:
     generator = ClipQAGenerator(make_settings())
     registration = ServiceRegistration(
-        qagen_pb2_grpc.add_QAGeneratorServicer_to_server, QAGeneratorServicer(generator), "haic.v1.QAGenerator"
+        qagen_pb2_grpc.add_QAGeneratorServiceServicer_to_server, QAGeneratorServicer(generator), "haic.v1.QAGeneratorService"
     )
     server = GrpcServer([registration], port=0)
     server.start()
     try:
         with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-            stub = qagen_pb2_grpc.QAGeneratorStub(channel)
+            stub = qagen_pb2_grpc.QAGeneratorServiceStub(channel)
             reply = stub.Generate(qagen_pb2.GenerateRequest(caption=judged(two_people_caption()), per_category=1))
             per_category: dict[int, int] = {}
             for item in reply.qa.items:

@@ -75,13 +75,13 @@ def test_evaluate_over_grpc(make_settings) -> None:
     settings = make_settings(scoring_bootstrap_samples=200)
     scorer = QAScorer(settings, Answerers(settings))
     registration = ServiceRegistration(
-        scoring_pb2_grpc.add_ScoringServicer_to_server, ScoringServicer(scorer), "haic.v1.Scoring"
+        scoring_pb2_grpc.add_ScoringServiceServicer_to_server, ScoringServicer(scorer), "haic.v1.ScoringService"
     )
     server = GrpcServer([registration], port=0)
     server.start()
     try:
         with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-            stub = scoring_pb2_grpc.ScoringStub(channel)
+            stub = scoring_pb2_grpc.ScoringServiceStub(channel)
             reply = stub.Evaluate(scoring_pb2.EvaluateRequest(qa=qa_set(), answerer="majority-letter"))
             assert reply.score.answerer == "majority-letter" and reply.score.setting == "caption"
             with pytest.raises(grpc.RpcError) as refused:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from haic.v1 import events_pb2 as haic_dot_v1_dot_events__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17haic/v1/captioner.proto\x12\x07haic.v1\x1a\x14haic/v1/events.proto\"4\n\x0e\x43\x61ptionRequest\x12\"\n\x04\x63lip\x18\x01 \x01(\x0b\x32\x14.haic.v1.ClipVerdict\"4\n\x0f\x43\x61ptionResponse\x12!\n\x07\x63\x61ption\x18\x01 \x01(\x0b\x32\x10.haic.v1.Caption2I\n\tCaptioner\x12<\n\x07\x43\x61ption\x12\x17.haic.v1.CaptionRequest\x1a\x18.haic.v1.CaptionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17haic/v1/captioner.proto\x12\x07haic.v1\x1a\x14haic/v1/events.proto\"4\n\x0e\x43\x61ptionRequest\x12\"\n\x04\x63lip\x18\x01 \x01(\x0b\x32\x14.haic.v1.ClipVerdict\"4\n\x0f\x43\x61ptionResponse\x12!\n\x07\x63\x61ption\x18\x01 \x01(\x0b\x32\x10.haic.v1.Caption2P\n\x10\x43\x61ptionerService\x12<\n\x07\x43\x61ption\x12\x17.haic.v1.CaptionRequest\x1a\x18.haic.v1.CaptionResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,6 +36,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CAPTIONREQUEST']._serialized_end=110
   _globals['_CAPTIONRESPONSE']._serialized_start=112
   _globals['_CAPTIONRESPONSE']._serialized_end=164
-  _globals['_CAPTIONER']._serialized_start=166
-  _globals['_CAPTIONER']._serialized_end=239
+  _globals['_CAPTIONERSERVICE']._serialized_start=166
+  _globals['_CAPTIONERSERVICE']._serialized_end=246
 # @@protoc_insertion_point(module_scope)

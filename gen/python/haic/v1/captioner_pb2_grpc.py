@@ -25,7 +25,7 @@ if _version_not_supported:
     )
 
 
-class CaptionerStub(object):
+class CaptionerServiceStub(object):
     """Missing associated documentation comment in .proto file."""
 
     def __init__(self, channel):
@@ -35,13 +35,13 @@ class CaptionerStub(object):
             channel: A grpc.Channel.
         """
         self.Caption = channel.unary_unary(
-                '/haic.v1.Captioner/Caption',
+                '/haic.v1.CaptionerService/Caption',
                 request_serializer=haic_dot_v1_dot_captioner__pb2.CaptionRequest.SerializeToString,
                 response_deserializer=haic_dot_v1_dot_captioner__pb2.CaptionResponse.FromString,
                 _registered_method=True)
 
 
-class CaptionerServicer(object):
+class CaptionerServiceServicer(object):
     """Missing associated documentation comment in .proto file."""
 
     def Caption(self, request, context):
@@ -52,7 +52,7 @@ class CaptionerServicer(object):
         raise NotImplementedError('Method not implemented!')
 
 
-def add_CaptionerServicer_to_server(servicer, server):
+def add_CaptionerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Caption': grpc.unary_unary_rpc_method_handler(
                     servicer.Caption,
@@ -61,13 +61,13 @@ def add_CaptionerServicer_to_server(servicer, server):
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
-            'haic.v1.Captioner', rpc_method_handlers)
+            'haic.v1.CaptionerService', rpc_method_handlers)
     server.add_generic_rpc_handlers((generic_handler,))
-    server.add_registered_method_handlers('haic.v1.Captioner', rpc_method_handlers)
+    server.add_registered_method_handlers('haic.v1.CaptionerService', rpc_method_handlers)
 
 
  # This class is part of an EXPERIMENTAL API.
-class Captioner(object):
+class CaptionerService(object):
     """Missing associated documentation comment in .proto file."""
 
     @staticmethod
@@ -84,7 +84,7 @@ class Captioner(object):
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/haic.v1.Captioner/Caption',
+            '/haic.v1.CaptionerService/Caption',
             haic_dot_v1_dot_captioner__pb2.CaptionRequest.SerializeToString,
             haic_dot_v1_dot_captioner__pb2.CaptionResponse.FromString,
             options,

@@ -26,7 +26,7 @@ from haic.v1 import events_pb2 as haic_dot_v1_dot_events__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16haic/v1/pipeline.proto\x12\x07haic.v1\x1a\x14haic/v1/events.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"=\n\x11WatchVideoRequest\x12\x10\n\x08video_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\"\xa4\x03\n\rVideoProgress\x12\x10\n\x08video_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12\r\n\x05topic\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12/\n\x0brecorded_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x08uploaded\x18\n \x01(\x0b\x32\x16.haic.v1.VideoUploadedH\x00\x12+\n\tcandidate\x18\x0b \x01(\x0b\x32\x16.haic.v1.ClipCandidateH\x00\x12\'\n\x07verdict\x18\x0c \x01(\x0b\x32\x14.haic.v1.ClipVerdictH\x00\x12#\n\x07\x63\x61ption\x18\r \x01(\x0b\x32\x10.haic.v1.CaptionH\x00\x12\x1c\n\x02qa\x18\x0e \x01(\x0b\x32\x0e.haic.v1.QASetH\x00\x12%\n\x05score\x18\x0f \x01(\x0b\x32\x14.haic.v1.ScoreRecordH\x00\x12*\n\x0b\x64\x65\x61\x64_letter\x18\x10 \x01(\x0b\x32\x13.haic.v1.DeadLetterH\x00\x42\x07\n\x05\x65vent2N\n\x08Pipeline\x12\x42\n\nWatchVideo\x12\x1a.haic.v1.WatchVideoRequest\x1a\x16.haic.v1.VideoProgress0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16haic/v1/pipeline.proto\x12\x07haic.v1\x1a\x14haic/v1/events.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"=\n\x11WatchVideoRequest\x12\x10\n\x08video_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\"\xa4\x03\n\rVideoProgress\x12\x10\n\x08video_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12\r\n\x05topic\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12/\n\x0brecorded_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x08uploaded\x18\n \x01(\x0b\x32\x16.haic.v1.VideoUploadedH\x00\x12+\n\tcandidate\x18\x0b \x01(\x0b\x32\x16.haic.v1.ClipCandidateH\x00\x12\'\n\x07verdict\x18\x0c \x01(\x0b\x32\x14.haic.v1.ClipVerdictH\x00\x12#\n\x07\x63\x61ption\x18\r \x01(\x0b\x32\x10.haic.v1.CaptionH\x00\x12\x1c\n\x02qa\x18\x0e \x01(\x0b\x32\x0e.haic.v1.QASetH\x00\x12%\n\x05score\x18\x0f \x01(\x0b\x32\x14.haic.v1.ScoreRecordH\x00\x12*\n\x0b\x64\x65\x61\x64_letter\x18\x10 \x01(\x0b\x32\x13.haic.v1.DeadLetterH\x00\x42\x07\n\x05\x65vent2U\n\x0fPipelineService\x12\x42\n\nWatchVideo\x12\x1a.haic.v1.WatchVideoRequest\x1a\x16.haic.v1.VideoProgress0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,6 +37,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WATCHVIDEOREQUEST']._serialized_end=151
   _globals['_VIDEOPROGRESS']._serialized_start=154
   _globals['_VIDEOPROGRESS']._serialized_end=574
-  _globals['_PIPELINE']._serialized_start=576
-  _globals['_PIPELINE']._serialized_end=654
+  _globals['_PIPELINESERVICE']._serialized_start=576
+  _globals['_PIPELINESERVICE']._serialized_end=661
 # @@protoc_insertion_point(module_scope)

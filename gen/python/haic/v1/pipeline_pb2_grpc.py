@@ -25,7 +25,7 @@ if _version_not_supported:
     )
 
 
-class PipelineStub(object):
+class PipelineServiceStub(object):
     """Missing associated documentation comment in .proto file."""
 
     def __init__(self, channel):
@@ -35,13 +35,13 @@ class PipelineStub(object):
             channel: A grpc.Channel.
         """
         self.WatchVideo = channel.unary_stream(
-                '/haic.v1.Pipeline/WatchVideo',
+                '/haic.v1.PipelineService/WatchVideo',
                 request_serializer=haic_dot_v1_dot_pipeline__pb2.WatchVideoRequest.SerializeToString,
                 response_deserializer=haic_dot_v1_dot_pipeline__pb2.VideoProgress.FromString,
                 _registered_method=True)
 
 
-class PipelineServicer(object):
+class PipelineServiceServicer(object):
     """Missing associated documentation comment in .proto file."""
 
     def WatchVideo(self, request, context):
@@ -53,7 +53,7 @@ class PipelineServicer(object):
         raise NotImplementedError('Method not implemented!')
 
 
-def add_PipelineServicer_to_server(servicer, server):
+def add_PipelineServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'WatchVideo': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchVideo,
@@ -62,13 +62,13 @@ def add_PipelineServicer_to_server(servicer, server):
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
-            'haic.v1.Pipeline', rpc_method_handlers)
+            'haic.v1.PipelineService', rpc_method_handlers)
     server.add_generic_rpc_handlers((generic_handler,))
-    server.add_registered_method_handlers('haic.v1.Pipeline', rpc_method_handlers)
+    server.add_registered_method_handlers('haic.v1.PipelineService', rpc_method_handlers)
 
 
  # This class is part of an EXPERIMENTAL API.
-class Pipeline(object):
+class PipelineService(object):
     """Missing associated documentation comment in .proto file."""
 
     @staticmethod
@@ -85,7 +85,7 @@ class Pipeline(object):
         return grpc.experimental.unary_stream(
             request,
             target,
-            '/haic.v1.Pipeline/WatchVideo',
+            '/haic.v1.PipelineService/WatchVideo',
             haic_dot_v1_dot_pipeline__pb2.WatchVideoRequest.SerializeToString,
             haic_dot_v1_dot_pipeline__pb2.VideoProgress.FromString,
             options,

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from haic.v1 import events_pb2 as haic_dot_v1_dot_events__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13haic/v1/qagen.proto\x12\x07haic.v1\x1a\x14haic/v1/events.proto\"J\n\x0fGenerateRequest\x12!\n\x07\x63\x61ption\x18\x01 \x01(\x0b\x32\x10.haic.v1.Caption\x12\x14\n\x0cper_category\x18\x02 \x01(\x05\"?\n\x10GenerateResponse\x12\x1a\n\x02qa\x18\x01 \x01(\x0b\x32\x0e.haic.v1.QASet\x12\x0f\n\x07\x64ropped\x18\x02 \x03(\t2N\n\x0bQAGenerator\x12?\n\x08Generate\x12\x18.haic.v1.GenerateRequest\x1a\x19.haic.v1.GenerateResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13haic/v1/qagen.proto\x12\x07haic.v1\x1a\x14haic/v1/events.proto\"J\n\x0fGenerateRequest\x12!\n\x07\x63\x61ption\x18\x01 \x01(\x0b\x32\x10.haic.v1.Caption\x12\x14\n\x0cper_category\x18\x02 \x01(\x05\"?\n\x10GenerateResponse\x12\x1a\n\x02qa\x18\x01 \x01(\x0b\x32\x0e.haic.v1.QASet\x12\x0f\n\x07\x64ropped\x18\x02 \x03(\t2U\n\x12QAGeneratorService\x12?\n\x08Generate\x12\x18.haic.v1.GenerateRequest\x1a\x19.haic.v1.GenerateResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,6 +36,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GENERATEREQUEST']._serialized_end=128
   _globals['_GENERATERESPONSE']._serialized_start=130
   _globals['_GENERATERESPONSE']._serialized_end=193
-  _globals['_QAGENERATOR']._serialized_start=195
-  _globals['_QAGENERATOR']._serialized_end=273
+  _globals['_QAGENERATORSERVICE']._serialized_start=195
+  _globals['_QAGENERATORSERVICE']._serialized_end=280
 # @@protoc_insertion_point(module_scope)

@@ -25,7 +25,7 @@ if _version_not_supported:
     )
 
 
-class QAGeneratorStub(object):
+class QAGeneratorServiceStub(object):
     """Missing associated documentation comment in .proto file."""
 
     def __init__(self, channel):
@@ -35,13 +35,13 @@ class QAGeneratorStub(object):
             channel: A grpc.Channel.
         """
         self.Generate = channel.unary_unary(
-                '/haic.v1.QAGenerator/Generate',
+                '/haic.v1.QAGeneratorService/Generate',
                 request_serializer=haic_dot_v1_dot_qagen__pb2.GenerateRequest.SerializeToString,
                 response_deserializer=haic_dot_v1_dot_qagen__pb2.GenerateResponse.FromString,
                 _registered_method=True)
 
 
-class QAGeneratorServicer(object):
+class QAGeneratorServiceServicer(object):
     """Missing associated documentation comment in .proto file."""
 
     def Generate(self, request, context):
@@ -53,7 +53,7 @@ class QAGeneratorServicer(object):
         raise NotImplementedError('Method not implemented!')
 
 
-def add_QAGeneratorServicer_to_server(servicer, server):
+def add_QAGeneratorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Generate': grpc.unary_unary_rpc_method_handler(
                     servicer.Generate,
@@ -62,13 +62,13 @@ def add_QAGeneratorServicer_to_server(servicer, server):
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
-            'haic.v1.QAGenerator', rpc_method_handlers)
+            'haic.v1.QAGeneratorService', rpc_method_handlers)
     server.add_generic_rpc_handlers((generic_handler,))
-    server.add_registered_method_handlers('haic.v1.QAGenerator', rpc_method_handlers)
+    server.add_registered_method_handlers('haic.v1.QAGeneratorService', rpc_method_handlers)
 
 
  # This class is part of an EXPERIMENTAL API.
-class QAGenerator(object):
+class QAGeneratorService(object):
     """Missing associated documentation comment in .proto file."""
 
     @staticmethod
@@ -85,7 +85,7 @@ class QAGenerator(object):
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/haic.v1.QAGenerator/Generate',
+            '/haic.v1.QAGeneratorService/Generate',
             haic_dot_v1_dot_qagen__pb2.GenerateRequest.SerializeToString,
             haic_dot_v1_dot_qagen__pb2.GenerateResponse.FromString,
             options,

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from haic.v1 import events_pb2 as haic_dot_v1_dot_events__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15haic/v1/scoring.proto\x12\x07haic.v1\x1a\x14haic/v1/events.proto\"P\n\x0f\x45valuateRequest\x12\x1a\n\x02qa\x18\x01 \x01(\x0b\x32\x0e.haic.v1.QASet\x12\x10\n\x08\x61nswerer\x18\x02 \x01(\t\x12\x0f\n\x07setting\x18\x03 \x01(\t\"7\n\x10\x45valuateResponse\x12#\n\x05score\x18\x01 \x01(\x0b\x32\x14.haic.v1.ScoreRecord2J\n\x07Scoring\x12?\n\x08\x45valuate\x12\x18.haic.v1.EvaluateRequest\x1a\x19.haic.v1.EvaluateResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15haic/v1/scoring.proto\x12\x07haic.v1\x1a\x14haic/v1/events.proto\"P\n\x0f\x45valuateRequest\x12\x1a\n\x02qa\x18\x01 \x01(\x0b\x32\x0e.haic.v1.QASet\x12\x10\n\x08\x61nswerer\x18\x02 \x01(\t\x12\x0f\n\x07setting\x18\x03 \x01(\t\"7\n\x10\x45valuateResponse\x12#\n\x05score\x18\x01 \x01(\x0b\x32\x14.haic.v1.ScoreRecord2Q\n\x0eScoringService\x12?\n\x08\x45valuate\x12\x18.haic.v1.EvaluateRequest\x1a\x19.haic.v1.EvaluateResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,6 +36,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EVALUATEREQUEST']._serialized_end=136
   _globals['_EVALUATERESPONSE']._serialized_start=138
   _globals['_EVALUATERESPONSE']._serialized_end=193
-  _globals['_SCORING']._serialized_start=195
-  _globals['_SCORING']._serialized_end=269
+  _globals['_SCORINGSERVICE']._serialized_start=195
+  _globals['_SCORINGSERVICE']._serialized_end=276
 # @@protoc_insertion_point(module_scope)

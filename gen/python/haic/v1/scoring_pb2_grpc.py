@@ -25,7 +25,7 @@ if _version_not_supported:
     )
 
 
-class ScoringStub(object):
+class ScoringServiceStub(object):
     """Missing associated documentation comment in .proto file."""
 
     def __init__(self, channel):
@@ -35,13 +35,13 @@ class ScoringStub(object):
             channel: A grpc.Channel.
         """
         self.Evaluate = channel.unary_unary(
-                '/haic.v1.Scoring/Evaluate',
+                '/haic.v1.ScoringService/Evaluate',
                 request_serializer=haic_dot_v1_dot_scoring__pb2.EvaluateRequest.SerializeToString,
                 response_deserializer=haic_dot_v1_dot_scoring__pb2.EvaluateResponse.FromString,
                 _registered_method=True)
 
 
-class ScoringServicer(object):
+class ScoringServiceServicer(object):
     """Missing associated documentation comment in .proto file."""
 
     def Evaluate(self, request, context):
@@ -53,7 +53,7 @@ class ScoringServicer(object):
         raise NotImplementedError('Method not implemented!')
 
 
-def add_ScoringServicer_to_server(servicer, server):
+def add_ScoringServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Evaluate': grpc.unary_unary_rpc_method_handler(
                     servicer.Evaluate,
@@ -62,13 +62,13 @@ def add_ScoringServicer_to_server(servicer, server):
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
-            'haic.v1.Scoring', rpc_method_handlers)
+            'haic.v1.ScoringService', rpc_method_handlers)
     server.add_generic_rpc_handlers((generic_handler,))
-    server.add_registered_method_handlers('haic.v1.Scoring', rpc_method_handlers)
+    server.add_registered_method_handlers('haic.v1.ScoringService', rpc_method_handlers)
 
 
  # This class is part of an EXPERIMENTAL API.
-class Scoring(object):
+class ScoringService(object):
     """Missing associated documentation comment in .proto file."""
 
     @staticmethod
@@ -85,7 +85,7 @@ class Scoring(object):
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/haic.v1.Scoring/Evaluate',
+            '/haic.v1.ScoringService/Evaluate',
             haic_dot_v1_dot_scoring__pb2.EvaluateRequest.SerializeToString,
             haic_dot_v1_dot_scoring__pb2.EvaluateResponse.FromString,
             options,
