@@ -88,7 +88,9 @@ def test_the_worker_turns_passed_captions_into_qa_and_skips_failed_ones(kafka_se
 def test_generate_over_grpc(make_settings, tmp_path: Path) -> None:
     generator = ClipQAGenerator(make_settings())
     registration = ServiceRegistration(
-        qagen_pb2_grpc.add_QAGeneratorServiceServicer_to_server, QAGeneratorServicer(generator), "haic.v1.QAGeneratorService"
+        qagen_pb2_grpc.add_QAGeneratorServiceServicer_to_server,
+        QAGeneratorServicer(generator),
+        "haic.v1.QAGeneratorService",
     )
     server = GrpcServer([registration], port=0)
     server.start()
