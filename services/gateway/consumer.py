@@ -15,7 +15,8 @@ from haic.v1 import events_pb2
 from services.core import topics
 from services.core.bus import ClusterIdError, Worker, ensure_topics, kafka_cluster_id
 from services.core.settings import Settings
-from services.gateway.catalog import CONSUMER_GROUP, Catalog
+from services.gateway.catalog import Catalog
+from services.gateway.catalog_projection import CONSUMER_GROUP
 
 log = logging.getLogger(__name__)
 

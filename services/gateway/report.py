@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
 
 from services.core import topics
-from services.gateway.catalog import batch_videos, clips, events, utc, videos
+from services.gateway.catalog_schema import batch_videos, clips, events, utc, videos
 from services.gateway.status import stage_rank
 
 HISTOGRAM_BINS = 20

@@ -9,7 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from services.gateway.catalog import VideoView, utc, video_info
+from services.gateway.catalog import VideoView
+from services.gateway.catalog_schema import utc, video_info
 from services.gateway.status import ClipStatus, VideoStatus
 
 

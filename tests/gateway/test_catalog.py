@@ -13,7 +13,8 @@ from google.protobuf.message import Message
 from haic.v1 import events_pb2
 from services.core import topics
 from services.core.bus import Event, Output, PoisonMessageError
-from services.gateway.catalog import Catalog, clips, events, videos
+from services.gateway.catalog import Catalog
+from services.gateway.catalog_schema import clips, events, videos
 from services.gateway.schemas import VideoDetail
 from services.gateway.status import VideoStatus
 

@@ -19,7 +19,7 @@ from services.core.ids import video_id_from_sha256
 from services.core.settings import Settings
 from services.core.video import probe
 from services.gateway.app import create_app
-from services.gateway.catalog import videos
+from services.gateway.catalog_schema import videos
 from services.gateway.upload import UNANNOUNCED_GRACE_S
 from tests.kafka_helpers import read_topic_to_end, wait_until
 
