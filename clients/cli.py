@@ -282,7 +282,7 @@ def cmd_config(_args: argparse.Namespace) -> int:
 
 
 def cmd_protos(_args: argparse.Namespace) -> int:
-    from services.core import protogen
+    from haic_tools import protogen
 
     for path in protogen.generate():
         print(path)
@@ -326,7 +326,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_llm_server(args: argparse.Namespace) -> int:
-    from services.captioner.local_llm import LocalLlmError, LocalLlmServer
+    from haic_tools.local_llm import LocalLlmError, LocalLlmServer
 
     def on_signal(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from services.captioner.local_llm import LocalLlmServer
+from haic_tools.local_llm import LocalLlmServer
 from services.core.broker import EmbeddedBroker, free_port
 from services.core.settings import Settings
 

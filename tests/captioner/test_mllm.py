@@ -13,10 +13,10 @@ import pytest
 from prometheus_client import REGISTRY
 
 from haic.v1 import events_pb2
+from haic_tools.local_llm import LocalLlmServer
 from services.captioner import pose_grounded
 from services.captioner.judge import MALFORMED_OUTPUT
 from services.captioner.llm_score import BELOW_MINIMUM, LLM_SCORE
-from services.captioner.local_llm import LocalLlmServer
 from services.captioner.mllm import (
     CaptionOut,
     MllmCaptioner,

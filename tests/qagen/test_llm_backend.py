@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client import REGISTRY
 
-from services.captioner.local_llm import LocalLlmServer
+from haic_tools.local_llm import LocalLlmServer
 from services.core.settings import MllmResponseFormat, QABackend
 from services.qagen.llm_backend import items_schema
 from services.qagen.service import ClipQAGenerator

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from haic.v1 import events_pb2
+from haic_tools.local_llm import LocalLlmServer
 from services.captioner import pose_grounded
-from services.captioner.local_llm import LocalLlmServer
 from services.core.storage import LocalStorage
 from services.qagen.templates import generate_qa_set
 from services.scoring.evaluate import CAPTION_SETTING, STANDARD_SETTING, evaluate

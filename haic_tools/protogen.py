@@ -1,6 +1,6 @@
 """Generates the Python contracts (gen/python/haic/...) from protos/ with grpc_tools.
 
-One command regenerates them: ``haic protos`` (or ``python -m services.core.protogen``).
+One command regenerates them: ``haic protos`` (or ``python -m haic_tools.protogen``).
 tests/core/test_protogen.py fails when the committed code differs from a fresh generation.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 PROTO_ROOT = REPO_ROOT / "protos"
 DEFAULT_OUT = REPO_ROOT / "gen" / "python"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.core import protogen
+from haic_tools import protogen
 
 
 def test_generated_code_is_fresh(tmp_path: Path) -> None:
