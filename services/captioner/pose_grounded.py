@@ -15,14 +15,9 @@ import numpy as np
 from haic.v1 import events_pb2
 from services.captioner.appearance import ColourThresholds, describe_appearance, distinct_labels
 from services.captioner.judge import acting_tracks, motion_of
-from services.captioner.kinematics import (
-    CONTACT_TORSO,
-    DEFAULT_MIN_SCORE,
-    MIN_CONTACT_S,
-    POSTURE,
-    detect_actions,
-    detect_interactions,
-)
+from services.captioner.kinematics.actions import POSTURE, detect_actions
+from services.captioner.kinematics.interactions import CONTACT_TORSO, MIN_CONTACT_S, detect_interactions
+from services.captioner.kinematics.signals import DEFAULT_MIN_SCORE
 from services.captioner.render import render_caption
 from services.core.bus import now_timestamp
 from services.core.settings import CaptionerBackend, Settings

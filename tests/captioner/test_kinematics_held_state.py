@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from haic.v1 import events_pb2
-from services.captioner.kinematics import POSTURE, detect_actions
+from services.captioner.kinematics.actions import POSTURE, detect_actions
 from tests.captioner.test_kinematics import FPS, H, Person, W, make_track
 
 DATA = Path(__file__).parent / "data"

@@ -13,7 +13,8 @@ from __future__ import annotations
 import pytest
 
 from haic.v1 import events_pb2
-from services.captioner.kinematics import KICK_LIFT, detect_actions, detect_interactions
+from services.captioner.kinematics.actions import KICK_LIFT, detect_actions
+from services.captioner.kinematics.interactions import detect_interactions
 from tests.captioner.record_fixture import FIXTURE, SHOTS, TWO_PEOPLE_FIXTURE
 
 

@@ -1,41 +1,33 @@
-"""Actions and interactions from pose kinematics: the pose-grounded captioner's facts.
-
-Every detector works on one person's dense track (samples at ~4 fps, 17 COCO keypoints in
-source-video pixels, image y growing downwards). Keypoints below a confidence threshold become NaN
-and short gaps are interpolated, so missing samples neither invent nor break events. Distances are
-divided by the person's torso length (mid-shoulder to mid-hip) or box height, so thresholds hold at
-any resolution and camera distance. Left/right in verb phrases are the person's own (COCO names);
-directions are the image's: "left" means the body centre moves towards smaller x.
+"""One person's actions from their dense track.
 
 Named actions come first (arms, hands, legs, posture changes, travel and stepping cadence, turns,
 gestures, dancing, a step forward); where none fits, the body parts that move and how. A person who
 does not move their whole body is also told by their held posture ("stands still", "sits"; "stays
 still" where the legs are unseen), body_part POSTURE, a state that the judge does not count as movement.
 Sideways travel needs the legs to step, so a box that drifts with the camera is no walk.
-Interactions between two people rest on evidence that means them: contact is a wrist on the other's
-body (torso, arms, head) with both people at one depth, held for a minimum time; approaching and
-moving apart end or start near each other; overlapping boxes alone state nothing.
 """
 
 from __future__ import annotations
 
 import itertools
-import warnings
-from collections.abc import Iterable
-from dataclasses import dataclass
 
 import numpy as np
 
 from haic.v1 import events_pb2
-from services.core.keypoints import COCO_KEYPOINTS, NUM_KEYPOINTS
-
-KP = {name: i for i, name in enumerate(COCO_KEYPOINTS)}
-
-DEFAULT_MIN_SCORE = 0.2  # keypoints below this confidence are treated as missing
-# A box side this close to the frame's edge (share of the frame's height) is cut by it: MoveNet's boxes of
-# the corridor walkers of two_people_walk_corridor.gif, legs out of view, end 1 to 9 px short of it.
-EDGE_SHARE = 0.035
-MAX_GAP_S = 1.0  # interpolate over gaps up to this long; longer gaps stay missing (no event spans them)
+from services.captioner.kinematics.signals import (
+    DEFAULT_MIN_SCORE,
+    VELOCITY_WINDOW_S,
+    Series,
+    body_centre,
+    evidence,
+    hysteresis,
+    long_runs,
+    quiet,
+    smooth,
+    track_series,
+    true_runs,
+    velocity,
+)
 
 # Arms (units: torso lengths).
 RAISE_ON = 0.15  # wrist this far above the shoulder counts as raised
@@ -88,7 +80,6 @@ RUN_DEPTH_RATE = 0.6  # and this fast in depth is running
 MIN_MOVE_S = 1.0  # locomotion must last this long
 DEPTH_CONFIRM = 2.0  # depth travel counts at most this many times the confirming size's rate
 MOVE_KEEP = 0.5  # once moving, the body keeps moving until its speed falls below this share of the threshold
-VELOCITY_WINDOW_S = 1.0  # velocities are measured over this window to average out the gait's sway
 
 # Turning (units: torso lengths).
 TURN_ORDER = 0.2  # left-minus-right shoulder x beyond this tells facing the camera from facing away
@@ -181,37 +172,6 @@ SWING_AMP = 0.15  # a swing goes this far either side of the limb's median posit
 SWING_MAX_HALF_S = 1.0  # ... each way within this long ...
 SWING_MIN_REVERSALS = 2  # ... and turns back at least this often
 
-# Interactions (units: mean box height of the pair).
-APPROACH_RATE = 0.15  # centre distance shrinking/growing faster than this per second
-APPROACH_MIN = 0.3  # and by at least this much overall
-MIN_INTERACT_S = 1.0  # approaching/apart/facing/following must hold this long
-MERGE_INTERACT_S = 1.0  # runs of one interaction this close together are one
-# Contact (units: torso lengths). Boxes of people standing one behind the other overlap without any
-# touch (the bug of the former box test); only a wrist on the other's body, both people at one depth,
-# is contact.
-CONTACT_TORSO = 0.25  # default of HAIC_INTERACTION_CONTACT_TORSO: a wrist this close to the other's body
-MIN_CONTACT_S = 0.5  # default of HAIC_INTERACTION_MIN_CONTACT_S: contact held this long
-DEPTH_RATIO = 1.3  # torso lengths of two people at one depth differ by less than this factor
-GROUND_TOL = 0.15  # and their feet (where both are seen) stand within this many body heights in image y
-MERGED_TORSO = 0.25  # two skeletons whose keypoints lie this close (median) are one body seen twice
-HEAD_RADIUS = 0.35  # the head: within this of the nose
-# A quarter of a 20 px torso (the pedestrians of pedestrians_small_long.avi) is 5 px, within the keypoints'
-# placement noise on such small crops: no contact is told for people whose torso is shorter than this,
-# and no relation at all between two people whose median torso is: at that size a crowd's tracks break
-# and swap (92 tracks for 3 to 8 pedestrians there) and a nose tells no facing.
-MIN_CONTACT_TORSO_PX = 32.0
-HUG_CENTRES = 1.0  # torso centres closer than this (torso lengths): bodies pressed together (the hug: 0.6)
-FACE_OFFSET = 0.1  # nose offset from the shoulder centre (torso lengths) that shows a side-facing head
-FOLLOW_DIST = 0.5  # the follower's feet come within this of where the leader's feet were
-FOLLOW_MIN_S = 2.0  # following holds this long (walkers one behind the other on a street cross in less)
-NEAR = 1.0  # people within this many body heights of each other are near (arm's length to a step away)
-NEAR_HOLD_S = 2.0  # an approach ends, a moving apart starts, near each other for this long (passers-by
-# crossing at walking speed stay within NEAR of each other for about 1.3 s)
-FACE_NEAR = 1.5  # facing each other at most this far apart (a conversation's distance)
-FOLLOW_LAG_S = (0.5, 4.0)  # range of delays searched for the leader's earlier position
-FOLLOW_COS = 0.7  # both move in nearly the same direction
-ALIGN_TOL_S = 0.15  # samples of two tracks closer than this in time are taken as simultaneous
-
 _COUNT_WORDS = {
     2: "twice",
     3: "three times",
@@ -225,173 +185,16 @@ _COUNT_WORDS = {
 }
 
 
-class KinematicsInputError(ValueError):
-    """A track or frame size the kinematics cannot use (wrong keypoint count, non-positive size)."""
-
-    def __init__(self, track_id: int, message: str) -> None:
-        super().__init__(f"track {track_id}: {message}")
-        self.track_id = track_id
-
-
-@dataclass(frozen=True)
-class _Series:
-    """One track as arrays; NaN marks a missing value."""
-
-    track_id: int
-    t: np.ndarray  # (n,) seconds, increasing
-    kp: np.ndarray  # (n, 17, 2) pixels
-    box: np.ndarray  # (n, 4) x1, y1, x2, y2 pixels
-    scale: float  # median torso length, pixels
-    height: float  # median box height, pixels
-    size: np.ndarray  # (n,) body size for depth: box height, from the torso where the box is cut
-    torso: np.ndarray  # (n,) torso length, pixels (the median where unseen)
-    size_from_torso: np.ndarray  # (n,) bool: `size` comes from the torso (the box is cut by the frame)
-
-    def joint(self, name: str) -> np.ndarray:
-        return self.kp[:, KP[name]]
-
-    def mid(self, a: str, b: str) -> np.ndarray:
-        # The mean of both sides, or whichever side is visible.
-        return np.nanmean(np.stack([self.joint(a), self.joint(b)]), axis=0) if len(self.t) else self.joint(a)
-
-
-class _quiet:
-    """Silences numpy's 'mean of empty slice' warnings: all-NaN inputs legitimately give NaN."""
-
-    def __enter__(self) -> None:
-        self._ctx = warnings.catch_warnings()
-        self._ctx.__enter__()
-        warnings.simplefilter("ignore", category=RuntimeWarning)
-
-    def __exit__(self, *exc: object) -> None:
-        self._ctx.__exit__(*exc)
-
-
 def _count_phrase(base: str, n: int) -> str:
     if n <= 1:
         return base
     return f"{base} {_COUNT_WORDS.get(n, f'{n} times')}"
 
 
-def _interp_gaps(t: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Linear interpolation over NaN runs no longer than MAX_GAP_S; leading/trailing NaNs stay."""
-    out = x.copy()
-    ok = ~np.isnan(x)
-    if ok.sum() < 2:
-        return out
-    idx = np.flatnonzero(ok)
-    for a, b in itertools.pairwise(idx):
-        if b - a > 1 and t[b] - t[a] <= MAX_GAP_S:
-            out[a + 1 : b] = np.interp(t[a + 1 : b], [t[a], t[b]], [x[a], x[b]])
-    return out
-
-
-def _smooth(x: np.ndarray, k: int = 3) -> np.ndarray:
-    """NaN-aware centred moving average over k samples."""
-    if k <= 1 or len(x) == 0:
-        return x.copy()
-    half = k // 2
-    out = np.full_like(x, np.nan)
-    for i in range(len(x)):
-        w = x[max(0, i - half) : i + half + 1]
-        if np.any(~np.isnan(w)):
-            out[i] = np.nanmean(w)
-    return out
-
-
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """Inclusive (first, last) index ranges of True runs."""
-    out: list[tuple[int, int]] = []
-    start = -1
-    for i, v in enumerate(mask):
-        if v and start < 0:
-            start = i
-        elif not v and start >= 0:
-            out.append((start, i - 1))
-            start = -1
-    if start >= 0:
-        out.append((start, len(mask) - 1))
-    return out
-
-
-def _hysteresis(x: np.ndarray, on: float, off: float) -> np.ndarray:
-    """True from where x rises above `on` until it falls below `off`; NaN ends a run."""
-    out = np.zeros(len(x), dtype=bool)
-    state = False
-    for i, v in enumerate(x):
-        if np.isnan(v):
-            state = False
-        elif state:
-            state = v >= off
-        else:
-            state = v > on
-        out[i] = state
-    return out
-
-
-def _velocity(t: np.ndarray, x: np.ndarray, window_s: float) -> np.ndarray:
-    """Per-sample slope of x over a centred window (least squares), NaN where too few points."""
-    out = np.full(len(x), np.nan)
-    for i in range(len(x)):
-        sel = (np.abs(t - t[i]) <= window_s / 2) & ~np.isnan(x)
-        if sel.sum() >= 2 and np.ptp(t[sel]) > 0:
-            out[i] = np.polyfit(t[sel], x[sel], 1)[0]
-    return out
-
-
-def _evidence(t: np.ndarray, a: int, b: int, **signals: float) -> events_pb2.Evidence:
-    return events_pb2.Evidence(
-        start_s=float(t[a]), end_s=float(t[b]), signals={k: round(float(v), 4) for k, v in signals.items()}
-    )
-
-
-def _series(track: events_pb2.PersonTrack, width: int, height: int, min_score: float) -> _Series:
-    if width <= 0 or height <= 0:
-        raise KinematicsInputError(track.track_id, f"frame size must be positive, got {width}x{height}")
-    samples = sorted(track.samples, key=lambda s: s.t_s)
-    n = len(samples)
-    t = np.array([s.t_s for s in samples], dtype=float)
-    kp = np.full((n, NUM_KEYPOINTS, 2), np.nan)
-    box = np.full((n, 4), np.nan)
-    for i, s in enumerate(samples):
-        if len(s.keypoints) not in (0, NUM_KEYPOINTS):
-            raise KinematicsInputError(track.track_id, f"sample at {s.t_s:.2f}s has {len(s.keypoints)} keypoints")
-        for j, k in enumerate(s.keypoints):
-            # A keypoint placed outside the picture (a crop past the frame's edge) is a guess.
-            if k.score >= min_score and 0 <= k.x <= width and 0 <= k.y <= height:
-                kp[i, j] = (k.x, k.y)
-        if s.HasField("box") and s.box.y2 > s.box.y1:
-            box[i] = (s.box.x1, s.box.y1, s.box.x2, s.box.y2)
-    for j in range(NUM_KEYPOINTS):
-        for c in range(2):
-            kp[:, j, c] = _interp_gaps(t, kp[:, j, c])
-    for c in range(4):
-        box[:, c] = _interp_gaps(t, box[:, c])
-    heights = box[:, 3] - box[:, 1]
-    med_h = float(np.nanmedian(heights)) if np.any(~np.isnan(heights)) else float(height) / 2
-    s0 = _Series(track.track_id, t, kp, box, 1.0, med_h, heights, np.ones(n), np.zeros(n, dtype=bool))
-    with np.errstate(invalid="ignore"), _quiet():
-        torso = np.linalg.norm(s0.mid("left_shoulder", "right_shoulder") - s0.mid("left_hip", "right_hip"), axis=1)
-    unseen = np.isnan(torso)
-    seen = torso[~unseen]
-    # A torso is about a third of the standing height; fall back on that when no torso is visible.
-    scale = max(float(np.median(seen)) if len(seen) else med_h / 3, 1.0)
-    torso = np.where(unseen, scale, _smooth(torso, 3))
-    # A box cut by the frame's top or bottom edge stops growing as the person comes closer; there the
-    # torso length (in box heights) measures the body's size instead, where the torso is seen (else the
-    # cut box, whose free edge still moves).
-    cut = (box[:, 1] <= EDGE_SHARE * height) | (box[:, 3] >= (1 - EDGE_SHARE) * height)
-    whole = ~cut & ~np.isnan(heights) & ~unseen
-    ratio = float(np.median(heights[whole] / torso[whole])) if np.any(whole) else 3.0
-    from_torso = (cut & ~unseen) | np.isnan(heights)
-    size = np.where(from_torso, torso * ratio, heights)
-    return _Series(track.track_id, t, kp, box, scale, max(med_h, 1.0), size, torso, from_torso)
-
-
 # --- per-person primitives ---
 
 
-def _arm_actions(s: _Series) -> list[events_pb2.Action]:
+def _arm_actions(s: Series) -> list[events_pb2.Action]:
     out: list[events_pb2.Action] = []
     n = len(s.t)
     for side in ("right", "left"):
@@ -400,7 +203,7 @@ def _arm_actions(s: _Series) -> list[events_pb2.Action]:
         # Waving: wrist above the elbow, its x swinging about the elbow.
         above_elbow = (elbow[:, 1] - wrist[:, 1]) / s.scale > WAVE_LIFT
         waved = np.zeros(n, dtype=bool)
-        for a, b in _runs(above_elbow):
+        for a, b in true_runs(above_elbow):
             u = (wrist[a : b + 1, 0] - elbow[a : b + 1, 0]) / s.scale
             if b - a + 1 < WAVE_MIN_STROKES + 1 or np.all(np.isnan(u)):
                 continue
@@ -416,15 +219,15 @@ def _arm_actions(s: _Series) -> list[events_pb2.Action]:
                         end_s=float(s.t[b]),
                         verb_phrase=f"waves their {side} hand",
                         body_part=f"{side} hand",
-                        evidence=_evidence(
+                        evidence=evidence(
                             s.t, a, b, wrist_swing_torso=float(np.nanmax(u) - np.nanmin(u)), strokes=strokes + 1
                         ),
                     )
                 )
         r = (shoulder[:, 1] - wrist[:, 1]) / s.scale  # >0: wrist above shoulder
-        raised = _hysteresis(r, RAISE_ON, RAISE_OFF)
+        raised = hysteresis(r, RAISE_ON, RAISE_OFF)
         raises: list[tuple[int, int]] = []
-        for a, b in _runs(raised):
+        for a, b in true_runs(raised):
             if waved[a : b + 1].any():
                 continue  # the raise is part of the wave already reported
             if a == 0:
@@ -435,7 +238,7 @@ def _arm_actions(s: _Series) -> list[events_pb2.Action]:
                             end_s=float(s.t[b + 1]),
                             verb_phrase=f"lowers their {side} arm",
                             body_part=part,
-                            evidence=_evidence(
+                            evidence=evidence(
                                 s.t, b, b + 1, wrist_above_shoulder_torso=float(r[b]), after=float(r[b + 1])
                             ),
                         )
@@ -456,7 +259,7 @@ def _arm_actions(s: _Series) -> list[events_pb2.Action]:
                     verb_phrase=_count_phrase(what, len(raises)),
                     body_part=part,
                     repetitions=len(raises),
-                    evidence=_evidence(
+                    evidence=evidence(
                         s.t,
                         a,
                         b,
@@ -470,13 +273,13 @@ def _arm_actions(s: _Series) -> list[events_pb2.Action]:
     return out
 
 
-def _clap_actions(s: _Series) -> list[events_pb2.Action]:
+def _clap_actions(s: Series) -> list[events_pb2.Action]:
     lw, rw = s.joint("left_wrist"), s.joint("right_wrist")
     d = np.linalg.norm(lw - rw, axis=1) / s.scale
     hip_y = s.mid("left_hip", "right_hip")[:, 1]
     # Hands must be in front of the body (above the hips) so arms hanging together do not count.
     d = np.where(np.fmax(lw[:, 1], rw[:, 1]) < hip_y, d, np.nan)
-    meets = [(a, b) for a, b in _runs(_hysteresis(-d, -CLAP_NEAR, -CLAP_FAR)) if s.t[b] - s.t[a] <= CLAP_MAX_HOLD_S]
+    meets = [(a, b) for a, b in true_runs(hysteresis(-d, -CLAP_NEAR, -CLAP_FAR)) if s.t[b] - s.t[a] <= CLAP_MAX_HOLD_S]
     # Claps come in a rhythm; hands meeting now and then (holding something, clasping) do not clap.
     rhythm = [[meets[0]]] if meets else []
     for m in meets[1:]:
@@ -495,12 +298,12 @@ def _clap_actions(s: _Series) -> list[events_pb2.Action]:
             verb_phrase=_count_phrase("claps", len(meets)),
             body_part="hands",
             repetitions=len(meets),
-            evidence=_evidence(s.t, a, b, min_wrist_distance_torso=float(np.nanmin(d)), peaks=len(meets)),
+            evidence=evidence(s.t, a, b, min_wrist_distance_torso=float(np.nanmin(d)), peaks=len(meets)),
         )
     ]
 
 
-def _rise(s: _Series, y: np.ndarray) -> np.ndarray:
+def _rise(s: Series, y: np.ndarray) -> np.ndarray:
     """How far a y coordinate is above its lowest position both before and after (torso lengths).
 
     A jump goes up and comes back down, so it rises above both sides; walking towards or away from
@@ -516,7 +319,7 @@ def _rise(s: _Series, y: np.ndarray) -> np.ndarray:
     return out
 
 
-def _jump_and_kick_actions(s: _Series) -> list[events_pb2.Action]:
+def _jump_and_kick_actions(s: Series) -> list[events_pb2.Action]:
     out: list[events_pb2.Action] = []
     hip_rise = _rise(s, s.mid("left_hip", "right_hip")[:, 1])
     la_rise, ra_rise = _rise(s, s.joint("left_ankle")[:, 1]), _rise(s, s.joint("right_ankle")[:, 1])
@@ -524,7 +327,7 @@ def _jump_and_kick_actions(s: _Series) -> list[events_pb2.Action]:
     # unseen: a hip keypoint slipping as a man on a dark stage turns away (man_gestures_dark_stage) rose 1.0
     # torso lengths and back; a seated woman of three_women_talk_1940_film leaning forward did too.
     both = np.minimum(hip_rise, np.fmin(la_rise, ra_rise))
-    jumps = _runs(_hysteresis(both, JUMP_RISE_ON, JUMP_RISE_OFF))
+    jumps = true_runs(hysteresis(both, JUMP_RISE_ON, JUMP_RISE_OFF))
     if jumps:
         a, b = jumps[0][0], jumps[-1][1]
         out.append(
@@ -534,7 +337,7 @@ def _jump_and_kick_actions(s: _Series) -> list[events_pb2.Action]:
                 verb_phrase=_count_phrase("jumps", len(jumps)),
                 body_part="whole body",
                 repetitions=len(jumps),
-                evidence=_evidence(
+                evidence=evidence(
                     s.t,
                     a,
                     b,
@@ -562,7 +365,7 @@ def _jump_and_kick_actions(s: _Series) -> list[events_pb2.Action]:
             & (~moving | (above_knee > KICK_ABOVE_KNEE))
             & ~stepping  # a stride lifts the swing foot, a runner's up to the other knee and beyond
         )
-        kicks = _runs(kicking)
+        kicks = true_runs(kicking)
         if kicks:
             a, b = kicks[0][0], kicks[-1][1]
             runs = [np.arange(x, y + 1) for x, y in kicks]
@@ -574,7 +377,7 @@ def _jump_and_kick_actions(s: _Series) -> list[events_pb2.Action]:
                     verb_phrase=_count_phrase(f"kicks with their {side} leg", len(kicks)),
                     body_part=f"{side} leg",
                     repetitions=len(kicks),
-                    evidence=_evidence(
+                    evidence=evidence(
                         s.t,
                         a,
                         b,
@@ -590,7 +393,7 @@ def _jump_and_kick_actions(s: _Series) -> list[events_pb2.Action]:
     return out
 
 
-def _postures(s: _Series) -> tuple[list[str], np.ndarray, np.ndarray]:
+def _postures(s: Series) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Per-sample posture ("stand", "low", "bend", "lie", "" unknown), torso tilt and thigh drop."""
     sh, hip = s.mid("left_shoulder", "right_shoulder"), s.mid("left_hip", "right_hip")
     v = sh - hip
@@ -616,7 +419,7 @@ def _postures(s: _Series) -> tuple[list[str], np.ndarray, np.ndarray]:
     return labels, tilt, thigh
 
 
-def _posture_actions(s: _Series) -> list[events_pb2.Action]:
+def _posture_actions(s: Series) -> list[events_pb2.Action]:
     labels, tilt, thigh = _postures(s)
     # Runs of one posture held long enough; unknown samples and flickers are dropped.
     runs: list[tuple[str, int, int]] = []
@@ -684,7 +487,7 @@ def _posture_actions(s: _Series) -> list[events_pb2.Action]:
                     end_s=float(s.t[a]),
                     verb_phrase=phrase,
                     body_part="whole body",
-                    evidence=_evidence(s.t, pa, a, **sig),
+                    evidence=evidence(s.t, pa, a, **sig),
                 )
             )
     for label, segs in reps.items():
@@ -709,24 +512,18 @@ def _posture_actions(s: _Series) -> list[events_pb2.Action]:
                     verb_phrase=_count_phrase(base, len(g)),
                     body_part=part,
                     repetitions=len(g),
-                    evidence=_evidence(s.t, a, b, **sig),
+                    evidence=evidence(s.t, a, b, **sig),
                 )
             )
     return out
 
 
-def _centre(s: _Series) -> np.ndarray:
-    """Body centre: the box centre, or the mid-hip when there is no box."""
-    c = np.stack([(s.box[:, 0] + s.box[:, 2]) / 2, (s.box[:, 1] + s.box[:, 3]) / 2], axis=1)
-    return np.where(np.isnan(c), s.mid("left_hip", "right_hip"), c)
-
-
-def _locomotion(s: _Series) -> tuple[list[tuple[str, int, int]], np.ndarray, np.ndarray]:
+def _locomotion(s: Series) -> tuple[list[tuple[str, int, int]], np.ndarray, np.ndarray]:
     """Runs (direction, first, last) of travel lasting at least MIN_MOVE_S, and the per-sample sideways
     speed (box heights per second, + = image right) and depth rate (ln box height per second)."""
-    vx = _velocity(s.t, _centre(s)[:, 0], VELOCITY_WINDOW_S) / s.height
-    with _quiet():
-        vz = _velocity(s.t, np.log(s.size), VELOCITY_WINDOW_S)
+    vx = velocity(s.t, body_centre(s)[:, 0], VELOCITY_WINDOW_S) / s.height
+    with quiet():
+        vz = velocity(s.t, np.log(s.size), VELOCITY_WINDOW_S)
         # A body coming closer grows all over; one size alone also changes as arms go up (the box),
         # as the torso leans or turns (its length) or the shoulders turn (their width). Depth travel is
         # taken only as fast as a second, independent size confirms it: the 1940 switchboard operators
@@ -734,21 +531,21 @@ def _locomotion(s: _Series) -> tuple[list[tuple[str, int, int]], np.ndarray, np.
         torso = np.linalg.norm(s.mid("left_shoulder", "right_shoulder") - s.mid("left_hip", "right_hip"), axis=1)
         shoulders = np.linalg.norm(s.joint("left_shoulder") - s.joint("right_shoulder"), axis=1)
         confirm = np.where(s.size_from_torso | np.isnan(torso), shoulders, torso)
-        vc = _velocity(s.t, np.log(confirm), VELOCITY_WINDOW_S)
+        vc = velocity(s.t, np.log(confirm), VELOCITY_WINDOW_S)
     vz = np.where(np.sign(vz) == np.sign(vc), np.sign(vz) * np.fmin(np.abs(vz), DEPTH_CONFIRM * np.abs(vc)), 0.0)
     # Hysteresis: a stride's sway slows the body for a moment without ending the walk (the warehouse
     # worker of worker_walks_warehouse.gif recedes at 0.12 to 0.27 ln/s with one sample at 0.09).
     masks = {
-        "to the left": _hysteresis(-vx, WALK_SPEED, WALK_SPEED * MOVE_KEEP),
-        "to the right": _hysteresis(vx, WALK_SPEED, WALK_SPEED * MOVE_KEEP),
-        "towards the camera": _hysteresis(vz, DEPTH_RATE, DEPTH_RATE * MOVE_KEEP),
-        "away from the camera": _hysteresis(-vz, DEPTH_RATE, DEPTH_RATE * MOVE_KEEP),
+        "to the left": hysteresis(-vx, WALK_SPEED, WALK_SPEED * MOVE_KEEP),
+        "to the right": hysteresis(vx, WALK_SPEED, WALK_SPEED * MOVE_KEEP),
+        "towards the camera": hysteresis(vz, DEPTH_RATE, DEPTH_RATE * MOVE_KEEP),
+        "away from the camera": hysteresis(-vz, DEPTH_RATE, DEPTH_RATE * MOVE_KEEP),
     }
     # Sideways travel is a walk only where the legs step: a box drifting with the camera is not.
     candidates = [
         (label, a, b)
         for label, mask in masks.items()
-        for a, b in _runs(mask)
+        for a, b in true_runs(mask)
         if s.t[b] - s.t[a] >= MIN_MOVE_S and (not label.startswith("to the") or _legs_step(s, a, b))
     ]
     # A diagonal walk crosses both thresholds, now one and now the other: each axis is measured on its
@@ -771,7 +568,7 @@ def _locomotion(s: _Series) -> tuple[list[tuple[str, int, int]], np.ndarray, np.
     return runs, vx, vz
 
 
-def _moving(s: _Series) -> np.ndarray:
+def _moving(s: Series) -> np.ndarray:
     """Samples where the body travels (walks or runs) in any direction."""
     moving = np.zeros(len(s.t), dtype=bool)
     for _, a, b in _locomotion(s)[0]:
@@ -779,8 +576,8 @@ def _moving(s: _Series) -> np.ndarray:
     return moving
 
 
-def _locomotion_actions(s: _Series) -> list[events_pb2.Action]:
-    cx = _centre(s)[:, 0]
+def _locomotion_actions(s: Series) -> list[events_pb2.Action]:
+    cx = body_centre(s)[:, 0]
     runs, vx, vz = _locomotion(s)
     out: list[events_pb2.Action] = []
     for label, a, b in runs:
@@ -807,20 +604,20 @@ def _locomotion_actions(s: _Series) -> list[events_pb2.Action]:
                 verb_phrase=f"{verb} {label}",
                 body_part="whole body",
                 direction=primary.removeprefix("to the "),
-                evidence=_evidence(s.t, a, b, **sig),
+                evidence=evidence(s.t, a, b, **sig),
             )
         )
     return out
 
 
-def _turn_actions(s: _Series) -> list[events_pb2.Action]:
+def _turn_actions(s: Series) -> list[events_pb2.Action]:
     # Facing the camera the person's left shoulder is on the image right: left x - right x > 0.
     order = (s.joint("left_shoulder")[:, 0] - s.joint("right_shoulder")[:, 0]) / s.scale
     facing = np.where(order > TURN_ORDER, 1, np.where(order < -TURN_ORDER, -1, 0))
     # A facing seen in one sample only is a left/right keypoint swap of the pose model, not a turn
     # (the dim stage of man_gestures_dark_stage flips single samples).
-    for a, b in _runs(facing != 0):
-        for x, y in _runs(facing[a : b + 1] == 1) + _runs(facing[a : b + 1] == -1):
+    for a, b in true_runs(facing != 0):
+        for x, y in true_runs(facing[a : b + 1] == 1) + true_runs(facing[a : b + 1] == -1):
             if y - x + 1 < TURN_HOLD:
                 facing[a + x : a + y + 1] = 0
     out: list[events_pb2.Action] = []
@@ -835,7 +632,7 @@ def _turn_actions(s: _Series) -> list[events_pb2.Action]:
                     end_s=float(s.t[i]),
                     verb_phrase="turns around",
                     body_part="whole body",
-                    evidence=_evidence(
+                    evidence=evidence(
                         s.t,
                         last,
                         i,
@@ -853,15 +650,17 @@ def _turn_actions(s: _Series) -> list[events_pb2.Action]:
 
 
 def _action(
-    s: _Series, a: int, b: int, phrase: str, part: str, repetitions: int = 0, **signals: float
+    s: Series, a: int, b: int, phrase: str, part: str, repetitions: int = 0, **signals: float
 ) -> events_pb2.Action:
+    # Callers that pass their signals as a dict (**sig) name repetitions, so that the type checker knows
+    # the dict fills only the signals.
     return events_pb2.Action(
         start_s=float(s.t[a]),
         end_s=float(s.t[b]),
         verb_phrase=phrase,
         body_part=part,
         repetitions=repetitions,
-        evidence=_evidence(s.t, a, b, **signals),
+        evidence=evidence(s.t, a, b, **signals),
     )
 
 
@@ -869,7 +668,7 @@ def _overlaps(a: events_pb2.Action, start_s: float, end_s: float) -> bool:
     return a.start_s <= end_s and start_s <= a.end_s
 
 
-def _thigh_drops(s: _Series) -> tuple[np.ndarray, np.ndarray]:
+def _thigh_drops(s: Series) -> tuple[np.ndarray, np.ndarray]:
     """Knee below hip per side (torso lengths): ~0.8 standing, ~0.3 squatting, ~0 with the knee lifted."""
     left = (s.joint("left_knee")[:, 1] - s.joint("left_hip")[:, 1]) / s.scale
     right = (s.joint("right_knee")[:, 1] - s.joint("right_hip")[:, 1]) / s.scale
@@ -891,13 +690,13 @@ def _swings(t: np.ndarray, x: np.ndarray, amp: float, max_half_s: float) -> list
             if start < 0:
                 start = last
             swings += 1
-        last = i
+        last = int(i)
     if swings:
         out.append((start, last, swings))
     return out
 
 
-def _arm_straightness(s: _Series, a: int, b: int) -> float:
+def _arm_straightness(s: Series, a: int, b: int) -> float:
     """Median shoulder-to-wrist distance over the arm's length (1 straight, ~0.7 elbow at a right angle)."""
     values = []
     for side in ("left", "right"):
@@ -909,7 +708,7 @@ def _arm_straightness(s: _Series, a: int, b: int) -> float:
     return float(np.nanmedian(v)) if np.any(~np.isnan(v)) else 1.0
 
 
-def _leg_difference(s: _Series, axis: int) -> np.ndarray:
+def _leg_difference(s: Series, axis: int) -> np.ndarray:
     """Left minus right ankle along one image axis (torso lengths); where an ankle is unseen, twice the
     knees' difference (a knee moves half as much as its ankle in a stride)."""
     la, ra = s.joint("left_ankle")[:, axis], s.joint("right_ankle")[:, axis]
@@ -917,7 +716,7 @@ def _leg_difference(s: _Series, axis: int) -> np.ndarray:
     return np.where(np.isnan(la - ra), 2 * (lk - rk), la - ra) / s.scale
 
 
-def _leg_spread_change(s: _Series, a: int, b: int) -> float:
+def _leg_spread_change(s: Series, a: int, b: int) -> float:
     """How much the feet's spread (front-back or up-down, torso lengths) changes within samples a..b, the
     legs seen in most of them; 0 where they are not. Camera motion over a standing person shifts the box,
     not the spread."""
@@ -929,12 +728,12 @@ def _leg_spread_change(s: _Series, a: int, b: int) -> float:
     return change
 
 
-def _legs_step(s: _Series, a: int, b: int) -> bool:
+def _legs_step(s: Series, a: int, b: int) -> bool:
     """The legs step within samples a..b: the feet's spread changes by a stride."""
     return _leg_spread_change(s, a, b) >= STEP_SPREAD
 
 
-def _gait(s: _Series) -> list[tuple[int, int, dict[str, float]]]:
+def _gait(s: Series) -> list[tuple[int, int, dict[str, float]]]:
     """Stepping from the legs' cadence: the ankles (or, where out of view, the knees) take turns being the
     higher one, whether or not the body crosses the frame (a camera may track the person). Runs (first,
     last, signals)."""
@@ -955,7 +754,7 @@ def _gait(s: _Series) -> list[tuple[int, int, dict[str, float]]]:
     return out
 
 
-def _stepping(s: _Series) -> np.ndarray:
+def _stepping(s: Series) -> np.ndarray:
     """Samples where the legs step (walk, jog, run; not knee lifts): a lifted swing foot is no kick there."""
     mask = np.zeros(len(s.t), dtype=bool)
     for a, b, sig in _gait(s):
@@ -964,7 +763,7 @@ def _stepping(s: _Series) -> np.ndarray:
     return mask
 
 
-def _gait_actions(s: _Series, travel: list[events_pb2.Action], moving: np.ndarray) -> list[events_pb2.Action]:
+def _gait_actions(s: Series, travel: list[events_pb2.Action], moving: np.ndarray) -> list[events_pb2.Action]:
     """Running, jogging or walking from the stepping cadence. Travel already told ("walks to the left")
     becomes "runs ..." when the cadence is a run's; stepping without travel across the frame (in place,
     or with a camera that tracks the person) is told on its own."""
@@ -987,13 +786,15 @@ def _gait_actions(s: _Series, travel: list[events_pb2.Action], moving: np.ndarra
         if crossing or moving[a : b + 1].mean() > 0.5:
             continue
         if running:
-            out.append(_action(s, a, b, "runs" if amplitude >= SPRINT_LEG_AMP else "jogs", "legs", **sig))
+            out.append(
+                _action(s, a, b, "runs" if amplitude >= SPRINT_LEG_AMP else "jogs", "legs", repetitions=0, **sig)
+            )
         elif amplitude < WALK_LEG_AMP_MAX and knee_up > KNEE_LIFT_DROP:
-            out.append(_action(s, a, b, "walks", "legs", **sig))
+            out.append(_action(s, a, b, "walks", "legs", repetitions=0, **sig))
     return out
 
 
-def _knee_lift_actions(s: _Series, moving: np.ndarray) -> list[events_pb2.Action]:
+def _knee_lift_actions(s: Series, moving: np.ndarray) -> list[events_pb2.Action]:
     """A knee brought up to the hip while the other leg stands straight (marching, dancing), counted. The
     shin hangs below the lifted knee; a kick swings the foot up to the knee's height instead."""
     left, right = _thigh_drops(s)
@@ -1003,7 +804,7 @@ def _knee_lift_actions(s: _Series, moving: np.ndarray) -> list[events_pb2.Action
     lifts = {
         side: [
             (a, b)
-            for a, b in _runs((own < KNEE_LIFT_DROP) & (other > STAND_THIGH_DROP) & (shin > SHIN_HANGS) & ~moving)
+            for a, b in true_runs((own < KNEE_LIFT_DROP) & (other > STAND_THIGH_DROP) & (shin > SHIN_HANGS) & ~moving)
         ]
         for side, own, other, shin in (("right", right, left, shins["right"]), ("left", left, right, shins["left"]))
     }
@@ -1033,13 +834,13 @@ def _knee_lift_actions(s: _Series, moving: np.ndarray) -> list[events_pb2.Action
     return out
 
 
-def _balance_actions(s: _Series, moving: np.ndarray) -> list[events_pb2.Action]:
+def _balance_actions(s: Series, moving: np.ndarray) -> list[events_pb2.Action]:
     """Standing on one leg: the other ankle held well above it for BALANCE_MIN_S, the body in place."""
     la, ra = s.joint("left_ankle")[:, 1], s.joint("right_ankle")[:, 1]
     out = []
     for side, standing, lifted in (("left", la, ra), ("right", ra, la)):
         lift = (standing - lifted) / s.scale
-        for a, b in _long_runs(s.t, (lift > BALANCE_LIFT) & ~moving, BALANCE_MIN_S):
+        for a, b in long_runs(s.t, (lift > BALANCE_LIFT) & ~moving, BALANCE_MIN_S):
             out.append(
                 _action(
                     s,
@@ -1053,7 +854,7 @@ def _balance_actions(s: _Series, moving: np.ndarray) -> list[events_pb2.Action]:
     return out
 
 
-def _arm_extension(s: _Series, side: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _arm_extension(s: Series, side: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per sample: the wrist's distance from the own torso axis (mid-shoulder to mid-hip segment), the arm's
     straightness (shoulder-to-wrist over the arm's length) and the wrist's height above the shoulder
     (all lengths in torso lengths)."""
@@ -1067,7 +868,7 @@ def _arm_extension(s: _Series, side: str) -> tuple[np.ndarray, np.ndarray, np.nd
     return away, straight, (sh[:, 1] - wr[:, 1]) / s.scale
 
 
-def _reach_actions(s: _Series) -> list[events_pb2.Action]:
+def _reach_actions(s: Series) -> list[events_pb2.Action]:
     """Reaching: a straight arm whose wrist goes far from the torso, not above the shoulder (a raised arm
     is told as a raise). An arm thrust out from in front of the chest within PUSH_S is a push; a reach
     held for PULL_HOLD_S and brought back to the body within PULL_S is followed by a pull."""
@@ -1077,7 +878,7 @@ def _reach_actions(s: _Series) -> list[events_pb2.Action]:
         extended = np.where(
             np.isnan(away), np.nan, np.where((straight > REACH_STRAIGHT) & (above < RAISE_ON), away, 0.0)
         )
-        for a, b in _runs(_hysteresis(extended, REACH_OUT, REACH_BACK)):
+        for a, b in true_runs(hysteresis(extended, REACH_OUT, REACH_BACK)):
             # An arm held out from the start (a pose) or seen out for one sample (a keypoint slip) is no reach.
             at_body = np.flatnonzero((s.t >= s.t[a] - REACH_FROM_S) & (s.t < s.t[a]) & (away <= REACH_BACK))
             if not len(at_body) or b - a + 1 < REACH_MIN_SAMPLES:
@@ -1091,12 +892,14 @@ def _reach_actions(s: _Series) -> list[events_pb2.Action]:
                 "arm_straightness": float(np.nanmax(straight[a : b + 1])),
             }
             if chest:
-                out.append(_action(s, chest[-1], b, f"pushes with their {side} arm", f"{side} arm", **sig))
+                out.append(
+                    _action(s, int(chest[-1]), b, f"pushes with their {side} arm", f"{side} arm", repetitions=0, **sig)
+                )
                 continue
-            out.append(_action(s, a, b, f"reaches out with their {side} arm", f"{side} arm", **sig))
+            out.append(_action(s, a, b, f"reaches out with their {side} arm", f"{side} arm", repetitions=0, **sig))
             back = [i for i in np.flatnonzero((s.t > s.t[b]) & (s.t <= s.t[b] + PULL_S)) if away[i] <= REACH_BACK]
             if back and s.t[b] - s.t[a] >= PULL_HOLD_S:
-                c = back[0]
+                c = int(back[0])
                 out.append(
                     _action(
                         s, b, c, f"pulls back their {side} arm", f"{side} arm",
@@ -1106,7 +909,7 @@ def _reach_actions(s: _Series) -> list[events_pb2.Action]:
     return out
 
 
-def _clasp_actions(s: _Series, claps: list[events_pb2.Action]) -> list[events_pb2.Action]:
+def _clasp_actions(s: Series, claps: list[events_pb2.Action]) -> list[events_pb2.Action]:
     """Hands held together in front of the chest for CLASP_MIN_S (not clapping), and lowering both arms
     from there to hang at the sides."""
     lw, rw = s.joint("left_wrist"), s.joint("right_wrist")
@@ -1115,7 +918,7 @@ def _clasp_actions(s: _Series, claps: list[events_pb2.Action]) -> list[events_pb
     hand_y = (lw[:, 1] + rw[:, 1]) / 2
     together = (d < CLASP_NEAR) & (hand_y > sh_y - RAISE_ON * s.scale) & (hand_y < hip_y)
     out = []
-    for a, b in _long_runs(s.t, together, CLASP_MIN_S):
+    for a, b in long_runs(s.t, together, CLASP_MIN_S):
         if any(_overlaps(c, float(s.t[a]), float(s.t[b])) for c in claps):
             continue
         out.append(
@@ -1129,12 +932,12 @@ def _clasp_actions(s: _Series, claps: list[events_pb2.Action]) -> list[events_pb
     return out
 
 
-def _relative_wrist(s: _Series, side: str) -> np.ndarray:
+def _relative_wrist(s: Series, side: str) -> np.ndarray:
     """The wrist relative to the mid-shoulder (torso lengths): body sway and travel taken out."""
     return (s.joint(f"{side}_wrist") - s.mid("left_shoulder", "right_shoulder")) / s.scale
 
 
-def _gesture_actions(s: _Series, told: list[events_pb2.Action], moving: np.ndarray) -> list[events_pb2.Action]:
+def _gesture_actions(s: Series, told: list[events_pb2.Action], moving: np.ndarray) -> list[events_pb2.Action]:
     """Gesturing (while talking, signing, explaining): the hands move about in front of the torso, between
     the head and the hips, while the body stays in place (no travel, no leg action: a juggler's or
     dancer's arms swing for balance) and no other arm action explains it."""
@@ -1159,9 +962,9 @@ def _gesture_actions(s: _Series, told: list[events_pb2.Action], moving: np.ndarr
         partner = [(c, d) for c, d in spans["left"] if c <= b and a <= d]
         if partner:
             used |= {("right", a, b)} | {("left", c, d) for c, d in partner}
-            x, y = min([a] + [c for c, _ in partner]), max([b] + [d for _, d in partner])
-            moves = float(active["right"][x : y + 1].sum() + active["left"][x : y + 1].sum())
-            out.append(_action(s, x, y, "gestures with both hands", "hands", moves=moves))
+            first, last = min([a] + [c for c, _ in partner]), max([b] + [d for _, d in partner])
+            moves = float(active["right"][first : last + 1].sum() + active["left"][first : last + 1].sum())
+            out.append(_action(s, first, last, "gestures with both hands", "hands", moves=moves))
     for side in ("right", "left"):
         for a, b in spans[side]:
             if (side, a, b) not in used:
@@ -1170,7 +973,7 @@ def _gesture_actions(s: _Series, told: list[events_pb2.Action], moving: np.ndarr
     return out
 
 
-def _gesture_spans(s: _Series, active: np.ndarray) -> list[tuple[int, int]]:
+def _gesture_spans(s: Series, active: np.ndarray) -> list[tuple[int, int]]:
     """Spans with GESTURE_MIN_MOVES moving samples, pauses of up to GESTURE_PAUSE_S between them."""
     idx = np.flatnonzero(active)
     spans: list[list[int]] = []
@@ -1182,13 +985,13 @@ def _gesture_spans(s: _Series, active: np.ndarray) -> list[tuple[int, int]]:
     return [(max(g[0] - 1, 0), g[-1]) for g in spans if len(g) >= GESTURE_MIN_MOVES]
 
 
-def _head_turn_actions(s: _Series, turns: list[events_pb2.Action]) -> list[events_pb2.Action]:
+def _head_turn_actions(s: Series, turns: list[events_pb2.Action]) -> list[events_pb2.Action]:
     """The head turns while the shoulders keep facing the same way: the nose shifts sideways against the
     shoulder centre from one held position to another."""
     off = (s.joint("nose")[:, 0] - s.mid("left_shoulder", "right_shoulder")[:, 0]) / s.scale
     _, tilt, _ = _postures(s)
     # Sideways against the shoulders means a head turn only on an upright body (lying down moves it too).
-    held = np.where(tilt < UPRIGHT_TILT, _smooth(off, 3), np.nan)
+    held = np.where(tilt < UPRIGHT_TILT, smooth(off, 3), np.nan)
     out = []
     i = 0
     n = len(held)
@@ -1221,7 +1024,7 @@ def _head_turn_actions(s: _Series, turns: list[events_pb2.Action]) -> list[event
     return out
 
 
-def _step_forward_actions(s: _Series, told: list[events_pb2.Action]) -> list[events_pb2.Action]:
+def _step_forward_actions(s: Series, told: list[events_pb2.Action]) -> list[events_pb2.Action]:
     """A step or two towards the camera: the body's width (shoulder width, or the ear-to-ear span of a face
     turned to the camera where a shoulder is hidden behind someone) and neck height (nose above the shoulder
     line) grow together by STEP_FORWARD_GROWTH within STEP_FORWARD_MAX_S, and the size then holds, seen in
@@ -1236,8 +1039,8 @@ def _step_forward_actions(s: _Series, told: list[events_pb2.Action]) -> list[eve
     between = (nose_x - s.joint("left_ear")[:, 0]) * (nose_x - s.joint("right_ear")[:, 0]) < 0
     ears = np.where(between & (eyes >= FRONTAL_EYE_SHARE * ears), ears, np.nan)
     neck = s.mid("left_shoulder", "right_shoulder")[:, 1] - s.joint("nose")[:, 1]
-    neck_ln = _smooth(np.log(np.where(neck > 0, neck, np.nan)), 3)
-    widths = {"shoulder": _smooth(np.log(shoulders), 3), "ear": _smooth(np.log(ears), 3)}
+    neck_ln = smooth(np.log(np.where(neck > 0, neck, np.nan)), 3)
+    widths = {"shoulder": smooth(np.log(shoulders), 3), "ear": smooth(np.log(ears), 3)}
     idx = np.flatnonzero(~np.isnan(neck_ln) & ~(np.isnan(widths["shoulder"]) & np.isnan(widths["ear"])))
     if len(idx) < 4:
         return []
@@ -1263,7 +1066,7 @@ def _step_forward_actions(s: _Series, told: list[events_pb2.Action]) -> list[eve
             after = after[~np.isnan(width_ln[after])]
             if len(after) < STEP_FORWARD_HOLD_SAMPLES:
                 continue
-            with _quiet():
+            with quiet():
                 drift = max(float(np.nanmax(x[after]) - np.nanmin(x[after])) for x in (neck_ln, width_ln))
             if drift <= STEP_FORWARD_GROWTH / 2:
                 return [
@@ -1273,6 +1076,7 @@ def _step_forward_actions(s: _Series, told: list[events_pb2.Action]) -> list[eve
                         b,
                         "steps forward",
                         "whole body",
+                        repetitions=0,
                         **{f"{width}_width_ratio": float(np.exp(width_ln[b] - width_ln[a]))},
                         neck_height_ratio=float(np.exp(neck_ln[b] - neck_ln[a])),
                         body_size_ratio=float(np.exp(box_growth)),
@@ -1282,7 +1086,7 @@ def _step_forward_actions(s: _Series, told: list[events_pb2.Action]) -> list[eve
     return []
 
 
-def _held_state(s: _Series, told: list[events_pb2.Action]) -> events_pb2.Action | None:
+def _held_state(s: Series, told: list[events_pb2.Action]) -> events_pb2.Action | None:
     """The state a person holds while not moving their whole body: "stands" or "sits" where the legs show
     the posture over most of the track, "still" added where no more than the head moves or a part moves
     slightly; "stays still" where the legs are unseen but nothing but the head or a slight movement is
@@ -1320,7 +1124,7 @@ def _held_state(s: _Series, told: list[events_pb2.Action]) -> events_pb2.Action 
     return _action(s, first, len(s.t) - 1, "stays still", POSTURE, posture_known_share=len(known) / len(labels))
 
 
-def _dance_action(s: _Series, told: list[events_pb2.Action], moving: np.ndarray) -> list[events_pb2.Action]:
+def _dance_action(s: Series, told: list[events_pb2.Action], moving: np.ndarray) -> list[events_pb2.Action]:
     """Dancing: several kinds of limb movement, repeated, in one place (kicks, knee lifts, hops, arm swings)."""
     kinds = {_KIND.get(a.verb_phrase.split()[0], "") for a in told} - {""}
     events = sum(max(a.repetitions, 1) for a in told if _KIND.get(a.verb_phrase.split()[0]))
@@ -1354,7 +1158,7 @@ _KIND = {
 }
 
 
-def _part_paths(s: _Series) -> dict[str, np.ndarray]:
+def _part_paths(s: Series) -> dict[str, np.ndarray]:
     """Each limb end relative to the body: wrists to the mid-shoulder, ankles to the mid-hip, the nose to
     the mid-shoulder (torso lengths), so body travel and camera motion are taken out."""
     shoulders, hips = s.mid("left_shoulder", "right_shoulder"), s.mid("left_hip", "right_hip")
@@ -1368,7 +1172,7 @@ def _part_paths(s: _Series) -> dict[str, np.ndarray]:
     }
 
 
-def _movement_actions(s: _Series, force: bool) -> list[events_pb2.Action]:
+def _movement_actions(s: Series, force: bool) -> list[events_pb2.Action]:
     """Where no named action fits: which body parts move and how ("swings both arms", "moves their right
     hand to their head"). A part counts when its path relative to the body spans MOVE_RANGE; with
     `force`, the part that moved most is told even below that ("moves their head slightly")."""
@@ -1423,7 +1227,7 @@ _PART_NOUN = {
 }
 
 
-def _oscillates(s: _Series, path: np.ndarray) -> bool:
+def _oscillates(s: Series, path: np.ndarray) -> bool:
     """The path goes back and forth along its main direction at least SWING_MIN_REVERSALS times."""
     ok = ~np.isnan(path).any(axis=1)
     if ok.sum() < 4:
@@ -1449,10 +1253,10 @@ def detect_actions(
     `ensure_action`: the person is known to move (the action rule accepted them), so at least one
     movement is told, the largest if it is slight.
     """
-    s = _series(track, width, height, min_score)
+    s = track_series(track, width, height, min_score)
     if len(s.t) < 2:
         return []
-    with np.errstate(invalid="ignore", divide="ignore"), _quiet():
+    with np.errstate(invalid="ignore", divide="ignore"), quiet():
         moving = _moving(s)
         claps = _clap_actions(s)
         # Clapping hands also swing sideways above the elbows; while clapping, that is not a wave.
@@ -1486,336 +1290,3 @@ def detect_actions(
         if state is not None:
             told.append(state)
     return sorted(told, key=lambda a: (a.start_s, a.end_s, a.verb_phrase))
-
-
-# --- interactions ---
-
-
-def _align(a: _Series, b: _Series) -> tuple[np.ndarray, np.ndarray]:
-    """Index pairs (ia, ib) of samples taken at the same time in both tracks."""
-    if not len(a.t) or not len(b.t):
-        return np.array([], dtype=int), np.array([], dtype=int)
-    j = np.clip(np.searchsorted(b.t, a.t), 1, len(b.t) - 1) if len(b.t) > 1 else np.zeros(len(a.t), dtype=int)
-    if len(b.t) > 1:
-        j = np.where(np.abs(b.t[j - 1] - a.t) <= np.abs(b.t[j] - a.t), j - 1, j)
-    ok = np.abs(b.t[j] - a.t) <= ALIGN_TOL_S
-    return np.flatnonzero(ok), j[ok]
-
-
-def _long_runs(t: np.ndarray, mask: np.ndarray, min_s: float) -> Iterable[tuple[int, int]]:
-    return (r for r in _runs(mask) if t[r[1]] - t[r[0]] >= min_s)
-
-
-def _facing_x(s: _Series) -> np.ndarray:
-    """+1 when the head points to image right, -1 to the left, 0 frontal or unknown."""
-    off = (s.joint("nose")[:, 0] - s.mid("left_shoulder", "right_shoulder")[:, 0]) / s.scale
-    return np.where(off > FACE_OFFSET, 1, np.where(off < -FACE_OFFSET, -1, 0))
-
-
-def _depth_matched(a: _Series, b: _Series, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
-    """Per aligned sample: both people stand at about one depth (torso lengths alike and, where both feet
-    are seen, feet at about one image height), as two people in contact must."""
-    ratio = a.torso[ia] / b.torso[ib]
-    same = (ratio < DEPTH_RATIO) & (ratio > 1 / DEPTH_RATIO)
-    feet_a = np.fmax(a.joint("left_ankle")[ia, 1], a.joint("right_ankle")[ia, 1])
-    feet_b = np.fmax(b.joint("left_ankle")[ib, 1], b.joint("right_ankle")[ib, 1])
-    apart = np.abs(feet_a - feet_b) / ((a.size[ia] + b.size[ib]) / 2)
-    return same & ~(apart > GROUND_TOL)  # NaN (a foot unseen) leaves the torso test alone
-
-
-def _merged(a: _Series, b: _Series, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
-    """Per aligned sample: the two skeletons coincide (the pose model found one body in both crops)."""
-    d = np.linalg.norm(a.kp[ia] - b.kp[ib], axis=2) / ((a.torso[ia] + b.torso[ib]) / 2)[:, None]
-    with _quiet():
-        return np.nanmedian(d, axis=1) < MERGED_TORSO
-
-
-def _segment_distance(p: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Distance from points p to segments u-v (all (n, 2)); NaN where any end is unknown."""
-    d = v - u
-    length2 = np.sum(d**2, axis=1)
-    k = np.clip(np.sum((p - u) * d, axis=1) / np.where(length2 > 0, length2, np.nan), 0.0, 1.0)
-    k = np.where(length2 > 0, k, 0.0)
-    return np.linalg.norm(p - (u + k[:, None] * d), axis=1)
-
-
-def _inside_quad(p: np.ndarray, quad: list[np.ndarray]) -> np.ndarray:
-    """Whether points p lie inside the convex quadrilateral with corners quad (in order)."""
-    signs = []
-    for u, v in itertools.pairwise([*quad, quad[0]]):
-        signs.append(np.sign((v[:, 0] - u[:, 0]) * (p[:, 1] - u[:, 1]) - (v[:, 1] - u[:, 1]) * (p[:, 0] - u[:, 0])))
-    signs_arr = np.stack(signs)
-    return np.all(signs_arr >= 0, axis=0) | np.all(signs_arr <= 0, axis=0)
-
-
-def _body_distance(w: np.ndarray, q: _Series, iq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distance from points w to q's body (torso quadrilateral, arms, head; in q's torso lengths), and
-    whether the nearest part is the torso."""
-    j = {name: q.joint(name)[iq] for name in KP}
-    quad = [j["left_shoulder"], j["right_shoulder"], j["right_hip"], j["left_hip"]]
-    torso = np.fmin.reduce([_segment_distance(w, u, v) for u, v in itertools.pairwise([*quad, quad[0]])])
-    torso = np.where(_inside_quad(w, quad), 0.0, torso)
-    limbs = [
-        _segment_distance(w, j[f"{side}_{a}"], j[f"{side}_{b}"])
-        for side in ("left", "right")
-        for a, b in (("shoulder", "elbow"), ("elbow", "wrist"))
-    ]
-    head = np.maximum(np.linalg.norm(w - j["nose"], axis=1) - HEAD_RADIUS * q.torso[iq], 0.0)
-    other = np.fmin.reduce([*limbs, head])
-    unknown = np.isnan(w).any(axis=1)
-    torso, other = np.where(unknown, np.nan, torso), np.where(unknown, np.nan, other)
-    scale = q.torso[iq]
-    return np.fmin(torso, other) / scale, ~(other < torso)
-
-
-def _torso_centre(s: _Series) -> np.ndarray:
-    return (s.mid("left_shoulder", "right_shoulder") + s.mid("left_hip", "right_hip")) / 2
-
-
-@dataclass(frozen=True)
-class _Contact:
-    """Per aligned sample, p's hands on q's body."""
-
-    reaching: np.ndarray  # a wrist within the contact distance, reaching towards q (not resting by p's side)
-    near: np.ndarray  # a wrist within the contact distance, wherever it comes from
-    on_torso: np.ndarray  # a wrist within the contact distance of q's torso
-    closest: np.ndarray  # the nearest wrist's distance (q's torso lengths)
-
-
-def _contact(p: _Series, q: _Series, ip: np.ndarray, iq: np.ndarray, contact_torso: float) -> _Contact:
-    own_centre, other_centre = _torso_centre(p)[ip], _torso_centre(q)[iq]
-    reaching, near, on_torso, nearest = [], [], [], []
-    for side in ("left", "right"):
-        w = p.joint(f"{side}_wrist")[ip]
-        d, torso = _body_distance(w, q, iq)
-        # A hand hanging by one's side inside the other's outline is no touch: a touch reaches out to them.
-        reach = np.linalg.norm(w - other_centre, axis=1) < np.linalg.norm(w - own_centre, axis=1)
-        near.append(d <= contact_torso)
-        reaching.append(near[-1] & reach)
-        on_torso.append(near[-1] & torso)
-        nearest.append(d)
-    with _quiet():
-        closest = np.nanmin(np.stack(nearest), axis=0)
-    return _Contact(reaching[0] | reaching[1], near[0] | near[1], on_torso[0] | on_torso[1], closest)
-
-
-def _stays_near(t: np.ndarray, dist: np.ndarray, at: int, sign: float) -> bool:
-    """Near (within NEAR) from sample `at` on for NEAR_HOLD_S, or up to the clip's end (sign < 0); or for
-    NEAR_HOLD_S up to it, or from the clip's start (sign > 0)."""
-    window = (t >= t[at]) & (t <= t[at] + NEAR_HOLD_S) if sign < 0 else (t <= t[at]) & (t >= t[at] - NEAR_HOLD_S)
-    return bool(np.all(dist[window] <= NEAR))
-
-
-def _pair_interactions(
-    a: _Series, b: _Series, la: str, lb: str, contact_torso: float, min_contact_s: float
-) -> list[events_pb2.Interaction]:
-    ia, ib = _align(a, b)
-    if len(ia) < 2 or min(a.scale, b.scale) < MIN_CONTACT_TORSO_PX:
-        return []
-    t = a.t[ia]
-    ca, cb = _centre(a)[ia], _centre(b)[ib]
-    scale = (a.height + b.height) / 2
-    dist = np.linalg.norm(ca - cb, axis=1) / scale
-    rate = _velocity(t, dist, VELOCITY_WINDOW_S)
-    same_depth = _depth_matched(a, b, ia, ib)
-    merged = _merged(a, b, ia, ib)
-    # Contact needs keypoints placed finer than the contact distance: not on small, distant people.
-    large = (a.torso[ia] >= MIN_CONTACT_TORSO_PX) & (b.torso[ib] >= MIN_CONTACT_TORSO_PX)
-    out: list[events_pb2.Interaction] = []
-
-    def add(kind: str, x: int, y: int, subj: str, obj: str, **sig: float) -> None:
-        out.append(
-            events_pb2.Interaction(
-                start_s=float(t[x]),
-                end_s=float(t[y]),
-                kind=kind,
-                subject_label=subj,
-                object_label=obj,
-                evidence=_evidence(t, x, y, **sig),
-            )
-        )
-
-    for kind, sign in (("approaching", -1.0), ("moving apart", 1.0)):
-        for x, y in _long_runs(t, sign * rate > APPROACH_RATE, MIN_INTERACT_S):
-            change = float(dist[y] - dist[x])
-            # People at different depths close in on each other only in the picture. Approaching someone
-            # ends near them, and moving apart starts near them, for NEAR_HOLD_S: passers-by who cross
-            # come close only for a moment (the pedestrians of pedestrians_small_long.avi).
-            near_end = y if sign < 0 else x
-            if sign * change < APPROACH_MIN or not same_depth[near_end] or not _stays_near(t, dist, near_end, sign):
-                continue
-            # The one who covered more of the change is the subject ("A approaches B").
-            towards = (cb[x] - ca[x]) / max(float(np.linalg.norm(cb[x] - ca[x])), 1e-6)
-            move_a = abs(float(np.dot(ca[y] - ca[x], towards)))
-            move_b = abs(float(np.dot(cb[y] - cb[x], towards)))
-            subj, obj = (la, lb) if move_a >= move_b else (lb, la)
-            add(
-                kind,
-                x,
-                y,
-                subj,
-                obj,
-                distance_before_body_heights=float(dist[x]),
-                distance_after_body_heights=float(dist[y]),
-                rate_body_heights_per_s=float(np.nanmean(rate[x : y + 1])),
-                move_a_px=move_a,
-                move_b_px=move_b,
-            )
-
-    ab, ba = _contact(a, b, ia, ib, contact_torso), _contact(b, a, ib, ia, contact_torso)
-    # Arms around each other: both people's hands on the other, one on a torso at some point, the torsos
-    # close, at one depth. In an embrace the pose model often finds the same arms in both crops (the skeletons
-    # merge), so merged samples count here once a reaching hand has started the contact.
-    centres = np.linalg.norm(_torso_centre(a)[ia] - _torso_centre(b)[ib], axis=1) / ((a.torso[ia] + b.torso[ib]) / 2)
-    embrace = ab.near & ba.near & (centres < HUG_CENTRES) & same_depth & large
-    hugging = np.zeros(len(t), dtype=bool)
-    for x, y in _long_runs(t, embrace, min_contact_s):
-        started = np.flatnonzero((ab.reaching | ba.reaching) & ~merged)
-        started = started[started <= y]
-        if not len(started):
-            continue
-        # Bodies close with hands near each other begin an embrace only once a hand reaches out.
-        x = max(x, int(started[0]))
-        if t[y] - t[x] < min_contact_s or not (ab.on_torso | ba.on_torso)[x : y + 1].any():
-            continue
-        hugging[x : y + 1] = True
-        # The one whose hand reached the other first hugs the other ("A hugs B").
-        first = int(started[0])
-        subj, obj = (la, lb) if ab.reaching[first] else (lb, la)
-        add(
-            "hugging",
-            x,
-            y,
-            subj,
-            obj,
-            contact_samples=float(y - x + 1),
-            torso_centre_distance_torso=float(np.nanmin(centres[x : y + 1])),
-            merged_samples=float(merged[x : y + 1].sum()),
-        )
-    for c, lp, lq in ((ab, la, lb), (ba, lb, la)):
-        touch = c.reaching & same_depth & large & ~merged & ~hugging
-        for x, y in _long_runs(t, touch, min_contact_s):
-            add(
-                "touching",
-                x,
-                y,
-                lp,
-                lq,
-                contact_samples=float(y - x + 1),
-                min_wrist_distance_torso=float(np.nanmin(c.closest[x : y + 1])),
-                on_torso_samples=float(c.on_torso[x : y + 1].sum()),
-            )
-
-    fa, fb = _facing_x(a)[ia], _facing_x(b)[ib]
-    towards_b = np.sign(cb[:, 0] - ca[:, 0])
-    facing = (fa != 0) & (fa == towards_b) & (fb == -towards_b) & same_depth
-    for x, y in _long_runs(t, facing & (dist <= FACE_NEAR), MIN_INTERACT_S):
-        add(
-            "facing each other",
-            x,
-            y,
-            la,
-            lb,
-            samples=float(y - x + 1),
-            centre_distance_body_heights=float(np.nanmean(dist[x : y + 1])),
-        )
-
-    for p, q, ip, lp, lq in ((a, b, ia, la, lb), (b, a, ib, lb, la)):
-        out.extend(_following(p, q, ip, t, scale, lp, lq))
-    return out
-
-
-def _following(
-    p: _Series, q: _Series, ip: np.ndarray, t: np.ndarray, scale: float, lp: str, lq: str
-) -> list[events_pb2.Interaction]:
-    """p follows q: p's feet pass where q's feet were a moment ago, both heading the same way."""
-    feet_p = np.stack([(p.box[:, 0] + p.box[:, 2]) / 2, p.box[:, 3]], axis=1)[ip]
-    feet_q_all = np.stack([(q.box[:, 0] + q.box[:, 2]) / 2, q.box[:, 3]], axis=1)
-    okq = ~np.isnan(feet_q_all).any(axis=1)
-    if okq.sum() < 2:
-        return []
-    tq, fq = q.t[okq], feet_q_all[okq]
-    vp = np.stack([_velocity(t, feet_p[:, c], VELOCITY_WINDOW_S) for c in range(2)], axis=1) / scale
-    vq_all = np.stack([_velocity(tq, fq[:, c], VELOCITY_WINDOW_S) for c in range(2)], axis=1) / scale
-    vq = np.stack([np.interp(t, tq, vq_all[:, c]) for c in range(2)], axis=1)
-    lags = np.arange(FOLLOW_LAG_S[0], FOLLOW_LAG_S[1] + 1e-9, 0.25)
-    follow = np.zeros(len(t), dtype=bool)
-    best_lag = np.full(len(t), np.nan)
-    for i in range(len(t)):
-        sp, sq = float(np.linalg.norm(vp[i])), float(np.linalg.norm(vq[i]))
-        if not (sp > WALK_SPEED and sq > WALK_SPEED) or np.dot(vp[i], vq[i]) / (sp * sq) < FOLLOW_COS:
-            continue
-        ahead = np.array([np.interp(t[i], tq, fq[:, c]) for c in range(2)]) - feet_p[i]
-        if np.dot(ahead, vp[i]) <= 0:
-            continue  # the leader must be ahead in the direction of travel
-        valid = lags[t[i] - lags >= tq[0]]
-        if not len(valid):
-            continue
-        earlier = np.stack([np.interp(t[i] - valid, tq, fq[:, c]) for c in range(2)], axis=1)
-        d = np.linalg.norm(earlier - feet_p[i], axis=1) / scale
-        k = int(np.argmin(d))
-        if d[k] < FOLLOW_DIST:
-            follow[i], best_lag[i] = True, valid[k]
-    return [
-        events_pb2.Interaction(
-            start_s=float(t[x]),
-            end_s=float(t[y]),
-            kind="following",
-            subject_label=lp,
-            object_label=lq,
-            evidence=_evidence(
-                t, x, y, median_lag_s=float(np.nanmedian(best_lag[x : y + 1])), samples=float(y - x + 1)
-            ),
-        )
-        for x, y in _long_runs(t, follow, FOLLOW_MIN_S)
-    ]
-
-
-def detect_interactions(
-    tracks: list[events_pb2.PersonTrack],
-    labels: dict[int, str],
-    width: int,
-    height: int,
-    *,
-    min_score: float = DEFAULT_MIN_SCORE,
-    contact_torso: float = CONTACT_TORSO,
-    min_contact_s: float = MIN_CONTACT_S,
-) -> list[events_pb2.Interaction]:
-    """Pairwise interactions between tracked people, in time order; labels map track_id to a subject label.
-
-    Contact ("touching", "hugging" when both hold each other) needs a wrist within contact_torso torso
-    lengths of the other's body, both people at one depth, for min_contact_s.
-    """
-    series = [_series(tr, width, height, min_score) for tr in tracks]
-    out: list[events_pb2.Interaction] = []
-    with np.errstate(invalid="ignore", divide="ignore"), _quiet():
-        for i in range(len(series)):
-            for j in range(i + 1, len(series)):
-                a, b = series[i], series[j]
-                la = labels.get(a.track_id, f"person {a.track_id}")
-                lb = labels.get(b.track_id, f"person {b.track_id}")
-                out.extend(_pair_interactions(a, b, la, lb, contact_torso, min_contact_s))
-    return _merged_interactions(sorted(out, key=lambda x: (x.start_s, x.end_s, x.kind)))
-
-
-def _merged_interactions(interactions: list[events_pb2.Interaction]) -> list[events_pb2.Interaction]:
-    """One statement per pair and kind where its runs follow each other within MERGE_INTERACT_S (a face
-    turned away for a sample does not make two "face each other")."""
-    out: list[events_pb2.Interaction] = []
-    for x in interactions:
-        same = [
-            y
-            for y in out
-            if (y.kind, y.subject_label, y.object_label) == (x.kind, x.subject_label, x.object_label)
-            and x.start_s - y.end_s <= MERGE_INTERACT_S
-        ]
-        if same:
-            y = same[-1]
-            y.end_s = max(y.end_s, x.end_s)
-            y.evidence.end_s = y.end_s
-            continue
-        out.append(x)
-    return out
-
-
-__all__ = ["DEFAULT_MIN_SCORE", "KinematicsInputError", "detect_actions", "detect_interactions"]
