@@ -21,6 +21,7 @@ from services.core.llm import ChatEndpoint
 from services.core.service import stage_handler
 from services.core.settings import CaptionerBackend, Settings
 from services.core.storage import Storage, StorageError
+from services.core.video import VideoUnreadableError
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +67,10 @@ class ClipCaptioner:
         try:
             with self.storage.local_path(clip.storage_uri) as path:
                 caption = self._caption_and_judge(clip, tracks, path)
-        except (StorageError, FileNotFoundError, av.error.FFmpegError) as exc:
-            raise InvalidClipError(clip_id, f"video unreadable: {exc}") from exc
+        except (StorageError, FileNotFoundError) as exc:
+            raise VideoUnreadableError(VideoUnreadableError.NOT_FOUND, str(exc), clip_id=clip_id) from exc
+        except av.error.FFmpegError as exc:
+            raise VideoUnreadableError("decode_failed", str(exc), clip_id=clip_id) from exc
         metrics.CAPTION_SECONDS.labels(caption.backend).observe(time.perf_counter() - started)
         metrics.CAPTIONS.labels(caption.backend, "passed" if caption.judgement.passed else "failed").inc()
         log.info("clip %s captioned (%s, judge %s)", clip_id, caption.backend, caption.judgement.passed)

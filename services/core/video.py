@@ -19,6 +19,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from haic.v1 import events_pb2
+from services.core.bus import PoisonMessageError
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,29 @@ _CONTAINER_MAGIC: tuple[tuple[int, bytes], ...] = (
     (0, b"\x00\x00\x01\xba"),  # MPEG-PS
     (0, b"\x47"),  # MPEG-TS sync byte
 )
+
+
+class VideoUnreadableError(PoisonMessageError):
+    """A stored video, or the video of a clip, is missing or does not decode: retrying cannot help, so the
+    bus dead-letters the message and gRPC answers NOT_FOUND (missing) or INVALID_ARGUMENT. One error for
+    every stage that reads videos.
+
+    `code` is "not_found" when the store has no such object, otherwise the probe's code (not_a_video,
+    truncated, undecodable, ...) or "decode_failed" when decoding broke after a successful probe.
+    """
+
+    NOT_FOUND = "not_found"
+
+    def __init__(self, code: str, message: str, *, video_id: str = "", clip_id: str = "") -> None:
+        subject = f"clip {clip_id}" if clip_id else f"video {video_id or '<no id>'}"
+        super().__init__(f"{subject}: {code}: {message}")
+        self.code = code
+        self.video_id = video_id
+        self.clip_id = clip_id
+
+    @property
+    def not_found(self) -> bool:
+        return self.code == self.NOT_FOUND
 
 
 class VideoProbeError(ValueError):

@@ -16,18 +16,21 @@ import av.error
 import grpc
 
 from haic.v1 import events_pb2, filter_pb2, filter_pb2_grpc
-from services.core import metrics, topics
-from services.core.bus import Event, Handler, Output, PoisonMessageError, now_timestamp
+from services.core import metrics, topics, topology
+from services.core.bus import Handler, Output, now_timestamp
+from services.core.grpc_server import InvalidRequestError, maps_errors
+from services.core.service import stage_handler
 from services.core.settings import Settings
 from services.core.storage import Storage, StorageError, open_storage
-from services.core.video import VideoInfo, VideoProbeError, VideoReader
+from services.core.video import VideoInfo, VideoProbeError, VideoReader, VideoUnreadableError
 from services.filter import scenes
-from services.filter.errors import InvalidVideoEventError, VideoUnreadableError
+from services.filter.errors import InvalidVideoEventError
 from services.filter.metadata import check_metadata
 
 log = logging.getLogger(__name__)
 
-SERVICE = "filter"
+STAGE = topology.stage("filter")
+SERVICE = STAGE.name
 
 
 @dataclass
@@ -113,9 +116,9 @@ def _split_local_video(
         # The gateway's probe travels with the event; probing again would decode the first and last second.
         reader = VideoReader(path, VideoInfo.from_proto(uploaded.info) if metadata_checked else None)
     except VideoProbeError as exc:
-        raise VideoUnreadableError(video_id, exc.code, str(exc)) from exc
+        raise VideoUnreadableError(exc.code, str(exc), video_id=video_id) from exc
     except av.error.FFmpegError as exc:
-        raise VideoUnreadableError(video_id, "undecodable", str(exc)) from exc
+        raise VideoUnreadableError("undecodable", str(exc), video_id=video_id) from exc
     with reader:
         info = reader.info.to_proto()
         if not metadata_checked:
@@ -126,7 +129,7 @@ def _split_local_video(
             detected = scenes.detect_scenes(reader, settings)
         except av.error.FFmpegError as exc:
             # the probe decoded the first and the last second; something in between is corrupt
-            raise VideoUnreadableError(video_id, "decode_failed", str(exc)) from exc
+            raise VideoUnreadableError("decode_failed", str(exc), video_id=video_id) from exc
     plans = scenes.plan_clips(
         video_id,
         detected,
@@ -169,7 +172,7 @@ def split_video(uploaded: events_pb2.VideoUploaded, settings: Settings, storage:
             return _split_local_video(uploaded, path, settings, metadata_checked=metadata_checked)
     except (StorageError, FileNotFoundError) as exc:
         # S3 throttling, credentials or outage stay botocore errors: worth the bus's retries
-        raise VideoUnreadableError(uploaded.video_id, VideoUnreadableError.NOT_FOUND, str(exc)) from exc
+        raise VideoUnreadableError(VideoUnreadableError.NOT_FOUND, str(exc), video_id=uploaded.video_id) from exc
 
 
 def _record_verdicts(result: SplitResult) -> None:
@@ -185,15 +188,12 @@ def make_handler(settings: Settings, storage: Storage | None = None) -> Handler:
     scenes.validate_settings(settings)
     store = storage if storage is not None else open_storage(settings)
 
-    def handle(event: Event) -> list[Output]:
-        uploaded = event.message
-        if not isinstance(uploaded, events_pb2.VideoUploaded):
-            raise PoisonMessageError(f"{event.topic} carried {type(uploaded).__name__}, not VideoUploaded")
+    def process(uploaded: events_pb2.VideoUploaded) -> list[Output]:
         result = split_video(uploaded, settings, store)
         _record_verdicts(result)
         return result.outputs(uploaded.video_id)
 
-    return handle
+    return stage_handler(STAGE, process)
 
 
 class FilterServicer(filter_pb2_grpc.FilterServiceServicer):
@@ -204,16 +204,11 @@ class FilterServicer(filter_pb2_grpc.FilterServiceServicer):
         self._settings = settings
         self._storage = storage if storage is not None else open_storage(settings)
 
+    @maps_errors
     def SplitVideo(  # the name is fixed by the generated servicer
         self, request: filter_pb2.SplitVideoRequest, context: grpc.ServicerContext
     ) -> filter_pb2.SplitVideoResponse:
         if not request.HasField("video"):
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "SplitVideoRequest.video is required")
-        try:
-            result = split_video(request.video, self._settings, self._storage)
-        except VideoUnreadableError as exc:
-            code = grpc.StatusCode.NOT_FOUND if exc.not_found else grpc.StatusCode.INVALID_ARGUMENT
-            context.abort(code, str(exc))
-        except InvalidVideoEventError as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            raise InvalidRequestError("SplitVideoRequest.video is required")
+        result = split_video(request.video, self._settings, self._storage)
         return filter_pb2.SplitVideoResponse(candidates=result.candidates, rejections=result.rejections)

@@ -26,12 +26,14 @@ import grpc
 import numpy as np
 
 from haic.v1 import events_pb2, pose_pb2, pose_pb2_grpc
-from services.core import metrics, topics
-from services.core.bus import DependencyUnavailableError, Event, Handler, Output, PoisonMessageError, now_timestamp
+from services.core import metrics, topics, topology
+from services.core.bus import Handler, Output, now_timestamp
+from services.core.grpc_server import InvalidRequestError, maps_errors
+from services.core.service import stage_handler
 from services.core.settings import Settings
 from services.core.storage import Storage, StorageError
-from services.core.video import VideoInfo, VideoReader
-from services.pose.errors import ClipUnreadableError, InvalidClipEventError
+from services.core.video import VideoInfo, VideoReader, VideoUnreadableError
+from services.pose.errors import InvalidClipEventError
 from services.pose.estimator import FrameCandidates, PoseEstimator
 from services.pose.face_attributes import FaceAttributeEstimator, FaceSettings, PersonAttributes
 from services.pose.filters import (
@@ -56,7 +58,8 @@ from services.pose.tracking import (
 
 log = logging.getLogger(__name__)
 
-SERVICE = "pose"
+STAGE = topology.stage("pose")
+SERVICE = STAGE.name
 
 
 class ClipAnalyzer:
@@ -82,9 +85,9 @@ class ClipAnalyzer:
                 verdict = self._analyze_local(candidate, path)
         except (StorageError, FileNotFoundError) as exc:
             # S3 throttling, credentials or outage stay botocore errors: worth the bus's retries
-            raise ClipUnreadableError(clip_id, ClipUnreadableError.NOT_FOUND, str(exc)) from exc
+            raise VideoUnreadableError(VideoUnreadableError.NOT_FOUND, str(exc), clip_id=clip_id) from exc
         except av.error.FFmpegError as exc:
-            raise ClipUnreadableError(clip_id, "decode_failed", str(exc)) from exc
+            raise VideoUnreadableError("decode_failed", str(exc), clip_id=clip_id) from exc
         self._record(verdict)
         return verdict
 
@@ -199,7 +202,7 @@ class ClipAnalyzer:
                     return frames, found, t
         if len(frames) != len(plan.all):
             missing = sorted(set(plan.all) - set(frames))
-            raise ClipUnreadableError(clip_id, "truncated", f"no frame at {missing[:3]} s")
+            raise VideoUnreadableError("truncated", f"no frame at {missing[:3]} s", clip_id=clip_id)
         return frames, found, None
 
     def _certainly_empty(
@@ -376,15 +379,12 @@ def _track_proto(track: Track, attributes: PersonAttributes | None = None) -> ev
 def make_handler(analyzer: ClipAnalyzer) -> Handler:
     """The Kafka handler for haic.clips.candidate.v1."""
 
-    def handle(event: Event) -> list[Output]:
-        candidate = event.message
-        if not isinstance(candidate, events_pb2.ClipCandidate):
-            raise PoisonMessageError(f"{event.topic} carried {type(candidate).__name__}, not ClipCandidate")
+    def process(candidate: events_pb2.ClipCandidate) -> list[Output]:
         verdict = analyzer.analyze(candidate)
         topic = topics.CLIPS_ACCEPTED if verdict.verdict == events_pb2.VERDICT_ACCEPTED else topics.CLIPS_REJECTED
         return [Output(topic, candidate.video_id, verdict)]
 
-    return handle
+    return stage_handler(STAGE, process)
 
 
 class PoseServicer(pose_pb2_grpc.PoseServiceServicer):
@@ -393,17 +393,11 @@ class PoseServicer(pose_pb2_grpc.PoseServiceServicer):
     def __init__(self, analyzer: ClipAnalyzer) -> None:
         self._analyzer = analyzer
 
+    @maps_errors
     def AnalyzeClip(  # the name is fixed by the generated servicer
         self, request: pose_pb2.AnalyzeClipRequest, context: grpc.ServicerContext
     ) -> pose_pb2.AnalyzeClipResponse:
         if not request.HasField("candidate"):
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "AnalyzeClipRequest.candidate is required")
-        try:
-            verdict = self._analyzer.analyze(request.candidate)
-        except ClipUnreadableError as exc:
-            context.abort(grpc.StatusCode.NOT_FOUND if exc.not_found else grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        except InvalidClipEventError as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        except DependencyUnavailableError as exc:
-            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            raise InvalidRequestError("AnalyzeClipRequest.candidate is required")
+        verdict = self._analyzer.analyze(request.candidate)
         return pose_pb2.AnalyzeClipResponse(verdict=verdict)

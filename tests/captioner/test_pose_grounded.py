@@ -82,4 +82,4 @@ def test_the_worker_captions_accepted_clips_and_dead_letters_a_poison_one(
         [(key, caption)] = read_topic(settings, topics.CAPTIONS, expected=1, timeout_s=60)
         [(_, letter)] = read_topic(settings, topics.DEADLETTER, expected=1)
     assert key == juggle.video_id and caption.span.clip_id == juggle.span.clip_id and len(caption.subjects) == 1
-    assert letter.error_type == "InvalidClipError"
+    assert letter.error_type == "VideoUnreadableError"  # one unreadable-video error for every stage (issue 14)
