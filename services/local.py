@@ -29,6 +29,7 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import start_http_server
 
+from services.core import topology
 from services.core.broker import EmbeddedBroker, free_port
 from services.core.bus import ensure_topics
 from services.core.process import stop_process, with_parent_death_signal
@@ -55,16 +56,13 @@ class StackPorts:
     """Fixed defaults so users and dashboards find every service; tests use `free()`."""
 
     broker: int = 9092
-    http: int = 8080
+    http: int = topology.GATEWAY_HTTP_PORT
     triton: TritonPorts = field(default_factory=TritonPorts)  # Triton's standard 8001 (gRPC), 8000, 8002
     services: dict[str, ServicePorts] = field(
         default_factory=lambda: {
-            "gateway": ServicePorts(grpc=50050, metrics=0),  # the gateway serves /metrics on its HTTP port
-            "filter": ServicePorts(grpc=50051, metrics=9101),
-            "pose": ServicePorts(grpc=50052, metrics=9102),
-            "captioner": ServicePorts(grpc=50053, metrics=9103),
-            "qagen": ServicePorts(grpc=50054, metrics=9104),
-            "scoring": ServicePorts(grpc=50055, metrics=9105),
+            # the gateway serves /metrics on its HTTP port
+            topology.GATEWAY_NAME: ServicePorts(grpc=topology.GATEWAY_GRPC_PORT, metrics=0),
+            **{stage.name: ServicePorts(grpc=stage.grpc_port, metrics=stage.metrics_port) for stage in topology.STAGES},
         }
     )
     launcher_metrics: int = 9106  # the launcher's own /metrics (restarts, services given up); 0: off
@@ -109,8 +107,8 @@ class StackPorts:
         )
 
 
-# The worker services, in start order; later services join here.
-WORKER_SERVICES: tuple[str, ...] = ("filter", "pose", "captioner", "qagen", "scoring")
+# The worker services, in start order: the topology's stages.
+WORKER_SERVICES: tuple[str, ...] = topology.STAGE_ORDER
 
 
 def pose_worker_names(count: int) -> list[str]:
@@ -123,7 +121,7 @@ def worker_units(pose_workers: int) -> list[tuple[str, str]]:
     units: list[tuple[str, str]] = []
     for service in WORKER_SERVICES:
         names = pose_worker_names(pose_workers) if service == "pose" else [service]
-        units += [(name, f"services.{service}") for name in names]
+        units += [(name, topology.stage(service).module) for name in names]
     return units
 
 

@@ -30,6 +30,10 @@ def create_session(model_file: Path, threads: int | None = None) -> ort.Inferenc
     # Idle pool threads sleep instead of spinning: the server runs several sessions and the pose
     # service beside them, and spinning threads would take CPU from whichever model is working.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # No CPU memory arena: with batches of varying size the arena keeps every peak it ever held, and the
+    # Triton server grew from 232 to 1859 MiB over a 90-video batch (bench/throughput.py); without it five
+    # models stay near 400 MiB at the same speed.
+    options.enable_cpu_mem_arena = False
     return ort.InferenceSession(str(model_file), sess_options=options, providers=["CPUExecutionProvider"])
 
 
