@@ -10,7 +10,9 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+import boto3
 import pytest
+from moto.server import ThreadedMotoServer
 
 from haic_tools.local_llm import LocalLlmServer
 from services.core.broker import EmbeddedBroker, free_port
@@ -120,3 +122,21 @@ def local_llm() -> Iterator[LocalLlmServer]:
     """The real OpenAI-compatible server (llama-cpp-python + SmolLM2 from .venv-llm), one per session."""
     with LocalLlmServer() as server:
         yield server
+
+
+@pytest.fixture
+def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A real S3-compatible HTTP server (moto) on a free port, with a bucket named `videos`."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="videos")
+    yield endpoint
+    server.stop()

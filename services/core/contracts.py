@@ -3,6 +3,12 @@ the protos define them."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+from pydantic import BaseModel, create_model
+
 from haic.v1 import events_pb2
 
 _CATEGORY_PREFIX = "QA_CATEGORY_"
@@ -18,6 +24,29 @@ CATEGORY_BY_SLUG: dict[str, int] = {slug: value for value, slug in CATEGORY_SLUG
 
 # The option letters of a multiple-choice item, in order: HAIC's items have four options (section 3.3).
 OPTION_LETTERS = "ABCD"
+
+
+_SCALAR_TYPES: dict[int, type] = {
+    FieldDescriptor.CPPTYPE_INT32: int,
+    FieldDescriptor.CPPTYPE_INT64: int,
+    FieldDescriptor.CPPTYPE_UINT32: int,
+    FieldDescriptor.CPPTYPE_UINT64: int,
+    FieldDescriptor.CPPTYPE_DOUBLE: float,
+    FieldDescriptor.CPPTYPE_FLOAT: float,
+    FieldDescriptor.CPPTYPE_BOOL: bool,
+    FieldDescriptor.CPPTYPE_STRING: str,
+}
+
+
+def scalar_fields(message: type[Message]) -> dict[str, type]:
+    """The scalar fields of a flat proto message, in declaration order, with their Python types."""
+    return {field.name: _SCALAR_TYPES[field.cpp_type] for field in message.DESCRIPTOR.fields}
+
+
+def pydantic_model_of(message: type[Message]) -> type[BaseModel]:
+    """A pydantic model with the fields of a flat proto message: an HTTP schema that cannot drift from it."""
+    fields: dict[str, Any] = {name: (kind, ...) for name, kind in scalar_fields(message).items()}
+    return create_model(f"{message.DESCRIPTOR.name}Out", **fields)
 
 
 def category_slug(category: int) -> str:

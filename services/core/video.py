@@ -9,7 +9,7 @@ from __future__ import annotations
 import bisect
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from fractions import Fraction
 from pathlib import Path
 
@@ -81,20 +81,14 @@ class VideoInfo:
     def short_side(self) -> int:
         return min(self.width, self.height)
 
+    # The fields are the proto's (haic.v1.VideoInfo), in its order: tests/core/test_video_info.py holds them equal.
+
     @classmethod
     def from_proto(cls, info: events_pb2.VideoInfo) -> VideoInfo:
-        return cls(info.width, info.height, info.fps, info.duration_s, info.frame_count, info.codec, info.container)
+        return cls(**{f.name: getattr(info, f.name) for f in fields(cls)})
 
     def to_proto(self) -> events_pb2.VideoInfo:
-        return events_pb2.VideoInfo(
-            width=self.width,
-            height=self.height,
-            fps=self.fps,
-            duration_s=self.duration_s,
-            frame_count=self.frame_count,
-            codec=self.codec,
-            container=self.container,
-        )
+        return events_pb2.VideoInfo(**asdict(self))
 
 
 def _looks_like_container(path: Path) -> bool:
@@ -189,6 +183,8 @@ def frame_time(frame: av.VideoFrame, stream: av.VideoStream) -> float:
     if frame.pts is None:
         return float(frame.time or 0.0)
     time_base = frame.time_base or stream.time_base
+    if time_base is None:  # neither the frame nor the stream has one: the frame's own seconds
+        return float(frame.time or 0.0)
     return float((frame.pts - (stream.start_time or 0)) * time_base)
 
 

@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from haic.v1 import events_pb2
+from services.core.contracts import pydantic_model_of
 from services.gateway.catalog import VideoView
 from services.gateway.catalog_schema import utc, video_info
 from services.gateway.status import ClipStatus, VideoStatus
@@ -84,14 +86,8 @@ class ReferenceRegistration(BaseModel):
     batch: str = Field("", pattern=r"^$|" + BATCH_PATTERN, description="The batch (ingestion run) it belongs to")
 
 
-class VideoInfoOut(BaseModel):
-    width: int
-    height: int
-    fps: float
-    duration_s: float
-    frame_count: int
-    codec: str
-    container: str
+# The probed properties as the API shows them: haic.v1.VideoInfo's fields, derived, so they cannot drift.
+VideoInfoOut = pydantic_model_of(events_pb2.VideoInfo)
 
 
 class Rejection(BaseModel):
@@ -188,7 +184,9 @@ class VideoSummary(BaseModel):
 
 
 class VideoDetail(VideoSummary):
-    info: VideoInfoOut | None = Field(description="Probed properties; null until the upload is known")
+    info: VideoInfoOut | None = Field(  # type: ignore[valid-type]  # a model made from the proto
+        description="Probed properties; null until the upload is known"
+    )
     rejection: Rejection | None
     clips: list[ClipOut]
     dead_letters: list[DeadLetterOut]

@@ -1,3 +1,3 @@
-"""The clients talk to a real gateway: its fixtures (settings with an API key, an S3-compatible server) are shared."""
+"""The clients talk to a real gateway: its settings fixture (with an API key) is shared."""
 
-from tests.gateway.conftest import gateway_settings, s3_endpoint  # noqa: F401 - fixtures, used by name
+from tests.gateway.conftest import gateway_settings  # noqa: F401 - a fixture, used by name

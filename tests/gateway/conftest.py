@@ -12,14 +12,12 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import boto3
 import pytest
 import requests
 import sqlalchemy as sa
 import uvicorn
 from fastapi.testclient import TestClient
 from kafka import KafkaConsumer, TopicPartition
-from moto.server import ThreadedMotoServer
 
 from haic.v1 import events_pb2
 from services.core import topics
@@ -113,24 +111,6 @@ def running_gateway(settings: Settings) -> Iterator[TestClient]:
 def gateway(gateway_settings: Settings) -> Iterator[TestClient]:
     with running_gateway(gateway_settings) as client:
         yield client
-
-
-@pytest.fixture
-def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A real S3-compatible HTTP server (moto) on a free port, with a bucket named `videos`."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="videos")
-    yield endpoint
-    server.stop()
 
 
 @pytest.fixture

@@ -1,0 +1,18 @@
+"""Contract values shared by services, derived from the protos."""
+
+from __future__ import annotations
+
+from haic.v1 import events_pb2
+from services.core.contracts import CATEGORY_BY_SLUG, CATEGORY_SLUGS, OPTION_LETTERS, category_slug
+
+
+def test_category_slugs_come_from_the_proto_enum() -> None:
+    assert CATEGORY_SLUGS[events_pb2.QA_CATEGORY_ACTION_DETAILS] == "action_details"
+    assert CATEGORY_SLUGS[events_pb2.QA_CATEGORY_HUMAN_OBJECT_INTERACTION] == "human_object_interaction"
+    assert len(CATEGORY_SLUGS) == len(events_pb2.QACategory.keys()) - 1  # every category but UNSPECIFIED
+    assert all(CATEGORY_BY_SLUG[slug] == value for value, slug in CATEGORY_SLUGS.items())
+    assert category_slug(events_pb2.QA_CATEGORY_UNSPECIFIED) == "unspecified" == category_slug(999)
+
+
+def test_items_have_four_lettered_options() -> None:
+    assert OPTION_LETTERS == "ABCD"
