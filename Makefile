@@ -62,6 +62,7 @@ up: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # The catalog's PostgreSQL tests start a throwaway server from Debian's postgresql package; installed
 # here when missing and this runs as root with apt (otherwise those tests are skipped, and say so).

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/throughput.py [--videos 300] [--pose-workers 1,2] [--json OUT]
 
-Starts the stack as `haic up` does (services/local.py: the Apache Kafka broker, Triton for pose, every
+Starts the stack as `haic up` does (haic_tools/launcher.py: the Apache Kafka broker, Triton for pose, every
 worker, the gateway) in a temporary data directory on free ports, uploads a batch of real videos from a
 small thread pool through the gateway's HTTP API (clients/sdk.py), waits until every video has settled,
 and prints:
@@ -51,8 +51,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from clients.sdk import GatewayError, HaicClient  # noqa: E402
+from haic_tools.launcher import LocalStack, StackPorts, pose_worker_names  # noqa: E402
 from services.core.settings import Settings  # noqa: E402
-from services.local import LocalStack, StackPorts, pose_worker_names  # noqa: E402
 from services.pose.triton_process import process_tree  # noqa: E402
 
 SHARED = REPO_ROOT.parent / "shared" / "videos"

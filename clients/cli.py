@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from clients.sdk import GatewayError, HaicClient
 
 if TYPE_CHECKING:
-    from services.local import StackPorts
+    from haic_tools.launcher import StackPorts
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_VIDEO = REPO_ROOT / "samples" / "juggle_one_person.mp4"
@@ -30,7 +30,7 @@ def _settings():
 
 
 def _client(args: argparse.Namespace) -> HaicClient:
-    from services.local import ensure_api_key
+    from haic_tools.launcher import ensure_api_key
 
     key = os.environ.get("HAIC_API_KEY") or ensure_api_key(_settings())
     return HaicClient(args.gateway, key)
@@ -92,7 +92,7 @@ def submit_and_report(client: HaicClient, path: Path, description: str, source_u
 
 
 def _stack_ports(args: argparse.Namespace) -> StackPorts:
-    from services.local import StackPorts
+    from haic_tools.launcher import StackPorts
 
     if args.ports_file is not None and args.ports_file.exists():
         ports = StackPorts.load(args.ports_file)
@@ -112,8 +112,8 @@ def _console_line(level: int, line: str) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    from haic_tools.launcher import LocalStack, StackError
     from services.core.logs import configure_logging
-    from services.local import LocalStack, StackError
     from services.pose.models import ModelBuildError
     from services.pose.triton_process import TritonProcessError
 

@@ -2,7 +2,7 @@
 processes, and keeps them running.
 
 `haic up` runs it. Children get fixed default ports and log to <data_dir>/logs/. Every child is a
-supervised unit (services/supervisor.py): one that dies is restarted with backoff, one that keeps
+supervised unit (haic_tools/supervisor.py): one that dies is restarted with backoff, one that keeps
 dying is left stopped while the others keep serving. Children die with the launcher
 (PR_SET_PDEATHSIG), so even a killed launcher leaves no orphan; the next launcher on the same data
 directory finds what is left of the previous one (<data_dir>/run/) and waits for it to be gone.
@@ -11,6 +11,7 @@ directory finds what is left of the previous one (<data_dir>/run/) and waits for
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -29,6 +30,7 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import start_http_server
 
+from haic_tools.supervisor import Announce, LauncherMetrics, RestartPolicy, Supervisor, SupervisorError, UnitStatus
 from services.core import topology
 from services.core.broker import EmbeddedBroker, free_port
 from services.core.bus import ensure_topics
@@ -36,7 +38,6 @@ from services.core.process import stop_process, with_parent_death_signal
 from services.core.settings import PoseModelFamily, Settings
 from services.pose.models.build import build_model_repository
 from services.pose.triton_process import EmbeddedTriton, ProcessId, TritonPorts, is_running, process_tree
-from services.supervisor import Announce, LauncherMetrics, RestartPolicy, Supervisor, SupervisorError, UnitStatus
 
 log = logging.getLogger(__name__)
 
@@ -301,7 +302,10 @@ class RunRecord:
     def write(self, children: dict[str, list[int]]) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         entries = [_identity(pid) for pids in children.values() for pid in pids]
-        record = {"launcher": asdict(self.me), "children": [asdict(e) for e in entries if e is not None]}
+        record = {
+            "launcher": asdict(self.me) if self.me is not None else None,
+            "children": [asdict(e) for e in entries if e is not None],
+        }
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(record))
         tmp.replace(self.path)
@@ -449,7 +453,7 @@ class LocalStack:
                 units.append(self.triton_unit)
             for name, module in [("gateway", "services.gateway"), *worker_units(self.settings.pose_workers)]:
                 self.services[name] = ServiceUnit(
-                    name, module, lambda name=name: self._service_env(name), self.logs_dir / f"{name}.log"
+                    name, module, functools.partial(self._service_env, name), self.logs_dir / f"{name}.log"
                 )
                 units.append(self.services[name])
             self.supervisor = Supervisor(
@@ -586,7 +590,7 @@ class LocalStack:
 
     def stop(self, timeout_s: float = 20.0) -> None:
         """SIGTERM every service (workers first, gateway last), wait, kill what is left; then Triton, then
-        the broker (services/supervisor.py `_stop_all`)."""
+        the broker (haic_tools/supervisor.py `_stop_all`)."""
         if self.supervisor is not None:
             with contextlib.suppress(SupervisorError):  # it failed: the units are stopped below
                 self.supervisor.stop(timeout_s)

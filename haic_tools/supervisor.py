@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import functools
 import logging
 import queue
 import threading
@@ -302,7 +303,7 @@ class Supervisor:
         deadline = time.monotonic() + timeout_s
         for state in states:
             remaining = max(1.0, deadline - time.monotonic())
-            _guarded(f"stopping {state.unit.name}", lambda unit=state.unit, t=remaining: unit.stop(timeout_s=t))
+            _guarded(f"stopping {state.unit.name}", functools.partial(state.unit.stop, timeout_s=remaining))
             if state.status is not UnitStatus.given_up:
                 state.status = UnitStatus.stopped
             self.metrics.up.labels(state.unit.name).set(0)

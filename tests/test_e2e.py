@@ -12,9 +12,9 @@ import pytest
 
 from clients.sdk import GatewayError, HaicClient
 from haic.v1 import events_pb2
+from haic_tools.launcher import LocalStack, StackPorts
 from services.core import topics
 from services.core.settings import Settings
-from services.local import LocalStack, StackPorts
 from tests.captioner.two_people import two_people_clip
 from tests.kafka_helpers import read_topic_to_end, wait_until
 

@@ -229,7 +229,7 @@ def topic_configs(settings: Settings, names: Iterable[str]) -> dict[str, dict[st
         described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name) for name in names])
     finally:
         admin.close()
-    by_name = next(iter(described.values()), {}) if described else {}
+    by_name: dict[str, dict[str, dict[str, object]]] = next(iter(described.values()), {}) if described else {}
     return {name: {key: str(data.get("value")) for key, data in entries.items()} for name, entries in by_name.items()}
 
 

@@ -249,7 +249,7 @@ class PoseEstimator:
         """
         for frame in frames:
             geometry.check_frame(frame)
-        known = list(found) if found is not None else [None] * len(frames)
+        known: list[FrameCandidates | None] = list(found) if found is not None else [None] * len(frames)
         if len(known) != len(frames):
             raise ValueError(f"{len(frames)} frames but candidates for {len(known)}")
         todo = [i for i, c in enumerate(known) if c is None]

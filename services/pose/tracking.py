@@ -157,7 +157,8 @@ def bytetrack_tracklets(
         # A tracklet gets ByteTrack's id on its second match; until then it is found by identity.
         spawned = iter(tracklet for tracklet in tracker.tracks if id(tracklet) not in known)
         live = {tracklet.tracker_id: tracklet for tracklet in tracker.tracks if tracklet.tracker_id >= 0}
-        for index, tracker_id in zip(indices, result.tracker_id, strict=True):
+        tracker_ids = result.tracker_id if result.tracker_id is not None else np.empty(0, dtype=int)
+        for index, tracker_id in zip(indices, tracker_ids, strict=True):
             tracklet = live.get(int(tracker_id)) if tracker_id >= 0 else next(spawned, None)
             if tracklet is None:  # not kept by the tracker (cannot happen with activation 0): its own track
                 tracks.append(Track(len(tracks), [observations[index]]))

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from clients.cli import main
+from haic_tools.launcher import LocalStack, StackPorts
 from services.core.settings import Settings
-from services.local import LocalStack, StackPorts
 from services.pose.triton_process import is_running, process_tree
 from tests.conftest import REPO_ROOT
 from tests.kafka_helpers import wait_until

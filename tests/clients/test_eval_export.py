@@ -11,10 +11,10 @@ import pytest
 
 from clients.cli import main
 from clients.sdk import HaicClient
+from haic_tools.launcher import LocalStack, StackPorts
 from services.core import topics
 from services.core.bus import read_topic_to_end
 from services.core.settings import Settings
-from services.local import LocalStack, StackPorts
 from tests.kafka_helpers import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]

@@ -15,10 +15,10 @@ import pytest
 import yaml
 
 from clients.cli import main
+from haic_tools.launcher import LocalStack, StackPorts
 from services.core import topics
 from services.core.broker import free_port
 from services.core.settings import Settings
-from services.local import LocalStack, StackPorts
 from tests.conftest import REPO_ROOT
 from tests.deploy.conftest import PROMETHEUS_DIR, tool
 from tests.deploy.test_metric_names import dashboard_exprs, metric_names, rules, triton_metrics

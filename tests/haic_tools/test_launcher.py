@@ -1,4 +1,4 @@
-"""The supervising launcher (services/supervisor.py, services/local.py, `haic up`), with real processes.
+"""The supervising launcher (haic_tools/supervisor.py, haic_tools/launcher.py, `haic up`), with real processes.
 
 The first tests supervise small real processes (a `python -m http.server`, a module that does not exist)
 and take seconds; the ones marked e2e launch the whole stack on the real broker and kill its children,
@@ -25,9 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from clients.export import run_export
 from clients.sdk import HaicClient
-from services.core import topics
-from services.core.settings import Settings
-from services.local import (
+from haic_tools.launcher import (
     WORKER_SERVICES,
     LocalStack,
     RunRecord,
@@ -36,13 +34,15 @@ from services.local import (
     StackPorts,
     worker_units,
 )
+from haic_tools.supervisor import LauncherMetrics, RestartPolicy, Supervisor, UnitStatus
+from services.core import topics
+from services.core.settings import Settings
 from services.pose.triton_process import ProcessId, is_running, process_tree
-from services.supervisor import LauncherMetrics, RestartPolicy, Supervisor, UnitStatus
 from tests.captioner.two_people import two_people_clip
 from tests.kafka_helpers import wait_until
 from tests.test_e2e import DESCRIPTIONS, EXPECTATION
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class Console:
@@ -157,8 +157,8 @@ CHILD_OF_A_KILLED_LAUNCHER = textwrap.dedent(
     """
     import os, sys, time
     from pathlib import Path
-    from services.local import ServiceUnit
-    from services.supervisor import RestartPolicy, Supervisor
+    from haic_tools.launcher import ServiceUnit
+    from haic_tools.supervisor import RestartPolicy, Supervisor
 
     log_dir = Path(sys.argv[1])
     unit = ServiceUnit("server", "http.server", lambda: dict(os.environ), log_dir / "server.log", ("0",))

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -162,10 +163,10 @@ class _Graph:
         self.initializers.append(numpy_helper.from_array(np.asarray(value), name))
         return name
 
-    def op(self, op_type: str, inputs: list[str], output: str | None = None, **attrs: object) -> str:
+    def op(self, op_type: str, inputs: list[str], output: str | None = None, **attrs: Any) -> str:
         return self.op_multi(op_type, inputs, [output or self._name(op_type.lower())], **attrs)[0]
 
-    def op_multi(self, op_type: str, inputs: list[str], outputs: list[str], **attrs: object) -> list[str]:
+    def op_multi(self, op_type: str, inputs: list[str], outputs: list[str], **attrs: Any) -> list[str]:
         self.nodes.append(helper.make_node(op_type, inputs, outputs, name=self._name(op_type), **attrs))
         return outputs
 

@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter is not our output
 # TensorFlow's oneDNN kernels drift by about 3e-3 relative per layer on these CPUs (CenterNet's box
@@ -892,7 +893,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     job = json.loads(args.job.read_text())
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    report = {"versions": versions(), "models": {}}
+    report: dict[str, Any] = {"versions": versions(), "models": {}}
     try:
         for item in job["models"]:
             report["models"][item["name"]] = convert(item, float(job.get("rtol", 1e-3)))
