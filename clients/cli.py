@@ -24,9 +24,9 @@ SAMPLE_DESCRIPTION = "A man juggles a football with his feet in a park"
 
 
 def _settings():
-    from services.core.settings import Settings
+    from services.core.settings import Settings, load
 
-    return Settings()
+    return load(Settings)
 
 
 def _client(args: argparse.Namespace) -> HaicClient:

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from haic.v1 import events_pb2
 from services.core import topics
 from services.core.bus import EventProducer, Output, TopicReadError, latest_per_clip, read_topic_to_end
-from services.core.settings import Settings
+from services.core.settings import Settings, load
 from services.core.storage import open_storage
 from services.scoring.evaluate import CAPTION_SETTING, Evaluation, evaluate, leaderboard_markdown
 from services.scoring.service import Answerers, UnknownAnswererError
@@ -102,7 +102,7 @@ def run_eval(
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    settings = Settings()
+    settings = load(Settings)
     try:
         evaluations, source = run_eval(
             settings,

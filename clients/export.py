@@ -44,7 +44,7 @@ from haic.v1 import events_pb2
 from services.core import topics
 from services.core.bus import TopicReadError, latest_per_clip, read_topic_to_end
 from services.core.contracts import OPTION_LETTERS, category_slug
-from services.core.settings import Settings
+from services.core.settings import Settings, load
 from services.core.storage import Storage, StorageError, file_sha256, open_storage
 from services.core.video import frame_time
 
@@ -514,7 +514,7 @@ def run_export(settings: Settings, out_dir: Path, clips: bool, progress: bool = 
 
 def cmd_export(args: argparse.Namespace) -> int:
     """0 when everything was exported, 1 when the export failed or some clips could not be cut."""
-    settings = Settings()
+    settings = load(Settings)
     try:
         report = run_export(settings, args.out_dir, clips=args.clips, progress=not args.no_progress)
     except (TopicReadError, ExportError) as exc:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from haic.v1 import captioner_pb2_grpc
 from services.captioner.service import STAGE, CaptionerServicer, ClipCaptioner, make_handler
 from services.core.service import run_stage
-from services.core.settings import Settings
+from services.core.settings import CaptionerServiceSettings, load
 from services.core.storage import open_storage
 
 
 def main() -> None:
-    settings = Settings()
+    settings = load(CaptionerServiceSettings)
     captioner = ClipCaptioner(settings, open_storage(settings))
     try:
         run_stage(

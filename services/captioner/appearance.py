@@ -50,7 +50,7 @@ import numpy as np
 
 from haic.v1 import events_pb2
 from services.core.keypoints import COCO_KEYPOINTS, NUM_KEYPOINTS
-from services.core.settings import Settings
+from services.core.settings import CaptionerServiceSettings
 
 # Names the captioner may use for a colour; every name color_name returns is in here. Labels a person
 # writes map onto it by family (bench/label_matching.py): "light blue" is blue or teal, "khaki" is
@@ -144,7 +144,7 @@ TROUSERS_SKIN = 0.2
 TROUSERS_SAME_CLOTH = 0.4
 
 
-_SETTINGS = Settings.model_fields
+_SETTINGS = CaptionerServiceSettings.model_fields
 
 
 class AppearanceError(ValueError):
@@ -153,7 +153,7 @@ class AppearanceError(ValueError):
 
 @dataclass(frozen=True)
 class ColourThresholds:
-    """The evidence a garment colour needs before it is stated (Settings.appearance_* carry them)."""
+    """The evidence a garment colour needs before it is stated (CaptionerServiceSettings.appearance_* carry them)."""
 
     # Defaults are the settings' defaults (one source for both).
     min_samples: int = _SETTINGS["appearance_min_samples"].default  # frames the region shows person pixels in
@@ -163,7 +163,7 @@ class ColourThresholds:
     bare_skin_share: float = _SETTINGS["appearance_bare_skin_share"].default  # torso skin share, pooled and per frame
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ColourThresholds:
+    def from_settings(cls, settings: CaptionerServiceSettings) -> ColourThresholds:
         return cls(
             min_samples=settings.appearance_min_samples,
             min_region_pixels=settings.appearance_min_region_pixels,

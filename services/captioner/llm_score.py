@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, ValidationError
 from haic.v1 import events_pb2
 from services.captioner.mllm import evidence_lines
 from services.core.llm import ChatEndpoint, clip_frames, frame_parts
-from services.core.settings import Settings
+from services.core.settings import CaptionerServiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ SCHEMA = {
 
 def score_caption(
     endpoint: ChatEndpoint,
-    settings: Settings,
+    settings: CaptionerServiceSettings,
     clip: events_pb2.ClipVerdict,
     video: Path,
     caption: events_pb2.Caption,

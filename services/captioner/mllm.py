@@ -30,7 +30,7 @@ from services.captioner import pose_grounded
 from services.core import metrics
 from services.core.bus import now_timestamp
 from services.core.llm import ChatEndpoint, clip_frames, frame_parts
-from services.core.settings import Settings
+from services.core.settings import CaptionerServiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ class MllmAnswer:
 
 
 class MllmCaptioner:
-    def __init__(self, settings: Settings, endpoint: ChatEndpoint | None = None) -> None:
+    def __init__(self, settings: CaptionerServiceSettings, endpoint: ChatEndpoint | None = None) -> None:
         self.settings = settings
         self.endpoint = endpoint or ChatEndpoint(settings)
         self.model = self.endpoint.model

@@ -20,7 +20,7 @@ from services.captioner.kinematics.interactions import CONTACT_TORSO, MIN_CONTAC
 from services.captioner.kinematics.signals import DEFAULT_MIN_SCORE
 from services.captioner.render import render_caption
 from services.core.bus import now_timestamp
-from services.core.settings import CaptionerBackend, Settings
+from services.core.settings import CaptionerBackend, CaptionerServiceSettings
 from services.core.video import VideoInfo, VideoReader
 
 BACKEND = CaptionerBackend.pose_grounded.value
@@ -40,7 +40,7 @@ def appearance_samples(track: events_pb2.PersonTrack, count: int) -> list[events
 
 
 def caption_clip(
-    clip: events_pb2.ClipVerdict, video: Path, appearance_frames: int, settings: Settings | None = None
+    clip: events_pb2.ClipVerdict, video: Path, appearance_frames: int, settings: CaptionerServiceSettings | None = None
 ) -> events_pb2.Caption:
     """A caption of an accepted clip whose video is at `video`; the judgement is left to the judge.
 
@@ -60,11 +60,15 @@ def caption_clip(
             min_affine_residual=settings.min_affine_residual,
             min_keypoint_score=settings.min_keypoint_score,
         )
-    actions = {t.track_id: detect_actions(t, width, height, ensure_action=t.track_id in acting) for t in tracks}
+    # The keypoint confidence below which a keypoint is missing: the setting the pose stage's rules use too.
+    score = settings.min_keypoint_score if settings is not None else DEFAULT_MIN_SCORE
+    actions = {
+        t.track_id: detect_actions(t, width, height, ensure_action=t.track_id in acting, min_score=score)
+        for t in tracks
+    }
     if clip.verdict == events_pb2.VERDICT_ACCEPTED and tracks and not any(_moves(a) for a in actions.values()):
-        score = settings.min_keypoint_score if settings is not None else DEFAULT_MIN_SCORE
         most = max(tracks, key=lambda t: motion_of(t, width, height, score))
-        actions[most.track_id] = detect_actions(most, width, height, ensure_action=True)
+        actions[most.track_id] = detect_actions(most, width, height, ensure_action=True, min_score=score)
     colours = ColourThresholds.from_settings(settings) if settings is not None else None
     chosen = {t.track_id: appearance_samples(t, appearance_frames) for t in tracks}
     times = sorted({s.t_s for samples in chosen.values() for s in samples})
@@ -92,6 +96,7 @@ def caption_clip(
         height,
         contact_torso=settings.interaction_contact_torso if settings is not None else CONTACT_TORSO,
         min_contact_s=settings.interaction_min_contact_s if settings is not None else MIN_CONTACT_S,
+        min_score=score,
     )
     by_label = {s.label: s for s in subjects}
     for interaction in interactions:

@@ -19,7 +19,7 @@ from services.core.bus import ClipPoisonError, Handler, Output
 from services.core.grpc_server import maps_errors
 from services.core.llm import ChatEndpoint
 from services.core.service import stage_handler
-from services.core.settings import CaptionerBackend, Settings
+from services.core.settings import CaptionerBackend, CaptionerServiceSettings
 from services.core.storage import Storage, StorageError
 from services.core.video import VideoUnreadableError
 
@@ -36,7 +36,9 @@ class InvalidClipError(ClipPoisonError):
 class ClipCaptioner:
     """Captions with the configured backend, then judges the caption against the clip's pose evidence."""
 
-    def __init__(self, settings: Settings, storage: Storage, endpoint: ChatEndpoint | None = None) -> None:
+    def __init__(
+        self, settings: CaptionerServiceSettings, storage: Storage, endpoint: ChatEndpoint | None = None
+    ) -> None:
         """`endpoint`: the OpenAI-compatible endpoint for the MLLM backend and the LLM score (made from the
         settings when either is on and none is given)."""
         self.settings = settings

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.core.process import REPO_ROOT, stop_process, with_parent_death_signal
-from services.core.settings import Settings, get_settings
+from services.core.settings import Settings, load
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ class EmbeddedBroker:
         self.controller_port = controller_port
         self.log_path = log_path
         self.data_dir = data_dir.resolve()
-        self.distribution = distribution or KafkaDistribution.from_settings(get_settings())
+        self.distribution = distribution or KafkaDistribution.from_settings(load(Settings))
         self.heap_mb = heap_mb
         self.java = java
         self.process: subprocess.Popen | None = None
@@ -350,7 +350,7 @@ def _pid_is_broker(pid: int) -> bool:
 def main() -> None:
     """`python -m services.core.broker`: assembles the class path (what `make install` runs)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    settings = get_settings()
+    settings = load(Settings)
     distribution = KafkaDistribution.from_settings(settings).ensure()
     print(f"Apache Kafka {distribution.version}: {distribution.libs}")
 

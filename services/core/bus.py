@@ -35,7 +35,7 @@ from kafka.structs import OffsetAndMetadata
 from haic.v1 import events_pb2
 from services.core import metrics, topics
 from services.core.logs import log_context
-from services.core.settings import Settings
+from services.core.settings import KafkaSettings
 from services.core.topology import StageSpec
 
 log = logging.getLogger(__name__)
@@ -102,11 +102,11 @@ class OffsetStore(Protocol):
     def load_offset(self, topic: str, partition: int) -> int | None: ...
 
 
-def client_config(settings: Settings, service: str) -> dict:
+def client_config(settings: KafkaSettings, service: str) -> dict:
     return {"bootstrap_servers": settings.kafka_bootstrap_servers.split(","), "client_id": f"haic-{service}"}
 
 
-def ensure_topics(settings: Settings, names: Iterable[str] = topics.ALL_TOPICS) -> None:
+def ensure_topics(settings: KafkaSettings, names: Iterable[str] = topics.ALL_TOPICS) -> None:
     """Creates the topics with the configured partitions and their retention (topics.topic_config); a topic
     that exists keeps its partitions and gets its retention set, so one created with the broker's
     default (seven days) stops expiring the dataset. A cluster that refuses the change is logged, not fatal."""
@@ -153,7 +153,7 @@ class ConsumerLag:
     come from the topology.
     """
 
-    def __init__(self, settings: Settings, stages: Sequence[StageSpec]) -> None:
+    def __init__(self, settings: KafkaSettings, stages: Sequence[StageSpec]) -> None:
         self.stages = tuple(stages)
         self._settings = settings
         self._lock = threading.Lock()
@@ -207,7 +207,7 @@ class ClusterIdError(RuntimeError):
     """The Kafka cluster did not say its id (unreachable, or a broker too old to tell)."""
 
 
-def kafka_cluster_id(settings: Settings) -> str:
+def kafka_cluster_id(settings: KafkaSettings) -> str:
     """The id of the Kafka cluster at HAIC_KAFKA_BOOTSTRAP_SERVERS: it changes when the broker's data is
     deleted or the bootstrap servers point at another cluster, and with it every offset."""
     admin = KafkaAdminClient(**client_config(settings, "admin"))
@@ -222,7 +222,7 @@ def kafka_cluster_id(settings: Settings) -> str:
     return str(cluster_id)
 
 
-def topic_configs(settings: Settings, names: Iterable[str]) -> dict[str, dict[str, str]]:
+def topic_configs(settings: KafkaSettings, names: Iterable[str]) -> dict[str, dict[str, str]]:
     """The settings each topic has apart from the broker's defaults, as the broker reports them."""
     admin = KafkaAdminClient(**client_config(settings, "admin"))
     try:
@@ -246,7 +246,7 @@ class TopicReadError(RuntimeError):
     """A topic could not be read to its end (broker unreachable or not delivering)."""
 
 
-def read_topic_to_end(settings: Settings, topic: str, timeout_s: float = 60.0) -> list[tuple[str, Message]]:
+def read_topic_to_end(settings: KafkaSettings, topic: str, timeout_s: float = 60.0) -> list[tuple[str, Message]]:
     """Every message on the topic up to its end offsets at the time of the call, as (key, decoded
     message), without a consumer group: what `haic eval` and `haic export` read, and tests check.
     Undecodable payloads are skipped with a warning (the producing service dead-letters its own)."""
@@ -300,7 +300,7 @@ def now_timestamp() -> Timestamp:
 class EventProducer:
     """Produces protobuf messages keyed by video id; `deliver` waits for the broker's acknowledgements."""
 
-    def __init__(self, settings: Settings, service: str, transactional_id: str | None = None) -> None:
+    def __init__(self, settings: KafkaSettings, service: str, transactional_id: str | None = None) -> None:
         """With a `transactional_id`, outputs go out in transactions (`deliver_transaction`) that commit the
         consumed offset with them; without one, `deliver` only waits for the acknowledgements."""
         self.service = service
@@ -403,7 +403,7 @@ class Worker:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: KafkaSettings,
         service: str,
         input_topics: Iterable[str],
         handler: Handler,

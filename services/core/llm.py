@@ -23,7 +23,7 @@ import openai
 from haic.v1 import events_pb2
 from services.core import metrics
 from services.core.bus import ClipPoisonError, DependencyUnavailableError
-from services.core.settings import MllmResponseFormat, Settings
+from services.core.settings import LlmSettings, MllmResponseFormat
 from services.core.video import VideoInfo, VideoReader
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class ChatEndpoint:
     timeouts and retries with backoff (the OpenAI client's), a per-process concurrency limit, metrics, and
     the mapping of failures to "wait" (unavailable) or "dead-letter" (rejected)."""
 
-    def __init__(self, settings: Settings, http_client: httpx.Client | None = None) -> None:
+    def __init__(self, settings: LlmSettings, http_client: httpx.Client | None = None) -> None:
         """`http_client` lets a caller add transport settings (proxies, event hooks); the default is the
         OpenAI client's own."""
         self.settings = settings

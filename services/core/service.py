@@ -19,7 +19,7 @@ from services.core.bus import Event, Handler, Output, PoisonMessageError, Worker
 from services.core.grpc_server import GrpcServer, ServiceRegistration
 from services.core.logs import configure_logging
 from services.core.metrics import start_metrics_server
-from services.core.settings import Settings
+from services.core.settings import ProcessSettings
 from services.core.topology import StageSpec
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def stage_handler(stage: StageSpec, process: Callable[[Any], list[Output]]) -> H
 
 def run_stage(
     stage: StageSpec,
-    settings: Settings,
+    settings: ProcessSettings,
     handler: Handler,
     add_to_server: Callable[[Any, Any], None],
     servicer: object,

@@ -1,17 +1,21 @@
-"""Configuration for every service, from environment variables prefixed HAIC_.
+"""Configuration, from environment variables prefixed HAIC_, by concern.
 
-One Settings class: services read the fields they need. Thresholds of the HAIC paper (ACL 2025)
-default to the paper's values and cite the section they come from. `haic config` prints the table.
+Each concern (the bus, the store, the catalog, the filter, the pose stage, ...) is a settings class of its
+own; each process composes the concerns it reads (FilterServiceSettings, PoseServiceSettings, ...) and gets
+them with `load(kind)`. `Settings` composes them all, for the launcher, the command line and the tests;
+code that needs one concern takes that concern's class, so any composition that has it will do. Every
+variable keeps its name (HAIC_<FIELD>). Thresholds of the HAIC paper (ACL 2025) default to the paper's
+values and cite the section they come from. `haic config` prints the table, with who reads each variable.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -42,10 +46,25 @@ class QABackend(StrEnum):
     llm = "llm"  # an OpenAI-compatible LLM (HAIC_MLLM_* endpoint) with HAIC-style instructions
 
 
-class Settings(BaseSettings):
+def _comma_list(value: object) -> object:
+    """A list setting given as one environment variable: comma separated, blanks dropped."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(_comma_list)]
+
+
+class _HaicSettings(BaseSettings):
+    """Every concern reads its fields from HAIC_<FIELD> (no .env file; other variables are ignored)."""
+
     model_config = SettingsConfigDict(env_prefix="HAIC_", env_file=None, extra="ignore")
 
-    # --- Kafka ---
+
+class KafkaSettings(_HaicSettings):
+    """The event bus: Kafka, topics, retries and dead letters."""
+
     kafka_bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, comma separated")
     topic_partitions: int = Field(3, ge=1, description="Partitions of every topic created by the services")
     topic_replication_factor: int = Field(1, ge=1, description="Replication factor of created topics")
@@ -55,13 +74,6 @@ class Settings(BaseSettings):
     kafka_max_poll_interval_ms: int = Field(
         900_000, description="Longest time one message may take before the consumer leaves its group"
     )
-    kafka_version: str = Field("4.4.0", description="Apache Kafka version of the embedded broker (from Maven Central)")
-    kafka_home: Path = Field(
-        Path("~/.cache/haic/kafka"),
-        description="Where the embedded broker's jars are assembled, one folder per version",
-    )
-    kafka_heap_mb: int = Field(512, ge=128, description="JVM heap of the embedded broker (-Xmx), in MiB")
-    kafka_java: str = Field("java", description="Java 17+ that runs the embedded broker")
     kafka_transactions: bool = Field(
         False,
         description="Exactly once: a worker produces a message's outputs and commits its offset in one transaction",
@@ -71,14 +83,40 @@ class Settings(BaseSettings):
     )
     max_attempts: int = Field(3, ge=1, description="Attempts per message before it goes to the dead-letter topic")
     retry_backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles on each attempt")
+    pose_workers: int = Field(
+        1,
+        ge=1,
+        description="Launcher: pose worker processes in the pose consumer group (haic.clips.candidate.v1 needs at "
+        "least as many partitions, HAIC_TOPIC_PARTITIONS, for each to get clips)",
+    )
 
-    # --- ports (each service binds its own; the launcher assigns fixed defaults) ---
+    @property
+    def deadletter_retention_ms(self) -> int:
+        return int(self.deadletter_retention_days * 86_400_000)
+
+
+class BrokerSettings(_HaicSettings):
+    """The embedded Apache Kafka broker of the local stack."""
+
+    kafka_version: str = Field("4.4.0", description="Apache Kafka version of the embedded broker (from Maven Central)")
+    kafka_home: Path = Field(
+        Path("~/.cache/haic/kafka"),
+        description="Where the embedded broker's jars are assembled, one folder per version",
+    )
+    kafka_heap_mb: int = Field(512, ge=128, description="JVM heap of the embedded broker (-Xmx), in MiB")
+    kafka_java: str = Field("java", description="Java 17+ that runs the embedded broker")
+
+
+class ServiceSettings(_HaicSettings):
+    """What every service binds: its gRPC and metrics ports."""
+
     grpc_port: int = Field(50051, description="gRPC port of the service")
     metrics_port: int = Field(9101, description="Prometheus /metrics port of a worker service (0: off)")
-    http_host: str = Field("127.0.0.1", description="Gateway HTTP bind address")
-    http_port: int = Field(8080, description="Gateway HTTP port")
 
-    # --- the launcher (`haic up`): supervision of its children ---
+
+class LauncherSettings(_HaicSettings):
+    """The launcher (`haic up`): supervision of its children."""
+
     restart_backoff_s: float = Field(1.0, gt=0, description="Launcher: delay before restarting a child that died")
     restart_backoff_max_s: float = Field(
         30.0, gt=0, description="Launcher: the restart delay doubles with each death in the window, up to this"
@@ -87,14 +125,11 @@ class Settings(BaseSettings):
         5, ge=1, description="Launcher: a child that dies this often within the window is left stopped"
     )
     restart_budget_window_s: float = Field(120.0, gt=0, description="Launcher: the window of the restart budget")
-    pose_workers: int = Field(
-        1,
-        ge=1,
-        description="Launcher: pose worker processes in the pose consumer group (haic.clips.candidate.v1 needs at "
-        "least as many partitions, HAIC_TOPIC_PARTITIONS, for each to get clips)",
-    )
 
-    # --- storage and catalog ---
+
+class StorageSettings(_HaicSettings):
+    """Where videos and local state live."""
+
     data_dir: Path = Field(
         Path(".haic"), description="Local state: the embedded broker's data, logs, videos, catalog, API key"
     )
@@ -102,6 +137,15 @@ class Settings(BaseSettings):
         "", description="Video store: a local directory (default <data_dir>/videos) or s3://bucket/prefix"
     )
     s3_endpoint_url: str = Field("", description="Endpoint of an S3-compatible store (MinIO, Ceph, ...)")
+
+    @property
+    def resolved_storage_url(self) -> str:
+        return self.storage_url or str((self.data_dir / "videos").resolve())
+
+
+class CatalogSettings(StorageSettings):
+    """The gateway's catalog."""
+
     catalog_url: str = Field(
         "", description="Catalog database URL: sqlite (default <data_dir>/catalog.db) or postgresql+psycopg://"
     )
@@ -118,24 +162,36 @@ class Settings(BaseSettings):
         description="Last curation stage deployed: a video is settled when every clip has passed it or was rejected",
     )
 
-    # --- gateway ---
-    api_keys: Annotated[list[str], NoDecode] = Field(
+    @property
+    def resolved_catalog_url(self) -> str:
+        return self.catalog_url or f"sqlite:///{(self.data_dir / 'catalog.db').resolve()}"
+
+
+class GatewaySettings(_HaicSettings):
+    """The HTTP API: binding, keys, uploads and references."""
+
+    http_host: str = Field("127.0.0.1", description="Gateway HTTP bind address")
+    http_port: int = Field(8080, description="Gateway HTTP port")
+    api_keys: CommaList = Field(
         default_factory=list, description="Accepted API keys, comma separated (Authorization: Bearer KEY)"
     )
     max_upload_bytes: int = Field(2 * 1024**3, ge=1, description="Largest accepted upload in bytes (413 above)")
-    reference_roots: Annotated[list[str], NoDecode] = Field(
+    reference_roots: CommaList = Field(
         default_factory=lambda: ["https://", "http://"],
         description="What POST /v1/videos/by-reference may read, comma separated: local directories (/data/raw), "
         "s3://bucket[/prefix] and URL prefixes (https:// allows every public host); anything else is refused 403",
     )
-    reference_private_networks: Annotated[list[str], NoDecode] = Field(
+    reference_private_networks: CommaList = Field(
         default_factory=list,
         description="Private networks (CIDR) a reference URL may still resolve to; empty refuses every loopback, "
         "private, link-local and reserved address",
     )
     reference_timeout_s: float = Field(30, gt=0, description="Connect and read timeout of fetching a reference URL")
 
-    # --- filter: metadata (HAIC section 3.1) ---
+
+class FilterSettings(_HaicSettings):
+    """The filter stage: metadata and scenes (HAIC section 3.1)."""
+
     min_short_side_px: int = Field(
         360, ge=1, description="Low-resolution filter: shortest side in pixels (section 3.1 drops low resolution)"
     )
@@ -143,7 +199,6 @@ class Settings(BaseSettings):
         True, description="Drop videos whose description has no verb (section 3.1, spaCy POS)"
     )
     strict_description: bool = Field(False, description="Treat a missing description as having no verb")
-    # --- filter: scenes (HAIC section 3.1, PySceneDetect) ---
     min_clip_s: float = Field(5.0, gt=0, description="Shortest kept clip in seconds (section 3.1: 5 s)")
     max_clip_s: float = Field(20.0, gt=0, description="Longest kept clip in seconds (section 3.1: 20 s)")
     long_scene_policy: LongScenePolicy = Field(
@@ -156,7 +211,11 @@ class Settings(BaseSettings):
         0.0, ge=0, description="Analyse at most this many frames per second for scenes (0: every frame)"
     )
 
-    # --- pose: human existence (HAIC section 3.1) ---
+
+class PoseSettings(_HaicSettings):
+    """The pose stage: the existence and action rules (HAIC section 3.1), the models it asks Triton, the
+    person evidence, the dense tracks and the faces."""
+
     existence_frames: int = Field(16, ge=1, description="Frames sampled uniformly per clip (section 3.1: 16)")
     min_people: int = Field(1, ge=0, description="Fewest people in every sampled frame (section 3.1: 1)")
     max_people: int = Field(5, ge=1, description="Most people in every sampled frame (section 3.1: 5)")
@@ -171,7 +230,6 @@ class Settings(BaseSettings):
         "HAIC_MIN_PEOPLE candidates (it fails the rule for certain): same verdict, the rejected clip's values "
         "then cover the frames examined",
     )
-    # --- pose: human action (HAIC section 3.1) ---
     action_fps: float = Field(
         1.0, gt=0, description="Keypoint sampling rate for the action filter (section 3.1: 1 fps)"
     )
@@ -184,18 +242,10 @@ class Settings(BaseSettings):
     min_affine_residual: float = Field(
         0.0016, ge=0, description="Residual of the affine fit P(t+1)=T P(t) (section 3.1: 0.0016)"
     )
-
-    # --- pose: models and Triton ---
     pose_model_family: PoseModelFamily = Field(
         PoseModelFamily.movenet, description="Person detector + pose estimator family built and served"
     )
-    models_dir: Path = Field(
-        Path(".haic/models"), description="Cache of `haic models build`: npm package, conversions, model repository"
-    )
     triton_url: str = Field("127.0.0.1:8001", description="Triton gRPC endpoint (host:port) the pose service calls")
-    triton_python: Path = Field(
-        Path(".venv-triton/bin/python"), description="Interpreter with PyTriton (numpy<2) for the embedded Triton"
-    )
     triton_timeout_s: float = Field(30.0, gt=0, description="Deadline of one Triton inference request")
     triton_retries: int = Field(3, ge=1, description="Attempts per Triton request on unavailable/deadline errors")
     triton_max_batch_size: int = Field(8, ge=1, description="Images per Triton request (and the models' max batch)")
@@ -278,7 +328,6 @@ class Settings(BaseSettings):
         1280, ge=64, description="Wider videos are decoded downscaled to this width for detection and pose"
     )
     dense_track_fps: float = Field(4.0, gt=0, description="Keypoint rate of the dense tracks given to the captioner")
-    # --- pose: gender and age group from faces (services/pose/face_attributes.py); "unknown" below these ---
     face_attributes: bool = Field(
         True, description="Estimate each dense track's gender and age group from its face (face_* models)"
     )
@@ -307,7 +356,21 @@ class Settings(BaseSettings):
         0.5, ge=0, le=1, description="Age group asserted when its pooled probability is at least this"
     )
 
-    # --- captioner (HAIC sections 1 and 3.2) ---
+
+class ModelSettings(_HaicSettings):
+    """Building the pose models and serving them on the embedded Triton (`haic models build`, `haic up`)."""
+
+    models_dir: Path = Field(
+        Path(".haic/models"), description="Cache of `haic models build`: npm package, conversions, model repository"
+    )
+    triton_python: Path = Field(
+        Path(".venv-triton/bin/python"), description="Interpreter with PyTriton (numpy<2) for the embedded Triton"
+    )
+
+
+class CaptionerSettings(_HaicSettings):
+    """The captioner: appearance, the judge and interactions (HAIC sections 1 and 3.2)."""
+
     captioner_backend: CaptionerBackend = Field(
         CaptionerBackend.pose_grounded, description="Caption backend: pose-grounded (embedded default) or mllm"
     )
@@ -347,7 +410,11 @@ class Settings(BaseSettings):
         0.5, ge=0, description="Contact (touching, hugging) must hold this long to be stated"
     )
 
-    # --- MLLM captioner: any OpenAI-compatible chat-completions endpoint (vLLM, Gemini, OpenAI) ---
+
+class LlmSettings(_HaicSettings):
+    """The OpenAI-compatible chat endpoint (services/core/llm.py): the MLLM captioner, its judge score, the
+    LLM QA backend and the mllm answerer."""
+
     mllm_base_url: str = Field(
         "http://127.0.0.1:8000/v1", description="OpenAI-compatible endpoint of the MLLM captioner (up to /v1)"
     )
@@ -374,10 +441,13 @@ class Settings(BaseSettings):
         "json_object (llama-cpp-python) or off",
     )
 
-    # --- QA generation (HAIC table 1's five categories, ActionArt's sub-tasks) and scoring (HAIC section 4.1) ---
+
+class QASettings(_HaicSettings):
+    """QA generation (HAIC table 1's five categories, ActionArt's sub-tasks)."""
+
     qa_backend: QABackend = Field(QABackend.templates, description="QA backend: templates (default) or llm")
     qa_per_category: int = Field(3, ge=1, description="Most items per category and clip")
-    qa_categories: Annotated[list[str], NoDecode] = Field(
+    qa_categories: CommaList = Field(
         [
             "interaction",
             "action_details",
@@ -394,7 +464,12 @@ class Settings(BaseSettings):
     )
     qa_seed: int = Field(0, description="Seed of distractor choice and answer positions: same seed, same items")
     qa_llm_max_tokens: int = Field(1500, ge=16, description="Most tokens the LLM QA backend may generate per clip")
-    scoring_answerers: Annotated[list[str], NoDecode] = Field(
+
+
+class ScoringSettings(_HaicSettings):
+    """Scoring (HAIC section 4.1)."""
+
+    scoring_answerers: CommaList = Field(
         ["caption-lexical", "random", "majority-letter"],
         description="Answerers run on each QA set, comma separated (mllm: the HAIC_MLLM_* endpoint)",
     )
@@ -407,46 +482,110 @@ class Settings(BaseSettings):
         description="Caption-lexical answerer: refuses when no option's words are this covered by the caption",
     )
 
-    @field_validator(
-        "api_keys",
-        "scoring_answerers",
-        "qa_categories",
-        "reference_roots",
-        "reference_private_networks",
-        mode="before",
-    )
-    @classmethod
-    def _split_keys(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [k.strip() for k in value.split(",") if k.strip()]
-        return value
 
-    @property
-    def deadletter_retention_ms(self) -> int:
-        return int(self.deadletter_retention_days * 86_400_000)
-
-    @property
-    def resolved_storage_url(self) -> str:
-        return self.storage_url or str((self.data_dir / "videos").resolve())
-
-    @property
-    def resolved_catalog_url(self) -> str:
-        return self.catalog_url or f"sqlite:///{(self.data_dir / 'catalog.db').resolve()}"
+# --- what each process reads: its concerns, composed ---
 
 
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings()
+class ProcessSettings(KafkaSettings, ServiceSettings):
+    """What every service process reads to run (services/core/service.py): the bus and its own ports."""
+
+
+class GatewayServiceSettings(CatalogSettings, GatewaySettings, ProcessSettings):
+    """The gateway: HTTP API, catalog (with the store) and the bus."""
+
+
+class FilterServiceSettings(FilterSettings, StorageSettings, ProcessSettings):
+    """The filter stage."""
+
+
+class PoseServiceSettings(PoseSettings, StorageSettings, ProcessSettings):
+    """The pose stage."""
+
+
+class CaptionerServiceSettings(CaptionerSettings, LlmSettings, PoseSettings, StorageSettings, ProcessSettings):
+    """The captioner: it reads the pose stage's keypoint and track settings to interpret the tracks it gets."""
+
+
+class QAServiceSettings(QASettings, LlmSettings, ProcessSettings):
+    """The QA generator."""
+
+
+class ScoringServiceSettings(ScoringSettings, QASettings, LlmSettings, StorageSettings, ProcessSettings):
+    """Scoring: its answerers read the QA categories and, for `mllm`, the chat endpoint and the clip's video."""
+
+
+class Settings(
+    GatewayServiceSettings,
+    FilterServiceSettings,
+    PoseServiceSettings,
+    CaptionerServiceSettings,
+    QAServiceSettings,
+    ScoringServiceSettings,
+    BrokerSettings,
+    LauncherSettings,
+    ModelSettings,
+):
+    """Every setting: what the launcher, the `haic` command line, the benchmarks and the tests read."""
+
+
+# Which process reads which concern: the configuration table's "read by" column.
+READERS: dict[str, type[_HaicSettings]] = {
+    "gateway": GatewayServiceSettings,
+    "filter": FilterServiceSettings,
+    "pose": PoseServiceSettings,
+    "captioner": CaptionerServiceSettings,
+    "qagen": QAServiceSettings,
+    "scoring": ScoringServiceSettings,
+}
+CONCERNS: tuple[type[_HaicSettings], ...] = (
+    KafkaSettings,
+    BrokerSettings,
+    ServiceSettings,
+    LauncherSettings,
+    StorageSettings,
+    CatalogSettings,
+    GatewaySettings,
+    FilterSettings,
+    PoseSettings,
+    ModelSettings,
+    CaptionerSettings,
+    LlmSettings,
+    QASettings,
+    ScoringSettings,
+)
+S = TypeVar("S", bound=_HaicSettings)
+
+
+@cache
+def load(kind: type[S]) -> S:
+    """The process's settings of that kind, read from the environment once: the one way a process gets them
+    (a service its own composition, the launcher and the command line `Settings`)."""
+    return kind()
+
+
+def _readers(name: str) -> str:
+    readers = [process for process, kind in READERS.items() if name in kind.model_fields]
+    if (
+        name in LauncherSettings.model_fields
+        or name in BrokerSettings.model_fields
+        or name in ModelSettings.model_fields
+    ):
+        readers.append("launcher")
+    return ", ".join(readers) or "launcher"
 
 
 def settings_table() -> str:
-    """The configuration as a Markdown table (README's configuration section)."""
-    rows = ["| variable | default | meaning |", "|---|---|---|"]
-    for name, field in Settings.model_fields.items():
-        default = field.get_default(call_default_factory=True)
-        if isinstance(default, StrEnum):
-            default = default.value
-        if isinstance(default, list):
-            default = ",".join(default)
-        rows.append(f"| `HAIC_{name.upper()}` | `{default}` | {field.description} |")
+    """The configuration as a Markdown table (README's configuration section), concern by concern."""
+    rows = ["| variable | default | read by | meaning |", "|---|---|---|---|"]
+    for concern in CONCERNS:
+        inherited = {n for base in concern.__mro__[1:] if issubclass(base, BaseSettings) for n in base.model_fields}
+        for name, field in concern.model_fields.items():
+            if name in inherited:  # listed with the concern that declares it (CatalogSettings has the store's)
+                continue
+            default = field.get_default(call_default_factory=True)
+            if isinstance(default, StrEnum):
+                default = default.value
+            if isinstance(default, list):
+                default = ",".join(default)
+            rows.append(f"| `HAIC_{name.upper()}` | `{default}` | {_readers(name)} | {field.description} |")
     return "\n".join(rows)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlparse
 
-from services.core.settings import Settings
+from services.core.settings import StorageSettings
 
 
 def file_sha256(path: Path) -> str:
@@ -156,7 +156,7 @@ class S3Storage:
         return self.cache_dir
 
 
-def open_storage(settings: Settings) -> Storage:
+def open_storage(settings: StorageSettings) -> Storage:
     """The store named by HAIC_STORAGE_URL: s3://bucket/prefix, file:///dir or a plain directory."""
     url = settings.resolved_storage_url
     parsed = urlparse(url)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from haic.v1 import filter_pb2_grpc
 from services.core import topology
 from services.core.service import run_stage
-from services.core.settings import Settings
+from services.core.settings import FilterServiceSettings, load
 from services.core.storage import open_storage
 from services.filter.service import FilterServicer, make_handler
 
 
 def main() -> None:
-    settings = Settings()
+    settings = load(FilterServiceSettings)
     storage = open_storage(settings)
     run_stage(
         topology.stage("filter"),

@@ -53,7 +53,7 @@ from spacy.tokens import Token
 
 from haic.v1 import events_pb2
 from services.core.bus import now_timestamp
-from services.core.settings import Settings
+from services.core.settings import FilterServiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +254,7 @@ def verb_checker() -> DescriptionVerbChecker:
         return _load_checker()
 
 
-def check_resolution(width: int, height: int, settings: Settings) -> MetadataRejection | None:
+def check_resolution(width: int, height: int, settings: FilterServiceSettings) -> MetadataRejection | None:
     short_side = min(width, height)
     if short_side >= settings.min_short_side_px:
         return None
@@ -270,7 +270,7 @@ def check_resolution(width: int, height: int, settings: Settings) -> MetadataRej
     )
 
 
-def check_description(description: str, settings: Settings) -> MetadataRejection | None:
+def check_description(description: str, settings: FilterServiceSettings) -> MetadataRejection | None:
     if not settings.require_description_verb:
         return None
     text = description.strip()
@@ -293,7 +293,7 @@ def check_description(description: str, settings: Settings) -> MetadataRejection
 
 
 def check_metadata(
-    uploaded: events_pb2.VideoUploaded, info: events_pb2.VideoInfo, settings: Settings
+    uploaded: events_pb2.VideoUploaded, info: events_pb2.VideoInfo, settings: FilterServiceSettings
 ) -> events_pb2.ClipVerdict | None:
     """The video-level verdict (no span, clip_count 0) when a metadata rule rejects the video."""
     rejection = check_resolution(info.width, info.height, settings) or check_description(uploaded.description, settings)

@@ -19,7 +19,7 @@ from scenedetect.common import FrameTimecode
 
 from haic.v1 import events_pb2
 from services.core import ids
-from services.core.settings import LongScenePolicy, Settings
+from services.core.settings import FilterServiceSettings, LongScenePolicy
 from services.core.video import VideoReader
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ class InvalidSceneSettingsError(ValueError):
     """The scene settings cannot work (unknown detector, minimum above maximum)."""
 
 
-def validate_settings(settings: Settings) -> None:
+def validate_settings(settings: FilterServiceSettings) -> None:
     """Fails at start-up instead of on every message."""
     try:
         SceneDetectorKind(settings.scene_detector)
@@ -107,7 +107,7 @@ def validate_settings(settings: Settings) -> None:
         )
 
 
-def make_detector(settings: Settings) -> SceneDetector:
+def make_detector(settings: FilterServiceSettings) -> SceneDetector:
     kind = SceneDetectorKind(settings.scene_detector)
     if kind is SceneDetectorKind.adaptive:
         return AdaptiveDetector(min_scene_len=MIN_SCENE_LEN_S)
@@ -128,7 +128,7 @@ def use_skip_nonref(analysis_fps: float, video_fps: float) -> bool:
     return analysis_fps > 0 and analysis_fps * (_MAX_B_FRAME_RUN + 1) <= video_fps
 
 
-def detect_cuts(reader: VideoReader, settings: Settings) -> list[float]:
+def detect_cuts(reader: VideoReader, settings: FilterServiceSettings) -> list[float]:
     """Times of the scene cuts (the first frame of each new scene), in seconds, in order."""
     detector = make_detector(settings)
     fps = settings.scene_analysis_fps or None
@@ -151,7 +151,7 @@ def scenes_from_cuts(cuts: list[float], duration_s: float) -> list[Scene]:
     return [Scene(i, start, end) for i, (start, end) in enumerate(itertools.pairwise(bounds))]
 
 
-def detect_scenes(reader: VideoReader, settings: Settings) -> list[Scene]:
+def detect_scenes(reader: VideoReader, settings: FilterServiceSettings) -> list[Scene]:
     cuts = detect_cuts(reader, settings)
     scenes = scenes_from_cuts(cuts, reader.info.duration_s)
     log.info("%s: %d cut(s), %d scene(s)", reader.path.name, len(cuts), len(scenes))

@@ -20,7 +20,7 @@ from services.core import metrics, topics, topology
 from services.core.bus import Handler, Output, now_timestamp
 from services.core.grpc_server import InvalidRequestError, maps_errors
 from services.core.service import stage_handler
-from services.core.settings import Settings
+from services.core.settings import FilterServiceSettings
 from services.core.storage import Storage, StorageError, open_storage
 from services.core.video import VideoInfo, VideoProbeError, VideoReader, VideoUnreadableError
 from services.filter import scenes
@@ -59,7 +59,10 @@ def _has_dimensions(uploaded: events_pb2.VideoUploaded) -> bool:
 
 
 def _candidate(
-    uploaded: events_pb2.VideoUploaded, info: events_pb2.VideoInfo, plan: scenes.ClipPlan, settings: Settings
+    uploaded: events_pb2.VideoUploaded,
+    info: events_pb2.VideoInfo,
+    plan: scenes.ClipPlan,
+    settings: FilterServiceSettings,
 ) -> events_pb2.ClipCandidate:
     return events_pb2.ClipCandidate(
         video_id=uploaded.video_id,
@@ -79,7 +82,10 @@ def _candidate(
 
 
 def _scene_rejection(
-    uploaded: events_pb2.VideoUploaded, info: events_pb2.VideoInfo, plan: scenes.ClipPlan, settings: Settings
+    uploaded: events_pb2.VideoUploaded,
+    info: events_pb2.VideoInfo,
+    plan: scenes.ClipPlan,
+    settings: FilterServiceSettings,
 ) -> events_pb2.ClipVerdict:
     what = f"scene {plan.scene.index}" if plan.window_count == 1 else f"a window of scene {plan.scene.index}"
     if plan.decision is scenes.ClipDecision.scene_too_short:
@@ -109,7 +115,7 @@ def _scene_rejection(
 
 
 def _split_local_video(
-    uploaded: events_pb2.VideoUploaded, path: Path, settings: Settings, *, metadata_checked: bool
+    uploaded: events_pb2.VideoUploaded, path: Path, settings: FilterServiceSettings, *, metadata_checked: bool
 ) -> SplitResult:
     video_id = uploaded.video_id
     try:
@@ -153,7 +159,7 @@ def _split_local_video(
     return result
 
 
-def split_video(uploaded: events_pb2.VideoUploaded, settings: Settings, storage: Storage) -> SplitResult:
+def split_video(uploaded: events_pb2.VideoUploaded, settings: FilterServiceSettings, storage: Storage) -> SplitResult:
     """Applies the metadata filter, then splits the video into scenes and plans its clips.
 
     Raises InvalidVideoEventError for an event without id or URI, and VideoUnreadableError when the
@@ -183,7 +189,7 @@ def _record_verdicts(result: SplitResult) -> None:
         metrics.CLIP_VERDICTS.labels(SERVICE, rejection.stage, "rejected", rejection.reason_code).inc()
 
 
-def make_handler(settings: Settings, storage: Storage | None = None) -> Handler:
+def make_handler(settings: FilterServiceSettings, storage: Storage | None = None) -> Handler:
     """The Kafka handler for haic.videos.v1; checks the scene settings now rather than per message."""
     scenes.validate_settings(settings)
     store = storage if storage is not None else open_storage(settings)
@@ -199,7 +205,7 @@ def make_handler(settings: Settings, storage: Storage | None = None) -> Handler:
 class FilterServicer(filter_pb2_grpc.FilterServiceServicer):
     """SplitVideo over gRPC: the same operation as the Kafka worker, answered synchronously."""
 
-    def __init__(self, settings: Settings, storage: Storage | None = None) -> None:
+    def __init__(self, settings: FilterServiceSettings, storage: Storage | None = None) -> None:
         scenes.validate_settings(settings)
         self._settings = settings
         self._storage = storage if storage is not None else open_storage(settings)

@@ -13,7 +13,7 @@ import sys
 import uvicorn
 
 from services.core.logs import configure_logging
-from services.core.settings import get_settings
+from services.core.settings import GatewayServiceSettings, load
 from services.gateway.app import create_app
 from services.gateway.errors import GatewayConfigError
 
@@ -22,7 +22,7 @@ log = logging.getLogger("services.gateway")
 
 def main() -> int:
     configure_logging("gateway")
-    settings = get_settings()
+    settings = load(GatewayServiceSettings)
     try:
         app = create_app(settings)
     except GatewayConfigError as exc:

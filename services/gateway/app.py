@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 
-from services.core.settings import Settings
+from services.core.settings import GatewayServiceSettings
 from services.gateway import progress
 from services.gateway.auth import ApiKeys, require_api_key
 from services.gateway.errors import GatewayConfigError, GatewayError, NotFoundError, NotReadyError
@@ -349,7 +349,7 @@ async def _render_gateway_error(_request: Request, exc: Exception) -> JSONRespon
     return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: GatewayServiceSettings) -> FastAPI:
     """The gateway app; raises GatewayConfigError for a configuration it cannot run with."""
     api_keys = ApiKeys(settings.api_keys)
     try:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from haic.v1 import events_pb2
 from services.core import topics
 from services.core.bus import ClusterIdError, Worker, ensure_topics, kafka_cluster_id
-from services.core.settings import Settings
+from services.core.settings import GatewayServiceSettings
 from services.gateway.catalog import Catalog
 from services.gateway.catalog_projection import CONSUMER_GROUP
 
@@ -31,7 +31,7 @@ class CatalogConsumer:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: GatewayServiceSettings,
         catalog: Catalog,
         reannounce: Callable[[list[events_pb2.VideoUploaded]], int] | None = None,
     ) -> None:

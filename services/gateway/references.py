@@ -23,7 +23,7 @@ from urllib.parse import urljoin, urlparse
 
 import httpx
 
-from services.core.settings import Settings
+from services.core.settings import GatewayServiceSettings
 from services.gateway.errors import UploadRejectedError
 
 COPY_BLOCK_BYTES = 1 << 20
@@ -45,7 +45,7 @@ def _refused(code: str, message: str, status_code: int = 403) -> UploadRejectedE
 class ReferenceFetcher:
     """Copies an allowed reference into `spool_dir`, hashing it; raises UploadRejectedError with a reason."""
 
-    def __init__(self, settings: Settings, spool_dir: Path, max_bytes: int) -> None:
+    def __init__(self, settings: GatewayServiceSettings, spool_dir: Path, max_bytes: int) -> None:
         self.spool_dir = spool_dir
         self.max_bytes = max_bytes
         self.timeout_s = settings.reference_timeout_s

@@ -7,7 +7,7 @@ import logging
 from services.core import topology
 from services.core.bus import ConsumerLag, EventProducer, ensure_topics
 from services.core.grpc_server import GrpcServer
-from services.core.settings import Settings
+from services.core.settings import GatewayServiceSettings
 from services.core.storage import Storage, open_storage
 from services.gateway.catalog import Catalog
 from services.gateway.consumer import CatalogConsumer
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 class GatewayRuntime:
     """Started in the FastAPI lifespan (blocking calls: run it in a thread) and stopped on shutdown."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: GatewayServiceSettings) -> None:
         self.settings = settings
         self.catalog: Catalog | None = None
         self.storage: Storage | None = None
@@ -33,7 +33,7 @@ class GatewayRuntime:
         self.lag: ConsumerLag | None = None
 
     @classmethod
-    def start(cls, settings: Settings) -> GatewayRuntime:
+    def start(cls, settings: GatewayServiceSettings) -> GatewayRuntime:
         runtime = cls(settings)
         try:
             runtime.catalog = Catalog(settings.resolved_catalog_url, settings.catalog_final_stage)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from haic.v1 import pose_pb2_grpc
 from services.core import topology
 from services.core.service import run_stage
-from services.core.settings import Settings
+from services.core.settings import PoseServiceSettings, load
 from services.core.storage import open_storage
 from services.pose.estimator import PoseEstimator
 from services.pose.service import ClipAnalyzer, PoseServicer, make_handler
@@ -13,7 +13,7 @@ from services.pose.triton_client import TritonInference
 
 
 def main() -> None:
-    settings = Settings()
+    settings = load(PoseServiceSettings)
     backend = TritonInference(
         settings.triton_url,
         timeout_s=settings.triton_timeout_s,

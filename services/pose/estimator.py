@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from services.core.settings import PoseModelFamily
+from services.core.settings import PoseModelFamily, PoseServiceSettings
 from services.pose import geometry
 from services.pose.contract import (
     BOXES,
@@ -37,7 +37,7 @@ from services.pose.contract import (
 from services.pose.tracking import box_containment, box_iou
 
 if TYPE_CHECKING:
-    from services.core.settings import Settings
+    from services.core.settings import PoseServiceSettings
 
 NMS_IOU = 0.5
 # Keypoints whose mean confidence is a box's body score: six, so that a head-and-shoulders close-up
@@ -164,7 +164,7 @@ class PoseEstimator:
         self.nms_iou = nms_iou
 
     @classmethod
-    def from_settings(cls, backend: InferenceBackend, settings: Settings) -> PoseEstimator:
+    def from_settings(cls, backend: InferenceBackend, settings: PoseServiceSettings) -> PoseEstimator:
         """The person evidence thresholds, pose_crop_padding and triton_max_batch_size from the settings."""
         return cls(
             backend,

@@ -39,7 +39,7 @@ from services.pose.contract import (
 )
 
 if TYPE_CHECKING:
-    from services.core.settings import Settings
+    from services.core.settings import PoseServiceSettings
 
 _KP = {name: i for i, name in enumerate(COCO_KEYPOINTS)}
 NOSE, LEFT_EYE, RIGHT_EYE = _KP["nose"], _KP["left_eye"], _KP["right_eye"]
@@ -108,7 +108,7 @@ class FaceSettings:
     max_batch_size: int = 8
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> FaceSettings:
+    def from_settings(cls, settings: PoseServiceSettings) -> FaceSettings:
         return cls(
             samples_per_track=settings.face_samples_per_track,
             min_keypoint_score=settings.face_min_keypoint_score,
@@ -314,7 +314,7 @@ def estimate_attributes(
     backend: InferenceBackend,
     frames: Mapping[float, np.ndarray],
     tracks: Iterable[Any],
-    settings: Settings | FaceSettings,
+    settings: PoseServiceSettings | FaceSettings,
     source_size: tuple[int, int] | None = None,
 ) -> dict[int, PersonAttributes]:
     """Gender and age group per track id, from the tracks' faces in `frames` (time -> RGB uint8).

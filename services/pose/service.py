@@ -30,7 +30,7 @@ from services.core import metrics, topics, topology
 from services.core.bus import Handler, Output, now_timestamp
 from services.core.grpc_server import InvalidRequestError, maps_errors
 from services.core.service import stage_handler
-from services.core.settings import Settings
+from services.core.settings import PoseServiceSettings
 from services.core.storage import Storage, StorageError
 from services.core.video import VideoInfo, VideoReader, VideoUnreadableError
 from services.pose.errors import InvalidClipEventError
@@ -65,7 +65,7 @@ SERVICE = STAGE.name
 class ClipAnalyzer:
     """Runs the pose stage on candidate clips with one estimator (backed by Triton in the service)."""
 
-    def __init__(self, settings: Settings, storage: Storage, estimator: PoseEstimator) -> None:
+    def __init__(self, settings: PoseServiceSettings, storage: Storage, estimator: PoseEstimator) -> None:
         self.settings = settings
         self.storage = storage
         self.estimator = estimator

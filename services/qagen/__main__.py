@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from haic.v1 import qagen_pb2_grpc
 from services.core.service import run_stage
-from services.core.settings import Settings
+from services.core.settings import QAServiceSettings, load
 from services.qagen.service import STAGE, ClipQAGenerator, QAGeneratorServicer, make_handler
 
 
 def main() -> None:
-    settings = Settings()
+    settings = load(QAServiceSettings)
     generator = ClipQAGenerator(settings)
     try:
         run_stage(

@@ -21,7 +21,7 @@ from haic.v1 import events_pb2
 from services.core import metrics
 from services.core.contracts import CATEGORY_BY_SLUG
 from services.core.llm import ChatEndpoint
-from services.core.settings import Settings
+from services.core.settings import QAServiceSettings
 from services.qagen.oracle import QuestionForm
 from services.qagen.templates import caption_key
 from services.qagen.validator import Severity, rebalance_positions, validate_item
@@ -86,7 +86,7 @@ def build_messages(caption: events_pb2.Caption, categories: list[str]) -> list[d
 
 
 class LlmQABackend:
-    def __init__(self, settings: Settings, endpoint: ChatEndpoint) -> None:
+    def __init__(self, settings: QAServiceSettings, endpoint: ChatEndpoint) -> None:
         self.settings = settings
         self.endpoint = endpoint
 

@@ -13,7 +13,7 @@ from services.core.contracts import CATEGORY_BY_SLUG, category_slug
 from services.core.grpc_server import PreconditionError, maps_errors
 from services.core.llm import ChatEndpoint
 from services.core.service import stage_handler
-from services.core.settings import QABackend, Settings
+from services.core.settings import QABackend, QAServiceSettings
 from services.qagen import templates
 from services.qagen.llm_backend import BACKEND as BACKEND_LLM
 from services.qagen.llm_backend import LlmQABackend
@@ -29,7 +29,7 @@ class CaptionNotUsableError(ClipPoisonError):
 
 
 class ClipQAGenerator:
-    def __init__(self, settings: Settings, endpoint: ChatEndpoint | None = None) -> None:
+    def __init__(self, settings: QAServiceSettings, endpoint: ChatEndpoint | None = None) -> None:
         self.settings = settings
         self.endpoint = None
         self.llm = None

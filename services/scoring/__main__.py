@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from haic.v1 import scoring_pb2_grpc
 from services.core.service import run_stage
-from services.core.settings import Settings
+from services.core.settings import ScoringServiceSettings, load
 from services.core.storage import open_storage
 from services.scoring.service import STAGE, Answerers, QAScorer, ScoringServicer, make_handler
 
 
 def main() -> None:
-    settings = Settings()
+    settings = load(ScoringServiceSettings)
     answerers = Answerers(settings, open_storage(settings))
     scorer = QAScorer(settings, answerers)  # one, so the Kafka and gRPC paths share the running scores
     try:

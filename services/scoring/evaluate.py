@@ -31,7 +31,7 @@ from haic.v1 import events_pb2
 from services.core.bus import now_timestamp
 from services.core.contracts import CATEGORY_SLUGS
 from services.core.llm import ChatEndpoint, clip_frames, frame_parts
-from services.core.settings import Settings
+from services.core.settings import ScoringServiceSettings
 from services.scoring.answers import REFUSED, letter, parse_answer
 
 CAPTION_SETTING = "caption"
@@ -186,7 +186,7 @@ class MllmAnswerer:
     def __init__(
         self,
         endpoint: ChatEndpoint,
-        settings: Settings,
+        settings: ScoringServiceSettings,
         setting: str,
         video_of: Callable[[events_pb2.QASet], Any] | None = None,
     ) -> None:

@@ -18,7 +18,7 @@ from services.core.contracts import CATEGORY_SLUGS
 from services.core.grpc_server import InvalidRequestError, maps_errors
 from services.core.llm import ChatEndpoint
 from services.core.service import stage_handler
-from services.core.settings import Settings
+from services.core.settings import ScoringServiceSettings
 from services.core.storage import Storage
 from services.scoring.evaluate import (
     CAPTION_SETTING,
@@ -51,7 +51,9 @@ class QASetNotUsableError(ClipPoisonError):
 class Answerers:
     """Builds answerers by name; `mllm` (the HAIC_MLLM_* endpoint) in the caption or standard setting."""
 
-    def __init__(self, settings: Settings, storage: Storage | None = None, endpoint: ChatEndpoint | None = None):
+    def __init__(
+        self, settings: ScoringServiceSettings, storage: Storage | None = None, endpoint: ChatEndpoint | None = None
+    ):
         self.settings = settings
         self.storage = storage
         self._endpoint = endpoint
@@ -122,7 +124,7 @@ def count_outcomes(evaluation: Evaluation) -> None:
 
 
 class QAScorer:
-    def __init__(self, settings: Settings, answerers: Answerers) -> None:
+    def __init__(self, settings: ScoringServiceSettings, answerers: Answerers) -> None:
         self.settings = settings
         self.answerers = answerers
         self.running = RunningScores()

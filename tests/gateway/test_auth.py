@@ -80,6 +80,6 @@ def test_openapi_declares_the_multipart_upload_and_bearer_auth(client: TestClien
     schema = body["content"]["multipart/form-data"]["schema"]
     assert schema["required"] == ["file"]
     assert schema["properties"]["file"]["format"] == "binary"
-    assert set(schema["properties"]) == {"file", "description", "source_url"}
+    assert set(schema["properties"]) == {"file", "description", "source_url", "external_id", "batch"}
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     assert "/v1/videos/{video_id}/events" in spec["paths"]
