@@ -29,7 +29,6 @@ The machine is shared: the report states the CPU that other programs used during
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import itertools
 import json
 import os
@@ -50,7 +49,8 @@ import httpx
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from clients.sdk import GatewayError, HaicClient  # noqa: E402
+from clients.ingest import ingest  # noqa: E402
+from clients.sdk import HaicClient  # noqa: E402
 from haic_tools.launcher import LocalStack, StackPorts, pose_worker_names  # noqa: E402
 from services.core.settings import Settings  # noqa: E402
 from services.pose.triton_process import process_tree  # noqa: E402
@@ -381,23 +381,33 @@ def run_once(inputs: list[tuple[Path, str]], pose_workers: int, args: argparse.N
         sampler.t0 = t0 = time.monotonic()
         sampler.start()
 
-        local = threading.local()
-
-        def submit(item: tuple[Path, str]) -> dict:
-            if not hasattr(local, "client"):
-                local.client = HaicClient(stack.gateway_url, API_KEY)
-            path, description = item
-            try:
-                return local.client.submit(path, description=description)
-            except GatewayError as exc:  # a refused upload (e.g. not a video) is a settled outcome, not a bench error
-                return {"video_id": "", "error": exc.code or str(exc.status_code)}
-
-        with concurrent.futures.ThreadPoolExecutor(args.submitters) as pool:
-            replies = list(pool.map(submit, inputs))
+        # The batch goes in as a user's would: `haic ingest` on a manifest (clients/ingest.py), with its bounded
+        # concurrency and its backpressure on the stages' backlog (--max-lag).
+        manifest = data_dir / "batch.jsonl"
+        manifest.write_text(
+            "".join(
+                json.dumps({"path": str(path), "description": description, "id": f"row-{i}"}) + "\n"
+                for i, (path, description) in enumerate(inputs)
+            )
+        )
+        outcome = ingest(
+            client,
+            str(manifest),
+            state_dir=data_dir / "ingest",
+            batch="throughput",
+            concurrency=args.submitters,
+            max_lag=args.max_lag,
+            progress=False,
+        )
         upload_s = time.monotonic() - t0
-        ids = {r["video_id"] for r in replies if r.get("video_id")}
-        refused = sum(1 for r in replies if not r.get("video_id"))
-        print(f"uploaded {len(inputs)} ({len(ids)} distinct, {refused} refused) in {upload_s:.0f} s", flush=True)
+        journal = [json.loads(line) for line in outcome.journal.read_text().splitlines()]
+        ids = {entry["video_id"] for entry in journal}
+        refused = outcome.counts["rejected"]
+        print(
+            f"ingested {len(inputs)} ({len(ids)} distinct, {refused} refused) in {upload_s:.0f} s, "
+            f"held back {outcome.held_s:.0f} s by the backlog limit",
+            flush=True,
+        )
 
         rss_middle: dict[str, float] = {}
         rss_steps: list[tuple[int, dict[str, float]]] = [(0, rss_start)]  # at each tenth of the batch settled
@@ -552,7 +562,13 @@ def main() -> int:
     parser.add_argument(
         "--pose-workers", default="1,2", help="pose-worker counts to run the batch with, comma separated"
     )
-    parser.add_argument("--submitters", type=int, default=4, help="concurrent uploads")
+    parser.add_argument("--submitters", type=int, default=4, help="concurrent uploads (haic ingest --concurrency)")
+    parser.add_argument(
+        "--max-lag",
+        type=int,
+        default=50,
+        help="haic ingest --max-lag: uploads wait while the backlog is over it",
+    )
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="where the variants are kept")
     parser.add_argument("--sample-s", type=float, default=1.0, help="metrics sampling interval")
     parser.add_argument("--settle-s", type=float, default=5.0, help="wait after the stack is up, before uploading")
