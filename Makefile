@@ -102,6 +102,8 @@ bench: models
 	$(BIN)/python bench/pose_serving.py
 	$(BIN)/python bench/pose_clips.py
 	$(BIN)/python bench/curation_quality.py
+	$(BIN)/python bench/rejection_cost.py
+	$(BIN)/python bench/throughput.py --videos 90 --pose-workers 1,2
 
 clean:
 	rm -rf $(VENV) $(TRITON_VENV) $(LLM_VENV) .haic .pytest_cache .ruff_cache
