@@ -20,6 +20,7 @@ from services.captioner.kinematics.interactions import CONTACT_TORSO, MIN_CONTAC
 from services.captioner.kinematics.signals import DEFAULT_MIN_SCORE
 from services.captioner.render import render_caption
 from services.core.bus import now_timestamp
+from services.core.contracts import InteractionKind
 from services.core.settings import CaptionerBackend, CaptionerServiceSettings
 from services.core.video import VideoInfo, VideoReader
 
@@ -122,9 +123,9 @@ def caption_clip(
 # What each participant of an interaction does, told among their own actions: (who, verb, whom).
 # A hug is mutual (both hold each other); a touch or an approach is the subject's.
 _INTERACTION_ACTIONS: dict[str, tuple[tuple[str, str, str], ...]] = {
-    "hugging": (("subject", "hugs", "object"), ("object", "hugs", "subject")),
-    "touching": (("subject", "touches", "object"),),
-    "approaching": (("subject", "walks up to", "object"),),
+    InteractionKind.HUGGING: (("subject", "hugs", "object"), ("object", "hugs", "subject")),
+    InteractionKind.TOUCHING: (("subject", "touches", "object"),),
+    InteractionKind.APPROACHING: (("subject", "walks up to", "object"),),
 }
 
 
@@ -133,7 +134,7 @@ def _interaction_action(interaction: events_pb2.Interaction, phrase: str, target
         start_s=interaction.start_s,
         end_s=interaction.end_s,
         verb_phrase=phrase,
-        body_part="arms" if interaction.kind in ("hugging", "touching") else "whole body",
+        body_part="arms" if interaction.kind in (InteractionKind.HUGGING, InteractionKind.TOUCHING) else "whole body",
         target=target,
         evidence=interaction.evidence,
     )

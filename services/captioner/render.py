@@ -17,12 +17,12 @@ from collections.abc import Sequence
 
 from haic.v1 import events_pb2
 from services.captioner.appearance import BARE_TORSO, person_noun
+from services.core.contracts import THROUGHOUT_SHARE, InteractionKind
 
 ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
 NUMBERS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 TIME_MARKERS = ("Initially", "then", "finally")
 
-_THROUGHOUT_SHARE = 0.6  # an action lasting this share of the clip is told "Throughout the clip"
 # Third-person forms whose "they" form the suffix rules get wrong ("lies" is not "ly").
 _IRREGULAR_PLURALS = {"lies": "lie", "dies": "die", "ties": "tie", "goes": "go", "does": "do", "has": "have"}
 _PRONOUNS = {"male": ("he", "his"), "female": ("she", "her")}
@@ -99,19 +99,19 @@ def render_actions(subject: events_pb2.Subject, clip_s: float = 0.0) -> str:
     if len(phrases) == 1:
         action = subject.actions[0]
         # one action over most of the clip is the clip's activity; a brief one is an event within it
-        lasting = clip_s <= 0 or action.end_s - action.start_s >= _THROUGHOUT_SHARE * clip_s
+        lasting = clip_s <= 0 or action.end_s - action.start_s >= THROUGHOUT_SHARE * clip_s
         return f"{'Throughout the clip' if lasting else 'At one point'}, {pronoun} {phrases[0]}."
     middle = "".join(f", then {p}" for p in phrases[1:-1])
     return f"Initially, {pronoun} {phrases[0]}{middle}, finally {phrases[-1]}."
 
 
-_INTERACTIONS = {
-    "approaching": "{a} and {b} approach each other",
-    "moving apart": "{a} and {b} move apart",
-    "touching": "{a} touches {b}",
-    "hugging": "{a} hugs {b}",
-    "facing each other": "{a} and {b} face each other",
-    "following": "{a} follows {b}",
+_INTERACTIONS: dict[str, str] = {  # by InteractionKind (a str: the wire value looks it up)
+    InteractionKind.APPROACHING: "{a} and {b} approach each other",
+    InteractionKind.MOVING_APART: "{a} and {b} move apart",
+    InteractionKind.TOUCHING: "{a} touches {b}",
+    InteractionKind.HUGGING: "{a} hugs {b}",
+    InteractionKind.FACING: "{a} and {b} face each other",
+    InteractionKind.FOLLOWING: "{a} follows {b}",
 }
 
 

@@ -3,6 +3,7 @@ the protos define them."""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 from google.protobuf.descriptor import FieldDescriptor
@@ -21,6 +22,23 @@ CATEGORY_SLUGS: dict[int, str] = {
     if value != events_pb2.QA_CATEGORY_UNSPECIFIED
 }
 CATEGORY_BY_SLUG: dict[str, int] = {slug: value for value, slug in CATEGORY_SLUGS.items()}
+
+
+class InteractionKind(StrEnum):
+    """What two people do together: Interaction.kind's vocabulary (a string on the wire, the text captions and
+    QA phrase from it), the same for the kinematics that find it, the renderer, the QA generator and its checks."""
+
+    APPROACHING = "approaching"
+    MOVING_APART = "moving apart"
+    TOUCHING = "touching"
+    HUGGING = "hugging"
+    FACING = "facing each other"
+    FOLLOWING = "following"
+
+
+# An action lasting at least this share of its clip is told "throughout the clip": by the captioner's text
+# and by the QA generator's temporal options, which must agree on it.
+THROUGHOUT_SHARE = 0.6
 
 # The option letters of a multiple-choice item, in order: HAIC's items have four options (section 3.3).
 OPTION_LETTERS = "ABCD"

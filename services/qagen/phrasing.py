@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable
 
 from haic.v1 import events_pb2
+from services.core.contracts import THROUGHOUT_SHARE, InteractionKind
 
 _COUNT_SUFFIX = re.compile(r"\s+(?:once|twice|(?:\w+|\d+) times)$")
 _ARTICLE = re.compile(r"^(?:a|an|the)\s+")
@@ -78,17 +79,15 @@ def action_option(phrase: str) -> str:
 
 
 TEMPORAL_OPTIONS = ("At the beginning of the clip", "In the middle of the clip", "At the end of the clip")
-THROUGHOUT_OPTION = "Throughout the clip"
-# Share of the clip an action must last to be told "throughout the clip" (as the renderer does).
-THROUGHOUT_SHARE = 0.6
+THROUGHOUT_OPTION = "Throughout the clip"  # for actions lasting THROUGHOUT_SHARE of the clip, as the captioner says
 
 # Interactions told from one participant's side; the second entry is the other participant's side.
 INTERACTION_SIDES: dict[str, tuple[str, str]] = {
-    "approaching": ("Gets closer to them", "Gets closer to them"),
-    "moving apart": ("Moves away from them", "Moves away from them"),
-    "facing each other": ("Faces them", "Faces them"),
-    "touching": ("Touches them", "Is touched by them"),
-    "following": ("Follows them", "Is followed by them"),
+    InteractionKind.APPROACHING: ("Gets closer to them", "Gets closer to them"),
+    InteractionKind.MOVING_APART: ("Moves away from them", "Moves away from them"),
+    InteractionKind.FACING: ("Faces them", "Faces them"),
+    InteractionKind.TOUCHING: ("Touches them", "Is touched by them"),
+    InteractionKind.FOLLOWING: ("Follows them", "Is followed by them"),
 }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from haic.v1 import events_pb2
-from services.core.contracts import CATEGORY_BY_SLUG, CATEGORY_SLUGS, OPTION_LETTERS, category_slug
+from services.core.contracts import CATEGORY_BY_SLUG, CATEGORY_SLUGS, OPTION_LETTERS, InteractionKind, category_slug
 
 
 def test_category_slugs_come_from_the_proto_enum() -> None:
@@ -16,3 +16,16 @@ def test_category_slugs_come_from_the_proto_enum() -> None:
 
 def test_items_have_four_lettered_options() -> None:
     assert OPTION_LETTERS == "ABCD"
+
+
+def test_interaction_kinds_are_one_vocabulary_that_the_renderer_and_qa_phrase() -> None:
+    from services.captioner.render import render_interaction
+    from services.qagen.phrasing import INTERACTION_SIDES
+
+    assert (
+        InteractionKind("facing each other") is InteractionKind.FACING and InteractionKind.FACING == "facing each other"
+    )
+    for kind in InteractionKind:
+        text = render_interaction(events_pb2.Interaction(kind=kind, subject_label="the man", object_label="the woman"))
+        assert ":" not in text, (kind, text)  # a kind the renderer did not know would be written "a and b: kind"
+    assert set(INTERACTION_SIDES) <= set(InteractionKind)

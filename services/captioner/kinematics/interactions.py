@@ -26,6 +26,7 @@ from services.captioner.kinematics.signals import (
     track_series,
     velocity,
 )
+from services.core.contracts import InteractionKind
 
 # Interactions (units: mean box height of the pair).
 APPROACH_RATE = 0.15  # centre distance shrinking/growing faster than this per second
@@ -199,7 +200,7 @@ def _pair_interactions(
             )
         )
 
-    for kind, sign in (("approaching", -1.0), ("moving apart", 1.0)):
+    for kind, sign in ((InteractionKind.APPROACHING, -1.0), (InteractionKind.MOVING_APART, 1.0)):
         for x, y in long_runs(t, sign * rate > APPROACH_RATE, MIN_INTERACT_S):
             change = float(dist[y] - dist[x])
             # People at different depths close in on each other only in the picture. Approaching someone
@@ -247,7 +248,7 @@ def _pair_interactions(
         first = int(started[0])
         subj, obj = (la, lb) if ab.reaching[first] else (lb, la)
         add(
-            "hugging",
+            InteractionKind.HUGGING,
             x,
             y,
             subj,
@@ -260,7 +261,7 @@ def _pair_interactions(
         touch = c.reaching & same_depth & large & ~merged & ~hugging
         for x, y in long_runs(t, touch, min_contact_s):
             add(
-                "touching",
+                InteractionKind.TOUCHING,
                 x,
                 y,
                 lp,
@@ -275,7 +276,7 @@ def _pair_interactions(
     facing = (fa != 0) & (fa == towards_b) & (fb == -towards_b) & same_depth
     for x, y in long_runs(t, facing & (dist <= FACE_NEAR), MIN_INTERACT_S):
         add(
-            "facing each other",
+            InteractionKind.FACING,
             x,
             y,
             la,
@@ -324,7 +325,7 @@ def _following(
         events_pb2.Interaction(
             start_s=float(t[x]),
             end_s=float(t[y]),
-            kind="following",
+            kind=InteractionKind.FOLLOWING,
             subject_label=lp,
             object_label=lq,
             evidence=evidence(t, x, y, median_lag_s=float(np.nanmedian(best_lag[x : y + 1])), samples=float(y - x + 1)),
