@@ -46,6 +46,7 @@ from label_matching import (  # noqa: E402
 )
 
 from haic.v1 import events_pb2  # noqa: E402
+from haic_tools.models.build import build_model_repository  # noqa: E402
 from services.captioner.service import ClipCaptioner  # noqa: E402
 from services.core.ids import clip_id as make_clip_id  # noqa: E402
 from services.core.settings import Settings  # noqa: E402
@@ -53,7 +54,6 @@ from services.core.storage import LocalStorage  # noqa: E402
 from services.core.video import VideoProbeError, probe  # noqa: E402
 from services.filter.service import split_video  # noqa: E402
 from services.pose.estimator import PoseEstimator  # noqa: E402
-from services.pose.models.build import build_model_repository  # noqa: E402
 from services.pose.onnx_backend import OnnxRuntimeInference  # noqa: E402
 from services.pose.service import ClipAnalyzer  # noqa: E402
 

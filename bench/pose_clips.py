@@ -27,12 +27,12 @@ from pathlib import Path
 import av
 
 from haic.v1 import events_pb2
+from haic_tools.models.build import build_model_repository
 from services.core.settings import LongScenePolicy, Settings
 from services.core.storage import LocalStorage
 from services.core.video import probe
 from services.filter.service import split_video
 from services.pose.estimator import PoseEstimator
-from services.pose.models.build import build_model_repository
 from services.pose.service import ClipAnalyzer
 from services.pose.triton_client import TritonInference
 from services.pose.triton_process import EmbeddedTriton, TritonPorts, find_python

@@ -41,13 +41,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from haic.v1 import events_pb2  # noqa: E402
+from haic_tools.models.build import build_model_repository  # noqa: E402
 from services.core.settings import Settings  # noqa: E402
 from services.core.storage import LocalStorage  # noqa: E402
 from services.core.video import VideoProbeError, probe  # noqa: E402
 from services.filter.metadata import check_metadata  # noqa: E402
 from services.filter.service import split_video  # noqa: E402
 from services.pose.estimator import PoseEstimator  # noqa: E402
-from services.pose.models.build import build_model_repository  # noqa: E402
 from services.pose.onnx_backend import OnnxRuntimeInference  # noqa: E402
 from services.pose.service import ClipAnalyzer  # noqa: E402
 

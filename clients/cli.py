@@ -113,8 +113,8 @@ def _console_line(level: int, line: str) -> None:
 
 def cmd_up(args: argparse.Namespace) -> int:
     from haic_tools.launcher import LocalStack, StackError
+    from haic_tools.models import ModelBuildError
     from services.core.logs import configure_logging
-    from services.pose.models import ModelBuildError
     from services.pose.triton_process import TritonProcessError
 
     configure_logging("launcher", "WARNING")
@@ -290,15 +290,15 @@ def cmd_protos(_args: argparse.Namespace) -> int:
 
 
 def cmd_models_build(args: argparse.Namespace) -> int:
+    from haic_tools.models import ModelBuildError
+    from haic_tools.models.build import build_model_repository
     from services.core.settings import PoseModelFamily
-    from services.pose.models import ModelBuildError
-    from services.pose.models.build import build_model_repository
 
     settings = _settings()
     if args.family:
         settings = settings.model_copy(update={"pose_model_family": PoseModelFamily(args.family)})
     # the steps (npm, converter venv, conversion) take a minute on a fresh clone: say what is happening
-    logging.getLogger("services.pose.models").setLevel(logging.INFO)
+    logging.getLogger("haic_tools.models").setLevel(logging.INFO)
     try:
         report = build_model_repository(
             settings,

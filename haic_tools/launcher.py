@@ -30,13 +30,13 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import start_http_server
 
+from haic_tools.models.build import build_model_repository
 from haic_tools.supervisor import Announce, LauncherMetrics, RestartPolicy, Supervisor, SupervisorError, UnitStatus
 from services.core import topology
 from services.core.broker import EmbeddedBroker, free_port
 from services.core.bus import ensure_topics
 from services.core.process import stop_process, with_parent_death_signal
 from services.core.settings import PoseModelFamily, Settings
-from services.pose.models.build import build_model_repository
 from services.pose.triton_process import EmbeddedTriton, ProcessId, TritonPorts, is_running, process_tree
 
 log = logging.getLogger(__name__)

@@ -19,12 +19,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from haic.v1 import events_pb2
+from haic_tools.models.build import build_model_repository
 from services.core.settings import Settings
 from services.core.storage import LocalStorage
 from services.core.video import probe
 from services.filter.service import split_video
 from services.pose.estimator import PoseEstimator
-from services.pose.models.build import build_model_repository
 from services.pose.onnx_backend import OnnxRuntimeInference
 from services.pose.service import ClipAnalyzer
 from tests.captioner.two_people import two_people_clip

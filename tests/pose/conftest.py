@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from haic_tools.models.build import BuildReport, build_model_repository
 from services.core.settings import Settings
-from services.pose.models.build import BuildReport, build_model_repository
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from haic_tools.models.build import BuildReport
 from services.core.settings import Settings
 from services.core.video import VideoReader
 from services.pose.estimator import PoseEstimator
-from services.pose.models.build import BuildReport
 from services.pose.onnx_backend import OnnxRuntimeInference
 from services.pose.tracking import (
     Observation,

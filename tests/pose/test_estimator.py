@@ -18,10 +18,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from haic_tools.models import openmmlab as om
 from services.core.settings import Settings
 from services.pose import contract, geometry
 from services.pose.estimator import Detection, PoseEstimator, PoseModelOutputError, nms
-from services.pose.models import openmmlab as om
 from services.pose.onnx_backend import OnnxRuntimeInference
 from services.pose.repository import Batching, write_model
 from tests.pose.test_openmmlab import fake_rtmdet, fake_rtmpose

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 
 from haic.v1 import events_pb2
+from haic_tools.models.build import BuildReport
 from services.core.settings import LongScenePolicy, Settings
 from services.core.storage import LocalStorage
 from services.core.video import VideoReader, probe
 from services.filter.service import split_video
 from services.pose.estimator import PoseEstimator
-from services.pose.models.build import BuildReport
 from services.pose.onnx_backend import OnnxRuntimeInference
 from services.pose.service import ClipAnalyzer
 

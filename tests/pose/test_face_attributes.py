@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from haic_tools.models import build
+from haic_tools.models.build import BuildReport
 from services.core.settings import Settings
 from services.core.video import VideoReader
 from services.pose import contract, face_attributes
@@ -23,8 +25,6 @@ from services.pose.face_attributes import (
     head_region,
     pool,
 )
-from services.pose.models import build
-from services.pose.models.build import BuildReport
 from services.pose.onnx_backend import OnnxRuntimeInference
 
 

@@ -21,12 +21,12 @@ import onnxruntime as ort
 import pytest
 
 from clients import cli
+from haic_tools.models import ModelBuildError, build, human_models
+from haic_tools.models.build import BuildReport, build_model_repository
 from services.core.settings import Settings
 from services.core.storage import file_sha256
 from services.pose import contract
 from services.pose.contract import COCO_KEYPOINTS
-from services.pose.models import ModelBuildError, build, human_models
-from services.pose.models.build import BuildReport, build_model_repository
 from services.pose.repository import latest_version, models, read_config, spec_from_config
 
 KP = {name: i for i, name in enumerate(COCO_KEYPOINTS)}
@@ -122,7 +122,7 @@ def test_letterbox_keeps_aspect_at_the_top_left() -> None:
 
 @pytest.fixture
 def rtm_sources(tmp_path: Path) -> tuple[Path, Path]:
-    pytest.importorskip("services.pose.models.openmmlab")
+    pytest.importorskip("haic_tools.models.openmmlab")
     from tests.pose.test_openmmlab import fake_rtmdet, fake_rtmpose
 
     return fake_rtmdet(tmp_path / "rtmdet.onnx"), fake_rtmpose(tmp_path / "rtmpose.onnx")

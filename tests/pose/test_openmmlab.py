@@ -18,8 +18,8 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from haic_tools.models import openmmlab as om
 from services.pose import contract
-from services.pose.models import openmmlab as om
 
 POSE_H, POSE_W, SPLIT = 256, 192, 2.0
 DET_S = 640

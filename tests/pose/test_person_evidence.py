@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from haic_tools.models.build import BuildReport
 from services.core.settings import Settings
 from services.core.video import VideoReader
 from services.pose import contract
 from services.pose.estimator import Detection, PersonEvidence, PoseEstimator, body_score
-from services.pose.models.build import BuildReport
 from services.pose.onnx_backend import OnnxRuntimeInference
 from services.pose.tracking import box_containment
 

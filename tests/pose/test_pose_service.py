@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from haic.v1 import events_pb2, pose_pb2, pose_pb2_grpc
+from haic_tools.models.build import BuildReport
 from services.core import topics
 from services.core.bus import EventProducer, Output, Worker
 from services.core.grpc_server import GrpcServer, ServiceRegistration
@@ -20,7 +21,6 @@ from services.core.video import VideoReader, probe
 from services.filter.service import split_video
 from services.pose.contract import COCO_KEYPOINTS
 from services.pose.estimator import PoseEstimator
-from services.pose.models.build import BuildReport
 from services.pose.service import SERVICE, ClipAnalyzer, PoseServicer, make_handler
 from services.pose.triton_client import TritonInference
 from services.pose.triton_process import EmbeddedTriton, TritonEnvironmentError, TritonPorts, find_python

@@ -24,6 +24,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from prometheus_client import REGISTRY
 
+from haic_tools.models.build import BuildReport
 from services.core.broker import free_port
 from services.pose.contract import (
     BOXES,
@@ -36,7 +37,6 @@ from services.pose.contract import (
     detector_spec,
     pose_spec,
 )
-from services.pose.models.build import BuildReport
 from services.pose.onnx_backend import OnnxRuntimeInference
 from services.pose.repository import Batching, models, write_model
 from services.pose.triton_client import TritonInference, TritonInferenceError, TritonUnavailableError

@@ -8,7 +8,7 @@ movenet (the embedded default)
     services/pose/face_attributes.py: ``face_detector`` (BlazeFace) and ``face_attributes`` (HSE faceres).
 rtmpose (production)
     RTMDet and RTMPose ONNX files given on the command line, wrapped to the contract by
-    services.pose.models.openmmlab.
+    haic_tools.models.openmmlab.
 
 ``<models_dir>/manifest.json`` records what the repository was built from (package version and
 integrity, converter pins, converter script checksum, build parameters, output checksums). A build whose
@@ -31,16 +31,16 @@ from pathlib import Path
 
 import numpy as np
 
+from haic_tools.models import ModelBuildError, human_models
 from services.core.settings import PoseModelFamily, Settings
 from services.core.storage import file_sha256
 from services.pose import contract
 from services.pose.contract import BOXES, IMAGE, KEYPOINTS, NUM_KEYPOINTS, SCORES, ModelSpec, TensorSpec
-from services.pose.models import ModelBuildError, human_models
 from services.pose.repository import CONFIG_FILE, MODEL_FILE, Batching, write_model
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_VIDEO = REPO_ROOT / "samples" / "juggle_one_person.mp4"
 
 DETECTOR_SIZE = 512  # CenterNet's input side (its heads upsample with fixed sizes)
@@ -323,9 +323,9 @@ def _build_rtmpose(
     models_dir: Path, staging: Path, batching: Batching, rtmdet: Path, rtmpose: Path
 ) -> tuple[list[BuiltModel], dict[str, str], dict[str, str], dict[str, float]]:
     try:
-        from services.pose.models import openmmlab
+        from haic_tools.models import openmmlab
     except ImportError as exc:
-        raise ModelBuildError(f"the rtmpose family needs services.pose.models.openmmlab: {exc}") from exc
+        raise ModelBuildError(f"the rtmpose family needs haic_tools.models.openmmlab: {exc}") from exc
     work = models_dir / "work"
     shutil.rmtree(work, ignore_errors=True)
     (work / "onnx").mkdir(parents=True)

@@ -362,7 +362,7 @@ def _loop_over_batch(single: onnx.ModelProto, opset: int, out_dims: dict[str, tu
 def _finish(model: onnx.ModelProto, source: _Source, out_dims: dict[str, tuple[int, ...]], doc: str) -> onnx.ModelProto:
     if source.static_batch:
         model = _loop_over_batch(model, source.opset, out_dims)
-    model.producer_name = "haic services.pose.models.openmmlab"
+    model.producer_name = "haic haic_tools.models.openmmlab"
     model.graph.name = "contract"
     model.doc_string = doc
     try:

@@ -6,7 +6,7 @@ the instance groups (GPU) and the batching knobs. The config.pbtxt files live in
 for the compose file and the Kubernetes overlays; the ONNX files come from a volume or an object store
 at deploy time (they are built from OpenMMLab's releases, which cannot be downloaded here).
 
-``python -m services.pose.models.production [DIR]`` rewrites them; a test fails when they are stale.
+``python -m haic_tools.models.production [DIR]`` rewrites them; a test fails when they are stale.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from haic_tools.models.build import FACE_ATTRIBUTES_SIZE, FACE_DETECTOR_SIZE, MAX_FACES
 from services.pose.contract import ModelSpec, detector_spec, face_attributes_spec, face_detector_spec, pose_spec
-from services.pose.models.build import FACE_ATTRIBUTES_SIZE, FACE_DETECTOR_SIZE, MAX_FACES
 from services.pose.repository import CONFIG_FILE, Batching, render_config
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 PRODUCTION_REPOSITORY = REPO_ROOT / "docker" / "triton" / "models"
 
 RTMDET_SIZE = 640  # RTMDet-m/l person detectors, as mmdeploy exports them

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.pose.models import ModelBuildError
+from haic_tools.models import ModelBuildError
 
 log = logging.getLogger(__name__)
 
