@@ -172,7 +172,7 @@ class ClipAnalyzer:
             times, [people[t] for t in times], min_iou=s.track_min_iou, max_lost_s=s.dense_track_max_gap_s
         )
         appearance = torso_appearance(frames, tracklets, (info.width, info.height), s.min_keypoint_score)
-        rules = StitchRules(s.track_stitch_max_gap_s, s.track_stitch_max_speed, s.track_stitch_max_appearance)
+        rules = StitchRules.from_settings(s)
         doubt = DoubtRules(s.min_person_score, s.doubtful_track_min_residual, s.min_keypoint_score)
         return without_doubtful_tracks(stitch_tracks(tracklets, appearance, rules), doubt, (info.width, info.height))
 

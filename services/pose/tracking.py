@@ -32,6 +32,7 @@ from trackers import ByteTrackTracker
 from trackers.utils.state_representations import XCYCSRStateEstimator
 
 from services.core.motion import keypoint_motion
+from services.core.settings import PoseSettings
 from services.pose.contract import COCO_KEYPOINTS
 
 
@@ -117,11 +118,18 @@ _BYTETRACK_FPS = 30.0
 
 @dataclass(frozen=True)
 class StitchRules:
-    """When two tracklets are one person (settings HAIC_TRACK_STITCH_*)."""
+    """When two tracklets are one person; the values come from the settings (HAIC_TRACK_STITCH_*), which hold
+    the defaults, through `from_settings`."""
 
-    max_gap_s: float = 4.0
-    max_speed: float = 2.0  # box-centre displacement over the gap, in person heights per second
-    max_appearance: float = 0.5  # Bhattacharyya distance between torso colour histograms
+    max_gap_s: float
+    max_speed: float  # box-centre displacement over the gap, in person heights per second
+    max_appearance: float  # Bhattacharyya distance between torso colour histograms
+
+    @classmethod
+    def from_settings(cls, settings: PoseSettings) -> StitchRules:
+        return cls(
+            settings.track_stitch_max_gap_s, settings.track_stitch_max_speed, settings.track_stitch_max_appearance
+        )
 
 
 def bytetrack_tracklets(

@@ -29,9 +29,7 @@ pytestmark = pytest.mark.models
 SETTINGS = Settings()
 # decoded frames by time, the people in each sampled frame (decoded pixels), the decoded (width, height)
 Observed = tuple[dict[float, np.ndarray], list[list[Observation]], tuple[int, int]]
-RULES = StitchRules(
-    SETTINGS.track_stitch_max_gap_s, SETTINGS.track_stitch_max_speed, SETTINGS.track_stitch_max_appearance
-)
+RULES = StitchRules.from_settings(SETTINGS)
 
 
 @pytest.fixture(scope="module")
