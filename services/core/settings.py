@@ -11,7 +11,6 @@ values and cite the section they come from. `haic config` prints the table, with
 from __future__ import annotations
 
 from enum import StrEnum
-from functools import cache
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -556,10 +555,10 @@ CONCERNS: tuple[type[_HaicSettings], ...] = (
 S = TypeVar("S", bound=_HaicSettings)
 
 
-@cache
 def load(kind: type[S]) -> S:
-    """The process's settings of that kind, read from the environment once: the one way a process gets them
-    (a service its own composition, the launcher and the command line `Settings`)."""
+    """The settings of that kind, read from the environment now: the one way a process gets them (a service
+    its own composition, the launcher and the command line `Settings`). Not cached: the command line runs
+    in-process in the tests, each time with its own environment."""
     return kind()
 
 

@@ -289,7 +289,9 @@ def test_a_partition_that_moved_leaves_no_lag_gauge_behind(kafka_settings: Setti
 def partition_counts(settings: Settings) -> dict[str, int]:
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     try:
-        return {t["topic"]: len(t["partitions"]) for t in admin.describe_topics(list(topics.ALL_TOPICS))}
+        # the topic's name is "name" from Metadata v10 on, "topic" before
+        described = admin.describe_topics(list(topics.ALL_TOPICS))
+        return {t.get("name") or t["topic"]: len(t["partitions"]) for t in described}
     finally:
         admin.close()
 
