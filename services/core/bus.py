@@ -191,6 +191,9 @@ class ConsumerLag:
             self._admin = self._consumer = None
 
 
+_PARTITIONS_VISIBLE_S = 15.0
+
+
 def _grow_for_pose_workers(admin: KafkaAdminClient, wanted: int) -> None:
     """Adds partitions to an existing pose input topic that has fewer than the pose workers need (a data
     directory first run with fewer workers). Only this topic grows: its clips are independent of each other,
@@ -201,6 +204,14 @@ def _grow_for_pose_workers(admin: KafkaAdminClient, wanted: int) -> None:
         log.warning("%s has %d partitions; adding %d for the pose workers", topics.CLIPS_CANDIDATE, have, wanted - have)
         with contextlib.suppress(InvalidPartitionsError):  # another launcher grew it in between
             admin.create_partitions({topics.CLIPS_CANDIDATE: NewPartitions(total_count=wanted)})
+        # Returns once the metadata shows them: the pose workers started next must find every partition.
+        deadline = time.monotonic() + _PARTITIONS_VISIBLE_S
+        while time.monotonic() < deadline:
+            described = admin.describe_topics([topics.CLIPS_CANDIDATE])
+            if described and len(described[0]["partitions"]) >= wanted:
+                return
+            time.sleep(0.1)
+        log.warning("%s: %d partitions not visible after %.0f s", topics.CLIPS_CANDIDATE, wanted, _PARTITIONS_VISIBLE_S)
 
 
 class ClusterIdError(RuntimeError):
