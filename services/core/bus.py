@@ -192,6 +192,8 @@ class ConsumerLag:
 
 
 _PARTITIONS_VISIBLE_S = 15.0
+# A worker with no partitions this long after its first join joins its group again, once.
+_FIRST_ASSIGNMENT_S = 30.0
 
 
 def _grow_for_pose_workers(admin: KafkaAdminClient, wanted: int) -> None:
@@ -482,9 +484,16 @@ class Worker:
         self._await_topic_metadata()
         self.consumer.subscribe(self.input_topics, listener=_SeekToStoredOffsets(self))
         log.info("consuming %s as group %s", self.input_topics, self.group_id)
+        joined_at: float | None = time.monotonic()  # until the first assignment; None once there was one
         try:
             while not self._stop.is_set():
                 batches = self.consumer.poll(timeout_ms=300)
+                if joined_at is not None:
+                    if self.consumer.assignment():
+                        joined_at = None
+                    elif time.monotonic() - joined_at > _FIRST_ASSIGNMENT_S:
+                        self._join_again()
+                        joined_at = None
                 self._update_lag()
                 for records in batches.values():
                     for record in records:
@@ -496,6 +505,19 @@ class Worker:
             self.consumer.close(autocommit=False)
             self.producer.close()
             log.info("worker %s stopped", self.service)
+
+    def _join_again(self) -> None:
+        """Leaves the group and joins it once more. A launched stack's worker once sat for minutes with no
+        partitions after its first join while the clips waited (kafka-python's initial join can miss the
+        assignment); a member that legitimately has none (more members than partitions) only pays one extra
+        rebalance, at its start."""
+        assert self.consumer is not None
+        log.warning(
+            "%s: no partitions %.0f s after joining %s; joining again", self.service, _FIRST_ASSIGNMENT_S, self.group_id
+        )
+        self.consumer.unsubscribe()
+        self._await_topic_metadata()
+        self.consumer.subscribe(self.input_topics, listener=_SeekToStoredOffsets(self))
 
     def _await_topic_metadata(self, timeout_s: float = 30.0) -> None:
         """Waits until the client knows every input topic's partitions. A group leader that joins before
