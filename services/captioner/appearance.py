@@ -49,6 +49,7 @@ import cv2
 import numpy as np
 
 from haic.v1 import events_pb2
+from services.core.caption_text import BARE_TORSO, person_noun
 from services.core.keypoints import COCO_KEYPOINTS, NUM_KEYPOINTS
 from services.core.settings import CaptionerServiceSettings
 
@@ -135,7 +136,6 @@ MONOCHROME_CHROMA = 10.0
 MONOCHROME_MAX_COLOURED = 0.005
 
 TOP_ITEM = "top"  # shirt, t-shirt or jacket cannot be told apart from colour alone
-BARE_TORSO = "bare torso"  # no upper garment: stated as "shirtless", never with a colour
 TROUSERS, SHORTS, BOTTOMS = "trousers", "shorts", "bottoms"
 # Lower half of the thighs plus knees: skin share at least SHORTS_SKIN means bare legs (shorts),
 # at most TROUSERS_SKIN with the garment colour continuing there means trousers; else "bottoms".
@@ -636,22 +636,6 @@ def describe_appearance(
 
 
 # --------------------------------------------------------------------------------------------- labels
-
-# How a reader names a person of a gender and an age group: (male, female, either).
-_AGE_NOUNS = {
-    "child": ("boy", "girl", "child"),
-    "teenager": ("teenage boy", "teenage girl", "teenager"),
-    "young adult": ("young man", "young woman", "young adult"),
-    "middle-aged": ("middle-aged man", "middle-aged woman", "middle-aged person"),
-    "elderly": ("elderly man", "elderly woman", "elderly person"),
-}
-
-
-def person_noun(gender: str, age_group: str) -> str:
-    """'young man', 'teenage girl', 'elderly person', 'woman', 'person': unknown (empty) parts unsaid."""
-    nouns = _AGE_NOUNS.get(age_group, ("man", "woman", "person"))
-    return nouns[0] if gender == "male" else nouns[1] if gender == "female" else nouns[2]
-
 
 _NOUNS = {"male": "man", "female": "woman", "man": "man", "woman": "woman", "boy": "boy", "girl": "girl"}
 _ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")

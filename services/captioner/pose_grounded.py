@@ -18,8 +18,8 @@ from services.captioner.judge import acting_tracks, motion_of
 from services.captioner.kinematics.actions import POSTURE, detect_actions
 from services.captioner.kinematics.interactions import CONTACT_TORSO, MIN_CONTACT_S, detect_interactions
 from services.captioner.kinematics.signals import DEFAULT_MIN_SCORE
-from services.captioner.render import render_caption
 from services.core.bus import now_timestamp
+from services.core.caption_text import render_caption
 from services.core.contracts import InteractionKind
 from services.core.settings import CaptionerBackend, CaptionerServiceSettings
 from services.core.video import VideoInfo, VideoReader

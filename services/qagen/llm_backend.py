@@ -21,10 +21,10 @@ from haic.v1 import events_pb2
 from services.core import metrics
 from services.core.contracts import CATEGORY_BY_SLUG
 from services.core.llm import ChatEndpoint
+from services.core.qa_checks.oracle import QuestionForm
+from services.core.qa_checks.validator import Severity, rebalance_positions, validate_item
 from services.core.settings import QAServiceSettings
-from services.qagen.oracle import QuestionForm
 from services.qagen.templates import caption_key
-from services.qagen.validator import Severity, rebalance_positions, validate_item
 
 log = logging.getLogger(__name__)
 

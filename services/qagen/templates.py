@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 from haic.v1 import events_pb2
 from services.core.contracts import CATEGORY_SLUGS
-from services.qagen.oracle import QuestionForm, option_is_true, true_options
-from services.qagen.phrasing import (
+from services.core.qa_checks.oracle import QuestionForm, option_is_true, true_options
+from services.core.qa_checks.phrasing import (
     INTERACTION_SIDES,
     TEMPORAL_OPTIONS,
     THROUGHOUT_OPTION,
@@ -42,7 +42,7 @@ from services.qagen.phrasing import (
     strip_count,
     temporal_option,
 )
-from services.qagen.validator import rebalance_positions, validate_item
+from services.core.qa_checks.validator import rebalance_positions, validate_item
 
 BACKEND = "templates"
 DEFAULT_PER_CATEGORY = 3

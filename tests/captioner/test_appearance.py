@@ -30,7 +30,7 @@ from services.captioner.appearance import (
     name_lab,
     skin_share,
 )
-from services.captioner.render import describe_person
+from services.core.caption_text import describe_person
 from services.core.video import VideoInfo, VideoReader
 from services.pose.contract import COCO_KEYPOINTS
 

@@ -11,8 +11,8 @@ from haic.v1 import events_pb2
 from services.captioner.appearance import distinct_labels
 from services.captioner.mllm import evidence_lines
 from services.captioner.pose_grounded import with_face_attributes
-from services.captioner.render import describe_person, person_noun, render_caption
 from services.captioner.service import ClipCaptioner
+from services.core.caption_text import describe_person, person_noun, render_caption
 from services.core.settings import Settings
 from services.core.storage import LocalStorage
 from tests.captioner.record_fixture import FIXTURE, SAMPLE

@@ -19,8 +19,8 @@ def test_items_have_four_lettered_options() -> None:
 
 
 def test_interaction_kinds_are_one_vocabulary_that_the_renderer_and_qa_phrase() -> None:
-    from services.captioner.render import render_interaction
-    from services.qagen.phrasing import INTERACTION_SIDES
+    from services.core.caption_text import render_interaction
+    from services.core.qa_checks.phrasing import INTERACTION_SIDES
 
     assert (
         InteractionKind("facing each other") is InteractionKind.FACING and InteractionKind.FACING == "facing each other"

@@ -8,10 +8,10 @@ import pytest
 from prometheus_client import REGISTRY
 
 from haic_tools.local_llm import LocalLlmServer
+from services.core.qa_checks.validator import validate_item
 from services.core.settings import MllmResponseFormat, QABackend
 from services.qagen.llm_backend import items_schema
 from services.qagen.service import ClipQAGenerator
-from services.qagen.validator import validate_item
 from tests.llm_helpers import recorded_endpoint
 from tests.qagen import two_people_caption
 from tests.qagen.test_service import judged

@@ -10,13 +10,13 @@ import pytest
 
 from haic.v1 import events_pb2, qagen_pb2, qagen_pb2_grpc
 from services.captioner import pose_grounded
-from services.captioner.render import render_caption
 from services.core import topics
 from services.core.bus import EventProducer, Output, Worker
+from services.core.caption_text import render_caption
 from services.core.grpc_server import GrpcServer, ServiceRegistration
+from services.core.qa_checks.validator import validate_item, validate_set
 from services.core.settings import Settings
 from services.qagen.service import SERVICE, CaptionNotUsableError, ClipQAGenerator, QAGeneratorServicer, make_handler
-from services.qagen.validator import validate_item, validate_set
 from tests.captioner.record_fixture import FIXTURE, SAMPLE
 from tests.kafka_helpers import read_topic, running
 from tests.qagen import two_people_caption

@@ -11,9 +11,9 @@ import re
 import pytest
 
 from haic.v1 import events_pb2
-from services.qagen.phrasing import normalize_option
+from services.core.qa_checks.phrasing import normalize_option
+from services.core.qa_checks.validator import validate_item, validate_set
 from services.qagen.templates import CATEGORY_SLUGS, generate_items, generate_qa_set
-from services.qagen.validator import validate_item, validate_set
 from tests.qagen import GREEN, RED, two_people_caption
 
 CAPTION = two_people_caption()

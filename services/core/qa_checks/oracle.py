@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from haic.v1 import events_pb2
-from services.qagen.phrasing import (
+from services.core.qa_checks.phrasing import (
     base_form,
     clip_window,
     count_option,

@@ -26,8 +26,8 @@ from enum import StrEnum
 
 from haic.v1 import events_pb2
 from services.core.contracts import OPTION_LETTERS
-from services.qagen.oracle import names_unknown_person, option_is_true, parse_question, true_options
-from services.qagen.phrasing import normalize_option
+from services.core.qa_checks.oracle import names_unknown_person, option_is_true, parse_question, true_options
+from services.core.qa_checks.phrasing import normalize_option
 
 OPTION_COUNT = 4
 MAX_OPTION_WORDS = 15

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from haic.v1 import events_pb2
-from services.qagen.oracle import true_options
-from services.qagen.phrasing import base_form, normalize_option, strip_count
-from services.qagen.validator import (
+from services.core.qa_checks.oracle import true_options
+from services.core.qa_checks.phrasing import base_form, normalize_option, strip_count
+from services.core.qa_checks.validator import (
     Issue,
     Severity,
     position_balance,

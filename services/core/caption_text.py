@@ -16,8 +16,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from haic.v1 import events_pb2
-from services.captioner.appearance import BARE_TORSO, person_noun
 from services.core.contracts import THROUGHOUT_SHARE, InteractionKind
+
+BARE_TORSO = "bare torso"  # no upper garment: stated as "shirtless", never with a colour
+
+# How a reader names a person of a gender and an age group: (male, female, either).
+_AGE_NOUNS = {
+    "child": ("boy", "girl", "child"),
+    "teenager": ("teenage boy", "teenage girl", "teenager"),
+    "young adult": ("young man", "young woman", "young adult"),
+    "middle-aged": ("middle-aged man", "middle-aged woman", "middle-aged person"),
+    "elderly": ("elderly man", "elderly woman", "elderly person"),
+}
+
+
+def person_noun(gender: str, age_group: str) -> str:
+    """'young man', 'teenage girl', 'elderly person', 'woman', 'person': unknown (empty) parts unsaid."""
+    nouns = _AGE_NOUNS.get(age_group, ("man", "woman", "person"))
+    return nouns[0] if gender == "male" else nouns[1] if gender == "female" else nouns[2]
+
 
 ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
 NUMBERS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
