@@ -127,7 +127,7 @@ _INTERACTIONS: dict[str, str] = {  # by InteractionKind (a str: the wire value l
     InteractionKind.MOVING_APART: "{a} and {b} move apart",
     InteractionKind.TOUCHING: "{a} touches {b}",
     InteractionKind.HUGGING: "{a} hugs {b}",
-    InteractionKind.FACING: "{a} and {b} face each other",
+    InteractionKind.FACING_EACH_OTHER: "{a} and {b} face each other",
     InteractionKind.FOLLOWING: "{a} follows {b}",
 }
 

@@ -24,16 +24,38 @@ CATEGORY_SLUGS: dict[int, str] = {
 CATEGORY_BY_SLUG: dict[str, int] = {slug: value for value, slug in CATEGORY_SLUGS.items()}
 
 
-class InteractionKind(StrEnum):
-    """What two people do together: Interaction.kind's vocabulary (a string on the wire, the text captions and
-    QA phrase from it), the same for the kinematics that find it, the renderer, the QA generator and its checks."""
+_INTERACTION_PREFIX = "INTERACTION_KIND_"
 
-    APPROACHING = "approaching"
-    MOVING_APART = "moving apart"
-    TOUCHING = "touching"
-    HUGGING = "hugging"
-    FACING = "facing each other"
-    FOLLOWING = "following"
+
+def interaction_words(kind: int) -> str:
+    """The words of a proto InteractionKind, as Interaction.kind carries them on the wire
+    (INTERACTION_KIND_MOVING_APART -> "moving apart")."""
+    return events_pb2.InteractionKind.Name(kind).removeprefix(_INTERACTION_PREFIX).lower().replace("_", " ")
+
+
+# Interaction.kind's vocabulary from the proto enum, in its order.
+INTERACTION_KIND_WORDS: tuple[str, ...] = tuple(
+    interaction_words(value)
+    for value in events_pb2.InteractionKind.values()
+    if value != events_pb2.INTERACTION_KIND_UNSPECIFIED
+)
+
+
+class InteractionKind(StrEnum):
+    """What two people do together: the proto's InteractionKind by its words (a string on the wire, the text
+    captions and QA phrase from it), for the kinematics that find it, the renderer, the QA generator and its
+    checks. Spelled out for the type checker; checked against the proto below, so the two cannot drift."""
+
+    APPROACHING = interaction_words(events_pb2.INTERACTION_KIND_APPROACHING)
+    MOVING_APART = interaction_words(events_pb2.INTERACTION_KIND_MOVING_APART)
+    TOUCHING = interaction_words(events_pb2.INTERACTION_KIND_TOUCHING)
+    HUGGING = interaction_words(events_pb2.INTERACTION_KIND_HUGGING)
+    FACING_EACH_OTHER = interaction_words(events_pb2.INTERACTION_KIND_FACING_EACH_OTHER)
+    FOLLOWING = interaction_words(events_pb2.INTERACTION_KIND_FOLLOWING)
+
+
+if tuple(InteractionKind) != INTERACTION_KIND_WORDS:  # a kind added to the proto and not here, or the reverse
+    raise ImportError(f"InteractionKind {tuple(InteractionKind)} differs from the proto's {INTERACTION_KIND_WORDS}")
 
 
 # An action lasting at least this share of its clip is told "throughout the clip": by the captioner's text

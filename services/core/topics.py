@@ -13,6 +13,8 @@ CLIPS_REJECTED = "haic.clips.rejected.v1"
 CAPTIONS = "haic.captions.v1"
 QA = "haic.qa.v1"
 SCORES = "haic.scores.v1"
+# People's reviews of captions and QA from the review desk (services/gateway/review): part of the dataset.
+REVIEWS = "haic.reviews.v1"
 DEADLETTER = "haic.deadletter.v1"
 
 MESSAGE_TYPES: dict[str, type[Message]] = {
@@ -23,6 +25,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
     CAPTIONS: events_pb2.Caption,
     QA: events_pb2.QASet,
     SCORES: events_pb2.ScoreRecord,
+    REVIEWS: events_pb2.Review,
     DEADLETTER: events_pb2.DeadLetter,
 }
 
@@ -33,7 +36,16 @@ ALL_TOPICS: tuple[str, ...] = tuple(MESSAGE_TYPES)
 # id (one video's events stay ordered on one partition), and a video has many clips, so compacting by key
 # would keep one clip per video. A topic grows by about a kilobyte or two per clip.
 KEEP_FOREVER: dict[str, str] = {"retention.ms": "-1", "retention.bytes": "-1"}
-DATASET_TOPICS: tuple[str, ...] = (VIDEOS, CLIPS_CANDIDATE, CLIPS_ACCEPTED, CLIPS_REJECTED, CAPTIONS, QA, SCORES)
+DATASET_TOPICS: tuple[str, ...] = (
+    VIDEOS,
+    CLIPS_CANDIDATE,
+    CLIPS_ACCEPTED,
+    CLIPS_REJECTED,
+    CAPTIONS,
+    QA,
+    SCORES,
+    REVIEWS,
+)
 
 
 def topic_config(topic: str, deadletter_retention_ms: int) -> dict[str, str]:

@@ -23,7 +23,8 @@ def test_interaction_kinds_are_one_vocabulary_that_the_renderer_and_qa_phrase() 
     from services.core.qa_checks.phrasing import INTERACTION_SIDES
 
     assert (
-        InteractionKind("facing each other") is InteractionKind.FACING and InteractionKind.FACING == "facing each other"
+        InteractionKind("facing each other") is InteractionKind.FACING_EACH_OTHER
+        and InteractionKind.FACING_EACH_OTHER == "facing each other"
     )
     for kind in InteractionKind:
         text = render_interaction(events_pb2.Interaction(kind=kind, subject_label="the man", object_label="the woman"))

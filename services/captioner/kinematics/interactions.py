@@ -276,7 +276,7 @@ def _pair_interactions(
     facing = (fa != 0) & (fa == towards_b) & (fb == -towards_b) & same_depth
     for x, y in long_runs(t, facing & (dist <= FACE_NEAR), MIN_INTERACT_S):
         add(
-            InteractionKind.FACING,
+            InteractionKind.FACING_EACH_OTHER,
             x,
             y,
             la,

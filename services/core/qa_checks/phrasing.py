@@ -85,7 +85,7 @@ THROUGHOUT_OPTION = "Throughout the clip"  # for actions lasting THROUGHOUT_SHAR
 INTERACTION_SIDES: dict[str, tuple[str, str]] = {
     InteractionKind.APPROACHING: ("Gets closer to them", "Gets closer to them"),
     InteractionKind.MOVING_APART: ("Moves away from them", "Moves away from them"),
-    InteractionKind.FACING: ("Faces them", "Faces them"),
+    InteractionKind.FACING_EACH_OTHER: ("Faces them", "Faces them"),
     InteractionKind.TOUCHING: ("Touches them", "Is touched by them"),
     InteractionKind.FOLLOWING: ("Follows them", "Is followed by them"),
 }

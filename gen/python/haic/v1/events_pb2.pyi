@@ -16,6 +16,16 @@ class Verdict(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     VERDICT_ACCEPTED: _ClassVar[Verdict]
     VERDICT_REJECTED: _ClassVar[Verdict]
 
+class InteractionKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    INTERACTION_KIND_UNSPECIFIED: _ClassVar[InteractionKind]
+    INTERACTION_KIND_APPROACHING: _ClassVar[InteractionKind]
+    INTERACTION_KIND_MOVING_APART: _ClassVar[InteractionKind]
+    INTERACTION_KIND_TOUCHING: _ClassVar[InteractionKind]
+    INTERACTION_KIND_HUGGING: _ClassVar[InteractionKind]
+    INTERACTION_KIND_FACING_EACH_OTHER: _ClassVar[InteractionKind]
+    INTERACTION_KIND_FOLLOWING: _ClassVar[InteractionKind]
+
 class QACategory(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     QA_CATEGORY_UNSPECIFIED: _ClassVar[QACategory]
@@ -29,9 +39,30 @@ class QACategory(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     QA_CATEGORY_LOCAL_POSTURE: _ClassVar[QACategory]
     QA_CATEGORY_GLOBAL_POSTURE: _ClassVar[QACategory]
     QA_CATEGORY_HUMAN_OBJECT_INTERACTION: _ClassVar[QACategory]
+
+class ReviewDecision(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    REVIEW_DECISION_UNSPECIFIED: _ClassVar[ReviewDecision]
+    REVIEW_DECISION_ACCEPTED: _ClassVar[ReviewDecision]
+    REVIEW_DECISION_REJECTED: _ClassVar[ReviewDecision]
+
+class ItemDecision(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ITEM_DECISION_UNSPECIFIED: _ClassVar[ItemDecision]
+    ITEM_DECISION_APPROVED: _ClassVar[ItemDecision]
+    ITEM_DECISION_EDITED: _ClassVar[ItemDecision]
+    ITEM_DECISION_REJECTED: _ClassVar[ItemDecision]
+    ITEM_DECISION_ADDED: _ClassVar[ItemDecision]
 VERDICT_UNSPECIFIED: Verdict
 VERDICT_ACCEPTED: Verdict
 VERDICT_REJECTED: Verdict
+INTERACTION_KIND_UNSPECIFIED: InteractionKind
+INTERACTION_KIND_APPROACHING: InteractionKind
+INTERACTION_KIND_MOVING_APART: InteractionKind
+INTERACTION_KIND_TOUCHING: InteractionKind
+INTERACTION_KIND_HUGGING: InteractionKind
+INTERACTION_KIND_FACING_EACH_OTHER: InteractionKind
+INTERACTION_KIND_FOLLOWING: InteractionKind
 QA_CATEGORY_UNSPECIFIED: QACategory
 QA_CATEGORY_INTERACTION: QACategory
 QA_CATEGORY_ACTION_DETAILS: QACategory
@@ -43,6 +74,14 @@ QA_CATEGORY_TEMPORAL_LOCALIZATION: QACategory
 QA_CATEGORY_LOCAL_POSTURE: QACategory
 QA_CATEGORY_GLOBAL_POSTURE: QACategory
 QA_CATEGORY_HUMAN_OBJECT_INTERACTION: QACategory
+REVIEW_DECISION_UNSPECIFIED: ReviewDecision
+REVIEW_DECISION_ACCEPTED: ReviewDecision
+REVIEW_DECISION_REJECTED: ReviewDecision
+ITEM_DECISION_UNSPECIFIED: ItemDecision
+ITEM_DECISION_APPROVED: ItemDecision
+ITEM_DECISION_EDITED: ItemDecision
+ITEM_DECISION_REJECTED: ItemDecision
+ITEM_DECISION_ADDED: ItemDecision
 
 class VideoInfo(_message.Message):
     __slots__ = ("width", "height", "fps", "duration_s", "frame_count", "codec", "container")
@@ -435,6 +474,46 @@ class ScoreRecord(_message.Message):
     refused: int
     unparsed: int
     def __init__(self, video_id: _Optional[str] = ..., span: _Optional[_Union[ClipSpan, _Mapping]] = ..., answerer: _Optional[str] = ..., setting: _Optional[str] = ..., categories: _Optional[_Iterable[_Union[CategoryScore, _Mapping]]] = ..., average: _Optional[float] = ..., ci_low: _Optional[float] = ..., ci_high: _Optional[float] = ..., chance: _Optional[float] = ..., produced_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., refused: _Optional[int] = ..., unparsed: _Optional[int] = ...) -> None: ...
+
+class QAItemReview(_message.Message):
+    __slots__ = ("item_id", "decision", "before", "after")
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    item_id: str
+    decision: ItemDecision
+    before: QAItem
+    after: QAItem
+    def __init__(self, item_id: _Optional[str] = ..., decision: _Optional[_Union[ItemDecision, str]] = ..., before: _Optional[_Union[QAItem, _Mapping]] = ..., after: _Optional[_Union[QAItem, _Mapping]] = ...) -> None: ...
+
+class Review(_message.Message):
+    __slots__ = ("review_id", "video_id", "span", "reviewer", "reviewed_at", "checks_review_id", "decision", "caption_before", "caption_after", "items", "note", "storage_uri")
+    REVIEW_ID_FIELD_NUMBER: _ClassVar[int]
+    VIDEO_ID_FIELD_NUMBER: _ClassVar[int]
+    SPAN_FIELD_NUMBER: _ClassVar[int]
+    REVIEWER_FIELD_NUMBER: _ClassVar[int]
+    REVIEWED_AT_FIELD_NUMBER: _ClassVar[int]
+    CHECKS_REVIEW_ID_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    CAPTION_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    CAPTION_AFTER_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_URI_FIELD_NUMBER: _ClassVar[int]
+    review_id: str
+    video_id: str
+    span: ClipSpan
+    reviewer: str
+    reviewed_at: _timestamp_pb2.Timestamp
+    checks_review_id: str
+    decision: ReviewDecision
+    caption_before: Caption
+    caption_after: Caption
+    items: _containers.RepeatedCompositeFieldContainer[QAItemReview]
+    note: str
+    storage_uri: str
+    def __init__(self, review_id: _Optional[str] = ..., video_id: _Optional[str] = ..., span: _Optional[_Union[ClipSpan, _Mapping]] = ..., reviewer: _Optional[str] = ..., reviewed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., checks_review_id: _Optional[str] = ..., decision: _Optional[_Union[ReviewDecision, str]] = ..., caption_before: _Optional[_Union[Caption, _Mapping]] = ..., caption_after: _Optional[_Union[Caption, _Mapping]] = ..., items: _Optional[_Iterable[_Union[QAItemReview, _Mapping]]] = ..., note: _Optional[str] = ..., storage_uri: _Optional[str] = ...) -> None: ...
 
 class DeadLetter(_message.Message):
     __slots__ = ("original_topic", "partition", "offset", "key", "payload", "error", "error_type", "attempts", "service", "failed_at")
