@@ -29,13 +29,10 @@ import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-import av
-import av.error
 from google.protobuf.json_format import MessageToDict
 from tqdm import tqdm
 
@@ -43,10 +40,10 @@ from clients.export_rules import LLAVA_MEDIA_TOKEN, check_bench, check_llava, ch
 from haic.v1 import events_pb2
 from services.core import topics
 from services.core.bus import TopicReadError, latest_per_clip, read_topic_to_end
+from services.core.clip_cut import RECIPE, ClipCutError, cut_clip
 from services.core.contracts import OPTION_LETTERS, category_slug
 from services.core.settings import Settings, load
 from services.core.storage import Storage, StorageError, file_sha256, open_storage
-from services.core.video import frame_time
 
 log = logging.getLogger(__name__)
 
@@ -62,22 +59,9 @@ CAPTION_INSTRUCTION = (
     "and how the people interact."
 )
 
-# Encoder settings of the cut clips. One thread and no B-frames: x264 then gives the same bytes on
-# every run, which keeps re-runs byte-identical. Bump RECIPE when they change: the manifest compares it.
-_X264_OPTIONS = {"crf": "18", "preset": "medium", "threads": "1", "bf": "0"}
-RECIPE = "libx264 yuv420p " + " ".join(f"{k}={v}" for k, v in sorted(_X264_OPTIONS.items()))
-
 
 class ExportError(RuntimeError):
-    """The export could not be written (or one clip could not be cut: `clip_id` names it)."""
-
-    def __init__(self, message: str, clip_id: str = "") -> None:
-        super().__init__(message)
-        self.clip_id = clip_id
-
-
-class ClipCutError(ExportError):
-    """One clip could not be cut from its source (missing source, undecodable, empty span)."""
+    """The export could not be written."""
 
 
 @dataclass(frozen=True)
@@ -276,54 +260,6 @@ def _json_bytes(value: Any) -> bytes:
 
 def _jsonl_bytes(values: Sequence[Any]) -> bytes:
     return "".join(json.dumps(v, ensure_ascii=False) + "\n" for v in values).encode()
-
-
-# --- cutting clips ---
-
-
-def cut_clip(source: Path, start_s: float, end_s: float, target: Path, clip_id: str = "") -> int:
-    """Decodes the frames shown in [start_s, end_s) and re-encodes them to an H.264 MP4 at `target`
-    (video only), written under a temporary name and renamed. Returns the number of frames."""
-    tmp = target.with_name(f".{target.stem}.{os.getpid()}.tmp.mp4")
-    frames = 0
-    try:
-        with av.open(str(source)) as container:
-            if not container.streams.video:
-                raise ClipCutError(f"{source} has no video stream", clip_id)
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"  # decoding threads do not change the decoded pixels
-            rate = stream.average_rate or stream.guessed_rate or Fraction(25)
-            half_frame = 0.5 / float(rate)
-            # yuv420p needs even dimensions
-            width, height = stream.codec_context.width & ~1, stream.codec_context.height & ~1
-            time_base = stream.time_base or Fraction(1, av.time_base)
-            container.seek(int(start_s / time_base) + (stream.start_time or 0), stream=stream, backward=True)
-            with av.open(str(tmp), "w", format="mp4") as out:
-                encoder = out.add_stream("libx264", rate=rate)
-                encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
-                encoder.options = dict(_X264_OPTIONS)
-                encoder.thread_count = 1
-                for frame in container.decode(stream):
-                    t = frame_time(frame, stream)
-                    if t + half_frame < start_s:  # before the span: decoded from the keyframe on
-                        continue
-                    if t + half_frame >= end_s:
-                        break
-                    picture = frame.reformat(width=width, height=height, format="yuv420p")
-                    picture.pts, picture.time_base = frames, Fraction(1) / rate
-                    for packet in encoder.encode(picture):
-                        out.mux(packet)
-                    frames += 1
-                for packet in encoder.encode():
-                    out.mux(packet)
-        if frames == 0:
-            raise ClipCutError(f"no frame of {source} lies in {start_s:.3f}-{end_s:.3f} s", clip_id)
-        os.replace(tmp, target)
-    except av.error.FFmpegError as exc:
-        raise ClipCutError(f"{source}: {exc}", clip_id) from exc
-    finally:
-        tmp.unlink(missing_ok=True)
-    return frames
 
 
 class ClipManifest:

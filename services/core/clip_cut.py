@@ -1,0 +1,71 @@
+"""Cutting a clip out of its source video as an H.264 MP4 that any player (and any browser) plays: the files
+`haic export --clips` writes, and the clips the review desk plays."""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import av.error
+
+from services.core.video import frame_time
+
+# Encoder settings of the cut clips. One thread and no B-frames: x264 then gives the same bytes on
+# every run, which keeps re-runs byte-identical. Bump RECIPE when they change: the manifest compares it.
+_X264_OPTIONS = {"crf": "18", "preset": "medium", "threads": "1", "bf": "0"}
+RECIPE = "libx264 yuv420p " + " ".join(f"{k}={v}" for k, v in sorted(_X264_OPTIONS.items()))
+
+
+class ClipCutError(RuntimeError):
+    """A clip could not be cut from its source (missing source, undecodable, empty span); `clip_id` names it."""
+
+    def __init__(self, message: str, clip_id: str = "") -> None:
+        super().__init__(message)
+        self.clip_id = clip_id
+
+
+def cut_clip(source: Path, start_s: float, end_s: float, target: Path, clip_id: str = "") -> int:
+    """Decodes the frames shown in [start_s, end_s) and re-encodes them to an H.264 MP4 at `target`
+    (video only), written under a temporary name and renamed. Returns the number of frames."""
+    tmp = target.with_name(f".{target.stem}.{os.getpid()}.tmp.mp4")
+    frames = 0
+    try:
+        with av.open(str(source)) as container:
+            if not container.streams.video:
+                raise ClipCutError(f"{source} has no video stream", clip_id)
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"  # decoding threads do not change the decoded pixels
+            rate = stream.average_rate or stream.guessed_rate or Fraction(25)
+            half_frame = 0.5 / float(rate)
+            # yuv420p needs even dimensions
+            width, height = stream.codec_context.width & ~1, stream.codec_context.height & ~1
+            time_base = stream.time_base or Fraction(1, av.time_base)
+            container.seek(int(start_s / time_base) + (stream.start_time or 0), stream=stream, backward=True)
+            with av.open(str(tmp), "w", format="mp4") as out:
+                encoder = out.add_stream("libx264", rate=rate)
+                encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
+                encoder.options = dict(_X264_OPTIONS)
+                encoder.thread_count = 1
+                for frame in container.decode(stream):
+                    t = frame_time(frame, stream)
+                    if t + half_frame < start_s:  # before the span: decoded from the keyframe on
+                        continue
+                    if t + half_frame >= end_s:
+                        break
+                    picture = frame.reformat(width=width, height=height, format="yuv420p")
+                    picture.pts, picture.time_base = frames, Fraction(1) / rate
+                    for packet in encoder.encode(picture):
+                        out.mux(packet)
+                    frames += 1
+                for packet in encoder.encode():
+                    out.mux(packet)
+        if frames == 0:
+            raise ClipCutError(f"no frame of {source} lies in {start_s:.3f}-{end_s:.3f} s", clip_id)
+        os.replace(tmp, target)
+    except av.error.FFmpegError as exc:
+        raise ClipCutError(f"{source}: {exc}", clip_id) from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+    return frames
