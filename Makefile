@@ -81,6 +81,10 @@ system-deps:
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat >/dev/null; } || \
 	  echo "kcat not installed: the test that reads the embedded broker with kcat will be skipped"
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
+	  echo "Chromium or its driver not installed: the review desk's browser tests will be skipped"
 
 # Unit tests, tests against a real Apache Kafka broker and PostgreSQL, and the end-to-end test of the stack.
 test: lint system-deps
