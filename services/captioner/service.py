@@ -26,7 +26,6 @@ from services.core.video import VideoUnreadableError
 log = logging.getLogger(__name__)
 
 STAGE = topology.stage("captioner")
-SERVICE = STAGE.name
 
 
 class InvalidClipError(ClipPoisonError):

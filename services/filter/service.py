@@ -30,7 +30,6 @@ from services.filter.metadata import check_metadata
 log = logging.getLogger(__name__)
 
 STAGE = topology.stage("filter")
-SERVICE = STAGE.name
 
 
 @dataclass
@@ -183,10 +182,10 @@ def split_video(uploaded: events_pb2.VideoUploaded, settings: FilterServiceSetti
 
 def _record_verdicts(result: SplitResult) -> None:
     for candidate in result.candidates:
-        metrics.CLIP_VERDICTS.labels(SERVICE, scenes.STAGE, "candidate", "passed").inc()
+        metrics.CLIP_VERDICTS.labels(STAGE.name, scenes.STAGE, "candidate", "passed").inc()
         log.debug("candidate %s", candidate.span.clip_id)
     for rejection in result.rejections:
-        metrics.CLIP_VERDICTS.labels(SERVICE, rejection.stage, "rejected", rejection.reason_code).inc()
+        metrics.CLIP_VERDICTS.labels(STAGE.name, rejection.stage, "rejected", rejection.reason_code).inc()
 
 
 def make_handler(settings: FilterServiceSettings, storage: Storage | None = None) -> Handler:

@@ -59,7 +59,6 @@ from services.pose.tracking import (
 log = logging.getLogger(__name__)
 
 STAGE = topology.stage("pose")
-SERVICE = STAGE.name
 
 
 class ClipAnalyzer:
@@ -118,7 +117,7 @@ class ClipAnalyzer:
                 min_area_ratio=s.min_person_area_ratio,
             )
             values = {**existence.values, "sampled_frames": float(len(plan.curation))}
-            metrics.PEOPLE_PER_CLIP.labels(SERVICE).observe(existence.values["people_max"])
+            metrics.PEOPLE_PER_CLIP.labels(STAGE.name).observe(existence.values["people_max"])
             counted = [
                 events_pb2.FramePeople(t_s=t, people=people, coverage=coverage)
                 for t, (people, coverage) in zip(plan.existence, existence.per_frame, strict=True)
@@ -286,7 +285,7 @@ class ClipAnalyzer:
         dense_tracks: Sequence[Track] = (),
         faces: Mapping[int, PersonAttributes] | None = None,
     ) -> events_pb2.ClipVerdict:
-        metrics.FRAMES_DECODED.labels(SERVICE).observe(frames_decoded)
+        metrics.FRAMES_DECODED.labels(STAGE.name).observe(frames_decoded)
         values = {**values, "frames_decoded": float(frames_decoded)}
         return events_pb2.ClipVerdict(
             video_id=candidate.video_id,
@@ -311,9 +310,9 @@ class ClipAnalyzer:
         self.analysed += 1
         self.accepted += accepted
         metrics.CLIP_VERDICTS.labels(
-            SERVICE, verdict.stage, "accepted" if accepted else "rejected", verdict.reason_code or "passed"
+            STAGE.name, verdict.stage, "accepted" if accepted else "rejected", verdict.reason_code or "passed"
         ).inc()
-        metrics.ACCEPTED_RATIO.labels(SERVICE).set(self.accepted / self.analysed)
+        metrics.ACCEPTED_RATIO.labels(STAGE.name).set(self.accepted / self.analysed)
         log.info(
             "clip %s %s at %s %s (%d track(s), %d frames decoded)",
             verdict.span.clip_id,

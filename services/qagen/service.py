@@ -21,7 +21,6 @@ from services.qagen.llm_backend import LlmQABackend
 log = logging.getLogger(__name__)
 
 STAGE = topology.stage("qagen")
-SERVICE = STAGE.name
 
 
 class CaptionNotUsableError(ClipPoisonError):

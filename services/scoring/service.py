@@ -35,7 +35,6 @@ from services.scoring.evaluate import (
 log = logging.getLogger(__name__)
 
 STAGE = topology.stage("scoring")
-SERVICE = STAGE.name
 BUILT_IN = ("caption-lexical", "random", "majority-letter")
 MLLM = "mllm"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from haic.v1 import events_pb2
-from services.captioner.service import SERVICE, ClipCaptioner, InvalidClipError, make_handler
+from services.captioner.service import STAGE, ClipCaptioner, InvalidClipError, make_handler
 from services.core import topics
 from services.core.bus import EventProducer, Output, Worker
 from services.core.settings import Settings
@@ -76,7 +76,10 @@ def test_the_worker_captions_accepted_clips_and_dead_letters_a_poison_one(
         [Output(topics.CLIPS_ACCEPTED, juggle.video_id, poison), Output(topics.CLIPS_ACCEPTED, juggle.video_id, juggle)]
     )
     worker = Worker(
-        settings, SERVICE, [topics.CLIPS_ACCEPTED], make_handler(ClipCaptioner(settings, LocalStorage(SAMPLE.parent)))
+        settings,
+        STAGE.name,
+        [topics.CLIPS_ACCEPTED],
+        make_handler(ClipCaptioner(settings, LocalStorage(SAMPLE.parent))),
     )
     with running(worker):
         [(key, caption)] = read_topic(settings, topics.CAPTIONS, expected=1, timeout_s=60)

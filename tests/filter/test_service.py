@@ -19,7 +19,7 @@ from services.core.grpc_server import GrpcServer, ServiceRegistration
 from services.core.settings import Settings
 from services.core.storage import LocalStorage
 from services.core.video import probe
-from services.filter.service import SERVICE, FilterServicer, make_handler
+from services.filter.service import STAGE, FilterServicer, make_handler
 from tests.kafka_helpers import read_topic, running
 
 
@@ -38,7 +38,7 @@ def store_video(
 
 
 def verdict_count(stage: str, verdict: str, reason: str) -> float:
-    labels = {"service": SERVICE, "stage": stage, "verdict": verdict, "reason": reason}
+    labels = {"service": STAGE.name, "stage": stage, "verdict": verdict, "reason": reason}
     return REGISTRY.get_sample_value("haic_clip_verdicts_total", labels) or 0.0
 
 
@@ -60,14 +60,14 @@ def test_worker_splits_rejects_and_dead_letters(
 
     ensure_topics(settings)
     EventProducer(settings, "test").deliver(Output(topics.VIDEOS, e.video_id, e) for e in (poison, slideshow, scenery))
-    with running(Worker(settings, SERVICE, [topics.VIDEOS], make_handler(settings, storage))):
+    with running(Worker(settings, STAGE.name, [topics.VIDEOS], make_handler(settings, storage))):
         candidates = read_topic(settings, topics.CLIPS_CANDIDATE, expected=3)
         rejected = read_topic(settings, topics.CLIPS_REJECTED, expected=1)
         letters = read_topic(settings, topics.DEADLETTER, expected=1)
 
     [(letter_key, letter)] = letters
     assert letter_key == "vid_garbage"
-    assert (letter.error_type, letter.attempts, letter.service) == ("VideoUnreadableError", 1, SERVICE)
+    assert (letter.error_type, letter.attempts, letter.service) == ("VideoUnreadableError", 1, STAGE.name)
     assert "vid_garbage" in letter.error and "not_a_video" in letter.error
     assert letter.original_topic == topics.VIDEOS
 

@@ -21,7 +21,7 @@ from services.core.video import VideoReader, probe
 from services.filter.service import split_video
 from services.pose.contract import COCO_KEYPOINTS
 from services.pose.estimator import PoseEstimator
-from services.pose.service import SERVICE, ClipAnalyzer, PoseServicer, make_handler
+from services.pose.service import STAGE, ClipAnalyzer, PoseServicer, make_handler
 from services.pose.triton_client import TritonInference
 from services.pose.triton_process import EmbeddedTriton, TritonEnvironmentError, TritonPorts, find_python
 from tests.kafka_helpers import read_topic, running
@@ -191,7 +191,7 @@ def test_the_worker_dead_letters_a_poison_clip_and_keeps_going(
     EventProducer(kafka_settings, "test").deliver(
         [Output(topics.CLIPS_CANDIDATE, clip.video_id, poison), Output(topics.CLIPS_CANDIDATE, clip.video_id, clip)]
     )
-    with running(Worker(kafka_settings, SERVICE, [topics.CLIPS_CANDIDATE], make_handler(analyzer))):
+    with running(Worker(kafka_settings, STAGE.name, [topics.CLIPS_CANDIDATE], make_handler(analyzer))):
         [(_, rejected)] = read_topic(kafka_settings, topics.CLIPS_REJECTED, expected=1, timeout_s=120)
         [(key, letter)] = read_topic(kafka_settings, topics.DEADLETTER, expected=1)
     assert rejected.span.clip_id == clip.span.clip_id and rejected.reason_code == "no_person"

@@ -16,7 +16,7 @@ from services.core.caption_text import render_caption
 from services.core.grpc_server import GrpcServer, ServiceRegistration
 from services.core.qa_checks.validator import validate_item, validate_set
 from services.core.settings import Settings
-from services.qagen.service import SERVICE, CaptionNotUsableError, ClipQAGenerator, QAGeneratorServicer, make_handler
+from services.qagen.service import STAGE, CaptionNotUsableError, ClipQAGenerator, QAGeneratorServicer, make_handler
 from tests.captioner.record_fixture import FIXTURE, SAMPLE
 from tests.kafka_helpers import read_topic, running
 from tests.qagen import two_people_caption
@@ -70,7 +70,7 @@ def test_the_worker_turns_passed_captions_into_qa_and_skips_failed_ones(kafka_se
             Output(topics.CAPTIONS, passed.video_id, passed),
         ]
     )
-    worker = Worker(kafka_settings, SERVICE, [topics.CAPTIONS], make_handler(ClipQAGenerator(kafka_settings)))
+    worker = Worker(kafka_settings, STAGE.name, [topics.CAPTIONS], make_handler(ClipQAGenerator(kafka_settings)))
     with running(worker):
         [(key, qa)] = read_topic(kafka_settings, topics.QA, expected=1, timeout_s=60)
         [(_, letter)] = read_topic(kafka_settings, topics.DEADLETTER, expected=1)

@@ -14,7 +14,7 @@ from services.core.grpc_server import GrpcServer, ServiceRegistration
 from services.core.settings import Settings
 from services.qagen.templates import generate_qa_set
 from services.scoring.service import (
-    SERVICE,
+    STAGE,
     Answerers,
     QAScorer,
     ScoringServicer,
@@ -63,7 +63,7 @@ def test_the_worker_scores_qa_sets_and_dead_letters_a_poison_one(kafka_settings:
     EventProducer(settings, "test").deliver(
         [Output(topics.QA, poison.video_id, poison), Output(topics.QA, qa.video_id, qa)]
     )
-    worker = Worker(settings, SERVICE, [topics.QA], make_handler(QAScorer(settings, Answerers(settings))))
+    worker = Worker(settings, STAGE.name, [topics.QA], make_handler(QAScorer(settings, Answerers(settings))))
     with running(worker):
         [(key, record)] = read_topic(settings, topics.SCORES, expected=1, timeout_s=60)
         [(_, letter)] = read_topic(settings, topics.DEADLETTER, expected=1)
