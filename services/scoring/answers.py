@@ -14,10 +14,17 @@ top") is never read as option A.
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Sequence
 from enum import Enum
 
-LETTERS = "ABCDEFGH"
+from services.core.contracts import OPTION_LETTERS
+
+# HAIC's items have four options, lettered OPTION_LETTERS. The parser, like lmms-eval's, also reads items
+# with more options (up to MAX_OPTIONS, lettered on in the alphabet), so that the same answerers score
+# other multiple-choice sets; a letter past an item's own options is never read as an answer.
+MAX_OPTIONS = 8
+LETTERS = OPTION_LETTERS + string.ascii_uppercase[len(OPTION_LETTERS) : MAX_OPTIONS]
 MAX_WORDS_FOR_LONE_LETTER = 10  # lmms-eval's rule: a long reply without a clear letter is not guessed at
 
 
@@ -50,7 +57,8 @@ _ARTICLE_FOLLOWER = re.compile(r"\s+(?!(?:or|and|nor|vs|is|was|seems|looks|becau
 
 
 def _letters(option_count: int) -> str:
-    return LETTERS[: option_count or 4]
+    """The letters of an item with that many options; without options, HAIC's."""
+    return LETTERS[:option_count] if option_count else OPTION_LETTERS
 
 
 def _clean(text: str) -> str:
