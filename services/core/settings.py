@@ -10,11 +10,12 @@ values and cite the section they come from. `haic config` prints the table, with
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, TypeVar
 
-from pydantic import BeforeValidator, Field, SecretStr
+from pydantic import BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -186,6 +187,48 @@ class GatewaySettings(_HaicSettings):
         "private, link-local and reserved address",
     )
     reference_timeout_s: float = Field(30, gt=0, description="Connect and read timeout of fetching a reference URL")
+
+
+REVIEWER_NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+class ReviewSettings(_HaicSettings):
+    """The review desk (issue 15): who may review, and how long a browser stays signed in."""
+
+    reviewers: CommaList = Field(
+        default_factory=list,
+        description="Reviewers as name:key pairs, comma separated (alice:k1,bob:k2); a reviewer key is also an "
+        "API key, and only reviewer keys may submit reviews",
+    )
+    review_session_hours: float = Field(
+        12, gt=0, le=24 * 30, description="How long a review desk sign-in (its haic_desk cookie) stays valid"
+    )
+
+    @field_validator("reviewers")
+    @classmethod
+    def _valid_reviewers(cls, pairs: list[str]) -> list[str]:
+        names: set[str] = set()
+        keys: set[str] = set()
+        for pair in pairs:
+            name, colon, key = pair.partition(":")
+            name, key = name.strip(), key.strip()
+            # the name is shown on the desk and stored with every review: a plain word, no markup
+            if not colon or not REVIEWER_NAME_PATTERN.fullmatch(name):
+                raise ValueError(f"a reviewer is name:key with a name of 1-64 of A-Z a-z 0-9 _ . - (got {name!r})")
+            if not key:
+                raise ValueError(f"reviewer {name} has an empty key")
+            if name in names:
+                raise ValueError(f"reviewer {name} is listed twice")
+            if key in keys:  # a key must name one person, else a review's author is ambiguous
+                raise ValueError(f"reviewer {name} shares a key with another reviewer")
+            names.add(name)
+            keys.add(key)
+        return [f"{pair.partition(':')[0].strip()}:{pair.partition(':')[2].strip()}" for pair in pairs]
+
+    @property
+    def reviewer_keys(self) -> dict[str, str]:
+        """Reviewer name by key."""
+        return {key: name for name, _, key in (pair.partition(":") for pair in self.reviewers)}
 
 
 class FilterSettings(_HaicSettings):
@@ -489,8 +532,8 @@ class ProcessSettings(KafkaSettings, ServiceSettings):
     """What every service process reads to run (services/core/service.py): the bus and its own ports."""
 
 
-class GatewayServiceSettings(CatalogSettings, GatewaySettings, ProcessSettings):
-    """The gateway: HTTP API, catalog (with the store) and the bus."""
+class GatewayServiceSettings(CatalogSettings, GatewaySettings, ReviewSettings, ProcessSettings):
+    """The gateway: HTTP API, the review desk, catalog (with the store) and the bus."""
 
 
 class FilterServiceSettings(FilterSettings, StorageSettings, ProcessSettings):
@@ -544,6 +587,7 @@ CONCERNS: tuple[type[_HaicSettings], ...] = (
     StorageSettings,
     CatalogSettings,
     GatewaySettings,
+    ReviewSettings,
     FilterSettings,
     PoseSettings,
     ModelSettings,

@@ -28,7 +28,7 @@ from starlette.routing import Route
 
 from services.core.settings import GatewayServiceSettings
 from services.gateway import progress
-from services.gateway.auth import ApiKeys, require_api_key
+from services.gateway.auth import ApiKeys, DeskSessions, require_api_key
 from services.gateway.errors import GatewayConfigError, GatewayError, NotFoundError, NotReadyError
 from services.gateway.metrics import RequestMetricsMiddleware
 from services.gateway.report import YieldReport, build_report
@@ -351,7 +351,7 @@ async def _render_gateway_error(_request: Request, exc: Exception) -> JSONRespon
 
 def create_app(settings: GatewayServiceSettings) -> FastAPI:
     """The gateway app; raises GatewayConfigError for a configuration it cannot run with."""
-    api_keys = ApiKeys(settings.api_keys)
+    api_keys = ApiKeys(settings.api_keys, settings.reviewer_keys)
     try:
         final_stage_rank(settings.catalog_final_stage)
     except UnknownStageError as exc:
@@ -374,6 +374,7 @@ def create_app(settings: GatewayServiceSettings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.api_keys = api_keys
+    app.state.desk_sessions = DeskSessions(settings.review_session_hours * 3600)
     app.state.runtime = None
     app.add_middleware(RequestMetricsMiddleware)
     app.add_exception_handler(GatewayError, _render_gateway_error)
