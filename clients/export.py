@@ -1,6 +1,6 @@
-"""`haic export`: training and benchmark files from the caption and QA topics.
+"""`haic export`: training and benchmark files from the caption, QA and review topics.
 
-Reads haic.captions.v1 and haic.qa.v1 to their current end and writes, into one directory:
+Reads haic.captions.v1, haic.qa.v1 and haic.reviews.v1 to their current end and writes, into one directory:
 
 - `haic_train.jsonl`: HAICTrain-style, one judge-passed caption per line (source video, span, caption
   text and its structure);
@@ -9,6 +9,13 @@ Reads haic.captions.v1 and haic.qa.v1 to their current end and writes, into one 
 - `haic_bench.json`: HAICBench-style multiple-choice questions from QA sets whose caption passed the judge;
 - with `--clips`, `clips/<clip_id>.mp4`: each exported clip cut from its source and re-encoded (H.264,
   yuv420p), with `clips/manifest.json` (clip id -> sha256, size, span, recipe).
+
+Reviewed (paper section 3.3: people correct the machine's captions and check each other): per clip the
+latest review (reviewed_at, then topic order) decides. Accepted, the clip exports with the reviewed caption
+(caption_after) and the items the review kept (approved, edited as corrected, added), whatever the machine
+judge said; rejected, the clip is left out of every file. Unreviewed clips export as the machine left them
+(judge-passed only), or not at all with `--reviewed-only`. Every record carries `review`: whether the clip
+was reviewed, by how many distinct people, who, and the id of the review it follows.
 
 Deterministic: records are collapsed to the latest per clip id (redelivery and re-captioning repeat
 clips), sorted by video id, clip start and clip id, and written with a fixed key order, so a re-run
@@ -71,6 +78,34 @@ class ClipFailure:
     reason: str
 
 
+@dataclass(frozen=True)
+class ClipReview:
+    """What the reviews of one clip decide for the export."""
+
+    latest: events_pb2.Review  # the one that decides: latest reviewed_at, then topic order
+    reviewers: tuple[str, ...]  # the distinct people who reviewed the clip, sorted
+    checked: bool  # one person's review checks another's (the catalog's `checked` state)
+
+    @property
+    def accepted(self) -> bool:
+        return self.latest.decision == events_pb2.REVIEW_DECISION_ACCEPTED
+
+    def field(self) -> dict[str, Any]:
+        """The records' `review` field (key order fixed: the bytes of a re-run must not change)."""
+        return {
+            "reviewed": True,
+            "checked_by": len(self.reviewers),
+            "reviewers": list(self.reviewers),
+            "review_id": self.latest.review_id,
+        }
+
+
+def review_field(review: ClipReview | None) -> dict[str, Any]:
+    if review is None:
+        return {"reviewed": False, "checked_by": 0, "reviewers": [], "review_id": ""}
+    return review.field()
+
+
 @dataclass
 class ExportReport:
     out_dir: Path
@@ -94,10 +129,26 @@ class ExportReport:
     clips_written: int = 0
     clips_skipped: int = 0  # already cut with the content the manifest records
     clip_failures: list[ClipFailure] = field(default_factory=list)
+    reviewed_only: bool = False
+    review_records: int = 0  # records read from haic.reviews.v1
+    reviews_invalid: int = 0  # without a clip id, a reviewer or a decision
+    clips_reviewed: int = 0  # exported with their latest, accepting, review's caption and items
+    clips_checked: int = 0  # of those, checked: one person's review checked by another
+    clips_rejected_by_review: int = 0  # the latest review rejected the clip: left out of every file
+    clips_unreviewed_left_out: int = 0  # --reviewed-only: clips with a caption but no review
+    qa_sets_reviewed: int = 0  # machine QA sets whose clip's review gave the items instead
+    items_approved: int = 0  # the decisions of the exported clips' latest reviews
+    items_edited: int = 0
+    items_added: int = 0
+    items_rejected: int = 0
 
     @property
     def complete(self) -> bool:
         return not self.clip_failures
+
+    @property
+    def items_kept(self) -> int:
+        return self.items_approved + self.items_edited + self.items_added
 
     def describe(self) -> str:
         lines = [
@@ -114,7 +165,18 @@ class ExportReport:
             ),
             f"  {self.bench_path.name}: {self.qa_items} questions from {self.qa_records} QA records "
             f"({self.qa_sets_left_out} sets left out: caption failed the judge, {self.qa_sets_superseded} "
-            f"superseded, {self.qa_items_invalid} invalid items)",
+            f"superseded, {self.qa_sets_reviewed} replaced by their clip's review, {self.qa_items_invalid} "
+            f"invalid items)",
+            f"  reviews: {self.review_records} records ({self.reviews_invalid} invalid); {self.clips_reviewed} "
+            f"clips exported as reviewed, {self.clips_checked} of them checked by a second person; "
+            f"{self.clips_rejected_by_review} clips rejected by review and left out"
+            + (
+                f"; --reviewed-only: {self.clips_unreviewed_left_out} unreviewed clips left out"
+                if self.reviewed_only
+                else ""
+            ),
+            f"  reviewed items: {self.items_kept} kept ({self.items_approved} approved, {self.items_edited} "
+            f"edited, {self.items_added} added), {self.items_rejected} rejected",
         ]
         if self.manifest_path is not None:
             lines.append(
@@ -138,6 +200,90 @@ def _with_clip_id(records: list[tuple[str, Any]], topic: str) -> tuple[list[tupl
 
 def _order(message: Any) -> tuple[str, float, str]:
     return (message.video_id, message.span.start_s, message.span.clip_id)
+
+
+_DECISIONS = (events_pb2.REVIEW_DECISION_ACCEPTED, events_pb2.REVIEW_DECISION_REJECTED)
+
+
+def latest_reviews(records: Sequence[tuple[str, Any]]) -> tuple[dict[str, ClipReview], int]:
+    """Per clip id, what its reviews decide, and how many records were invalid (no clip id, no reviewer or
+    no decision: nothing to attribute or to act on). The latest review is the one with the latest
+    reviewed_at, then the later position: one clip's reviews share the video id as key, hence a
+    partition, so position is offset order."""
+    by_clip: dict[str, list[tuple[tuple[int, int, int], events_pb2.Review]]] = {}
+    invalid = 0
+    for position, (_key, review) in enumerate(records):
+        if not review.span.clip_id or not review.reviewer or review.decision not in _DECISIONS:
+            invalid += 1
+            log.warning("review %r skipped: no clip id, reviewer or decision", review.review_id)
+            continue
+        rank = (review.reviewed_at.seconds, review.reviewed_at.nanos, position)
+        by_clip.setdefault(review.span.clip_id, []).append((rank, review))
+    decided: dict[str, ClipReview] = {}
+    for clip, ranked in by_clip.items():
+        reviews = [review for _, review in ranked]
+        reviewer_of = {review.review_id: review.reviewer for review in reviews if review.review_id}
+        checked = any(
+            review.checks_review_id in reviewer_of and reviewer_of[review.checks_review_id] != review.reviewer
+            for review in reviews
+        )
+        latest = max(ranked, key=lambda pair: pair[0])[1]
+        decided[clip] = ClipReview(latest, tuple(sorted({review.reviewer for review in reviews})), checked)
+    return decided, invalid
+
+
+def reviewed_caption(review: events_pb2.Review, machine: events_pb2.Caption | None) -> events_pb2.Caption:
+    """The caption a clip exports with after its review: the reviewed structure and text on the machine
+    caption's clip (video, span, source), so the clip is cut exactly as before its review."""
+    caption = events_pb2.Caption()
+    caption.CopyFrom(machine if machine is not None else review.caption_before)
+    if machine is None:
+        caption.video_id = caption.video_id or review.video_id
+        if not caption.span.clip_id:
+            caption.span.CopyFrom(review.span)
+    caption.storage_uri = caption.storage_uri or review.storage_uri or review.caption_after.storage_uri
+    after = review.caption_after
+    # The gateway re-renders the text of every caption_after; one without text was not edited (a review
+    # written by another client), so the caption it started from stands.
+    if after.text:
+        del caption.subjects[:]
+        caption.subjects.extend(after.subjects)
+        del caption.interactions[:]
+        caption.interactions.extend(after.interactions)
+        caption.text = after.text
+        caption.backend = after.backend or caption.backend
+    return caption
+
+
+_KEPT = (events_pb2.ITEM_DECISION_APPROVED, events_pb2.ITEM_DECISION_EDITED, events_pb2.ITEM_DECISION_ADDED)
+
+
+def kept_items(review: events_pb2.Review) -> list[events_pb2.QAItem]:
+    """The items the review keeps, in its order: approved and edited ones as after (an approved item's
+    after is its before; an older client may leave it unset), added ones."""
+    kept = []
+    for decided in review.items:
+        if decided.decision not in _KEPT:
+            continue
+        if decided.HasField("after"):
+            kept.append(decided.after)
+        elif decided.decision == events_pb2.ITEM_DECISION_APPROVED and decided.HasField("before"):
+            kept.append(decided.before)
+        else:
+            log.warning("review %s: item %s kept without its text: skipped", review.review_id, decided.item_id)
+    return kept
+
+
+def _count_decisions(review: events_pb2.Review, report: ExportReport) -> None:
+    for decided in review.items:
+        if decided.decision == events_pb2.ITEM_DECISION_APPROVED:
+            report.items_approved += 1
+        elif decided.decision == events_pb2.ITEM_DECISION_EDITED:
+            report.items_edited += 1
+        elif decided.decision == events_pb2.ITEM_DECISION_ADDED:
+            report.items_added += 1
+        elif decided.decision == events_pb2.ITEM_DECISION_REJECTED:
+            report.items_rejected += 1
 
 
 def source_ref(uri: str) -> str:
@@ -170,7 +316,9 @@ def _span(message: Any) -> tuple[float, float]:
 # --- records of the three files ---
 
 
-def train_record(caption: events_pb2.Caption, clip_path: str | None) -> dict[str, Any]:
+def train_record(
+    caption: events_pb2.Caption, clip_path: str | None, review: ClipReview | None = None
+) -> dict[str, Any]:
     start, end = _span(caption)
     record: dict[str, Any] = {
         "video": source_ref(caption.storage_uri),
@@ -181,11 +329,18 @@ def train_record(caption: events_pb2.Caption, clip_path: str | None) -> dict[str
     }
     if clip_path is not None:
         record["clip"] = clip_path
-    record |= {"caption": caption.text, "structure": caption_structure(caption), "backend": caption.backend}
+    record |= {
+        "caption": caption.text,
+        "structure": caption_structure(caption),
+        "backend": caption.backend,
+        "review": review_field(review),
+    }
     return record
 
 
-def llava_record(caption: events_pb2.Caption, clip_path: str | None) -> dict[str, Any]:
+def llava_record(
+    caption: events_pb2.Caption, clip_path: str | None, review: ClipReview | None = None
+) -> dict[str, Any]:
     record: dict[str, Any] = {"id": caption.span.clip_id}
     if clip_path is not None:
         record["video"] = clip_path
@@ -198,10 +353,14 @@ def llava_record(caption: events_pb2.Caption, clip_path: str | None) -> dict[str
         {"from": "human", "value": f"{LLAVA_MEDIA_TOKEN}\n{CAPTION_INSTRUCTION}"},
         {"from": "gpt", "value": caption.text},
     ]
+    # HAIC's own key: LLaVA-NeXT's dataset reads only id, image, video and conversations (export_rules.py)
+    record["review"] = review_field(review)
     return record
 
 
-def bench_records(qa: events_pb2.QASet, clip_path: str | None) -> tuple[list[dict[str, Any]], int]:
+def bench_records(
+    qa: events_pb2.QASet, clip_path: str | None, review: ClipReview | None = None
+) -> tuple[list[dict[str, Any]], int]:
     """The set's valid items as HAICBench entries, and how many items were invalid."""
     start, end = _span(qa)
     records, invalid = [], 0
@@ -229,6 +388,7 @@ def bench_records(qa: events_pb2.QASet, clip_path: str | None) -> tuple[list[dic
             "options": [f"{letter}. {option}" for letter, option in zip(OPTION_LETTERS, item.options, strict=True)],
             "answer": OPTION_LETTERS[item.answer_index],
             "category": category_slug(item.category),
+            "review": review_field(review),
         }
         records.append(record)
     return records, invalid
@@ -363,8 +523,11 @@ def _cut_clips(
 # --- the export ---
 
 
-def run_export(settings: Settings, out_dir: Path, clips: bool, progress: bool = True) -> ExportReport:
-    """Reads the caption and QA topics to their end and writes the export into `out_dir`.
+def run_export(
+    settings: Settings, out_dir: Path, clips: bool, progress: bool = True, reviewed_only: bool = False
+) -> ExportReport:
+    """Reads the caption, QA and review topics to their end and writes the export into `out_dir`; with
+    `reviewed_only`, only the clips whose latest review accepted them.
 
     Raises TopicReadError when the broker cannot be read and ExportError when the directory cannot be
     written; a clip that cannot be cut is recorded in the report and left out of llava_video.json (its
@@ -375,46 +538,96 @@ def run_export(settings: Settings, out_dir: Path, clips: bool, progress: bool = 
     except OSError as exc:
         raise ExportError(f"cannot create {out_dir}: {exc}") from exc
     remove_stale_temporaries(out_dir)
-    report = ExportReport(out_dir, out_dir / TRAIN_FILE, out_dir / LLAVA_FILE, out_dir / BENCH_FILE, clips=clips)
+    report = ExportReport(
+        out_dir,
+        out_dir / TRAIN_FILE,
+        out_dir / LLAVA_FILE,
+        out_dir / BENCH_FILE,
+        clips=clips,
+        reviewed_only=reviewed_only,
+    )
+
+    review_records = read_topic_to_end(settings, topics.REVIEWS)
+    report.review_records = len(review_records)
+    reviews, report.reviews_invalid = latest_reviews(review_records)
+    accepted = {clip: review for clip, review in reviews.items() if review.accepted}
+    report.clips_rejected_by_review = len(reviews) - len(accepted)
 
     caption_records = read_topic_to_end(settings, topics.CAPTIONS)
     report.caption_records = len(caption_records)
     caption_records, report.captions_invalid = _with_clip_id(caption_records, topics.CAPTIONS)
     latest, report.captions_superseded = latest_per_clip(caption_records)
-    passed: list[events_pb2.Caption] = []
-    for caption in latest.values():
-        if caption.judgement.passed:
-            passed.append(caption)
+    exported: list[events_pb2.Caption] = []
+    for clip, caption in latest.items():
+        if clip in reviews:
+            continue  # its review decides, below
+        if reviewed_only:
+            report.clips_unreviewed_left_out += 1
+        elif caption.judgement.passed:
+            exported.append(caption)
         else:
             report.captions_failed += 1
-    passed.sort(key=_order)
+    # A person's acceptance stands over the machine judge's verdict: the reviewer corrected what it flagged.
+    reviewed: dict[str, events_pb2.Caption] = {}
+    for clip, review in accepted.items():
+        caption = reviewed_caption(review.latest, latest.get(clip))
+        if not caption.storage_uri:
+            report.reviews_invalid += 1
+            log.warning("clip %s: reviewed, but neither its caption nor its review names the source", clip)
+            continue
+        reviewed[clip] = caption
+        exported.append(caption)
+        _count_decisions(review.latest, report)
+        report.clips_reviewed += 1
+        report.clips_checked += review.checked
+    exported.sort(key=_order)
 
     qa_records = read_topic_to_end(settings, topics.QA)
     report.qa_records = len(qa_records)
     qa_records, report.qa_sets_left_out = _with_clip_id(qa_records, topics.QA)
     latest_qa, report.qa_sets_superseded = latest_per_clip(qa_records)
     qa_sets: list[events_pb2.QASet] = []
-    for clip, qa in sorted(latest_qa.items(), key=lambda kv: _order(kv[1])):
+    for clip, qa in latest_qa.items():
+        if clip in reviews:
+            # accepted: the review's kept items replace the set's; rejected: counted with the clip
+            report.qa_sets_reviewed += int(clip in reviewed)
+            continue
+        if reviewed_only:
+            continue  # counted with its clip (or its clip has no caption on the topic)
         # A QA set carries the caption it was generated from; older sets without one go by the topic's.
         caption = qa.caption if qa.HasField("caption") else latest.get(clip)
         if caption is not None and caption.judgement.passed:
             qa_sets.append(qa)
         else:
             report.qa_sets_left_out += 1
+    for clip, caption in reviewed.items():
+        qa_sets.append(
+            events_pb2.QASet(
+                video_id=caption.video_id,
+                span=caption.span,
+                items=kept_items(accepted[clip].latest),
+                storage_uri=caption.storage_uri,
+            )
+        )
+    qa_sets.sort(key=_order)
 
     clip_paths: dict[str, str] = {}
     if clips:
         try:
-            clip_paths = _cut_clips(passed, open_storage(settings), out_dir / CLIPS_DIR, report, progress)
+            clip_paths = _cut_clips(exported, open_storage(settings), out_dir / CLIPS_DIR, report, progress)
         except OSError as exc:  # the output side (disk full, permissions): no later clip would fare better
             raise ExportError(f"cannot write clips into {out_dir / CLIPS_DIR}: {exc}") from exc
 
     def clip_of(clip_id: str) -> str | None:
         return clip_paths.get(clip_id) if clips else None
 
-    train = [train_record(c, clip_of(c.span.clip_id)) for c in passed]
+    train = [train_record(c, clip_of(c.span.clip_id), accepted.get(c.span.clip_id)) for c in exported]
     # With --clips an entry names its clip file, so a clip that could not be cut has no entry.
-    llava = [llava_record(c, clip_of(c.span.clip_id)) for c in passed if not clips or c.span.clip_id in clip_paths]
+    llava = [
+        llava_record(c, clip_of(c.span.clip_id), accepted.get(c.span.clip_id))
+        for c in exported
+        if not clips or c.span.clip_id in clip_paths
+    ]
     # A placeholder string in a caption would ask LLaVA-NeXT for a second visual input the sample lacks.
     spoken = [record for record in llava if not placeholders_in(record["conversations"][1]["value"])]
     for record in llava:
@@ -423,7 +636,7 @@ def run_export(settings: Settings, out_dir: Path, clips: bool, progress: bool = 
     report.llava_left_out, llava = len(llava) - len(spoken), spoken
     bench: list[dict[str, Any]] = []
     for qa in qa_sets:
-        records, invalid = bench_records(qa, clip_of(qa.span.clip_id))
+        records, invalid = bench_records(qa, clip_of(qa.span.clip_id), accepted.get(qa.span.clip_id))
         bench += records
         report.qa_items_invalid += invalid
     report.train_examples, report.llava_examples, report.qa_items = len(train), len(llava), len(bench)
@@ -452,7 +665,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     """0 when everything was exported, 1 when the export failed or some clips could not be cut."""
     settings = load(Settings)
     try:
-        report = run_export(settings, args.out_dir, clips=args.clips, progress=not args.no_progress)
+        report = run_export(
+            settings,
+            args.out_dir,
+            clips=args.clips,
+            progress=not args.no_progress,
+            reviewed_only=args.reviewed_only,
+        )
     except (TopicReadError, ExportError) as exc:
         print(f"export failed: {exc}", file=sys.stderr)
         return 1

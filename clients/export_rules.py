@@ -7,9 +7,14 @@
   (DEFAULT_IMAGE_TOKEN) to the front of its turn, and the tokenizer turns each `<image>` into one image
   slot. So a video sample needs exactly one `<image>`, at the start of the first human turn, and none
   elsewhere; a `<video>` string is tokenized as text and the video's features are dropped. Turns
-  alternate human/gpt from a human turn (`preprocess_*` assert the roles).
+  alternate human/gpt from a human turn (`preprocess_*` assert the roles). Of a record the dataset reads
+  only `id`, `image`, `video` and `conversations` (`_get_item`, `lengths`, `modality_lengths`; checked in
+  LLaVA-NeXT at 45f2d92): HAIC's other keys (`start`, `end`, `review`) are loaded with the list and never
+  read. A key outside both sets is a problem: the next one could be one the loader does read (`image`).
 - `haic_train.jsonl` (HAICTrain-style) and `haic_bench.json` (HAICBench-style) are HAIC's own formats:
   no public loader of them exists to check against, so their fields are the ones README documents.
+- Every record of the three says who checked it (`review`, README): `reviewed`, `checked_by` (the number
+  of distinct reviewers, as many as `reviewers` names, sorted) and `review_id` (set exactly when reviewed).
 
 Every checker returns the problems it found (empty when the records load as intended), each naming the
 record's clip id.
@@ -29,8 +34,24 @@ LLAVA_MEDIA_TOKEN = "<image>"
 # Strings a multimodal loader reads as a media placeholder: none may appear where no media item is meant.
 MEDIA_PLACEHOLDERS = ("<image>", "<video>")
 
-TRAIN_FIELDS = ("video", "video_id", "clip_id", "start", "end", "caption", "structure", "backend")
-BENCH_FIELDS = ("id", "video_id", "clip_id", "video", "start", "end", "question", "options", "answer", "category")
+TRAIN_FIELDS = ("video", "video_id", "clip_id", "start", "end", "caption", "structure", "backend", "review")
+BENCH_FIELDS = (
+    "id",
+    "video_id",
+    "clip_id",
+    "video",
+    "start",
+    "end",
+    "question",
+    "options",
+    "answer",
+    "category",
+    "review",
+)
+# What LLaVA-NeXT's LazySupervisedDataset reads of a record, and HAIC's keys it carries along unread.
+LLAVA_READ_KEYS = ("id", "image", "video", "conversations")
+LLAVA_UNREAD_KEYS = ("start", "end", "review")
+REVIEW_FIELDS = ("reviewed", "checked_by", "reviewers", "review_id")
 
 
 def placeholders_in(text: str) -> int:
@@ -65,6 +86,24 @@ def _source_problem(path: object) -> str | None:
     return None
 
 
+def review_problem(review: object) -> str | None:
+    """Why a record's `review` field does not say who checked it, or None when it does."""
+    if not isinstance(review, Mapping) or tuple(review) != REVIEW_FIELDS:
+        return f"review is not an object of {', '.join(REVIEW_FIELDS)}"
+    reviewed, checked_by, reviewers, review_id = (review[key] for key in REVIEW_FIELDS)
+    if not isinstance(reviewed, bool) or not isinstance(review_id, str):
+        return "review.reviewed is not a bool or review.review_id not a string"
+    if not isinstance(reviewers, list) or not all(isinstance(name, str) and name for name in reviewers):
+        return "review.reviewers is not a list of names"
+    if reviewers != sorted(set(reviewers)):
+        return "review.reviewers is not sorted and distinct"
+    if type(checked_by) is not int or checked_by != len(reviewers):
+        return f"review.checked_by {checked_by!r} is not the number of reviewers ({len(reviewers)})"
+    if reviewed != bool(review_id) or reviewed != (checked_by > 0):
+        return "review.reviewed disagrees with its review_id or reviewers"
+    return None
+
+
 def _label(record: object, key: str = "clip_id") -> str:
     return str(record.get(key, "?")) if isinstance(record, Mapping) else "?"
 
@@ -86,6 +125,10 @@ def check_llava(records: Sequence[Any], out_dir: Path, clips: bool) -> list[str]
             problem("no id")
         if "image" in record:
             problem("has `image`: the loader would read it as an image sample")
+        if unknown := [key for key in record if key not in LLAVA_READ_KEYS + LLAVA_UNREAD_KEYS]:
+            problem(f"keys {', '.join(map(str, unknown))} are neither read by the loader nor HAIC's")
+        if (reason := review_problem(record.get("review"))) is not None:
+            problem(reason)
         if clips:
             if (reason := relative_media_problem(record.get("video"), out_dir)) is not None:
                 problem(reason)
@@ -135,6 +178,8 @@ def check_train(records: Sequence[Any], out_dir: Path) -> list[str]:
             problems.append(f"{name}: empty caption")
         if "clip" in record and (reason := relative_media_problem(record["clip"], out_dir)) is not None:
             problems.append(f"{name}: {reason}")
+        if (reason := review_problem(record["review"])) is not None:
+            problems.append(f"{name}: {reason}")
     return problems
 
 
@@ -166,5 +211,7 @@ def check_bench(records: Sequence[Any], out_dir: Path) -> list[str]:
         if not isinstance(record["question"], str) or not record["question"].strip():
             problems.append(f"{name}: empty question")
         if "clip" in record and (reason := relative_media_problem(record["clip"], out_dir)) is not None:
+            problems.append(f"{name}: {reason}")
+        if (reason := review_problem(record["review"])) is not None:
             problems.append(f"{name}: {reason}")
     return problems

@@ -33,6 +33,7 @@ pytestmark = pytest.mark.kafka
 SAMPLE = REPO_ROOT / "samples" / "juggle_one_person.mp4"
 VIDEO_A, VIDEO_B = "vid_aaaaaaaaaaaaaaaaaaaaaaaa", "vid_bbbbbbbbbbbbbbbbbbbbbbbb"
 OUTPUTS = (TRAIN_FILE, LLAVA_FILE, BENCH_FILE)
+UNREVIEWED = {"reviewed": False, "checked_by": 0, "reviewers": [], "review_id": ""}
 
 
 def make_caption(
@@ -167,7 +168,18 @@ def test_export_keeps_judge_passed_latest_captions_in_order_and_is_byte_identica
     ]
     assert [r["clip_id"] for r in train] == [c.span.clip_id for c in (a_latest, b_early, b_late)]
     first = train[0]
-    assert list(first) == ["video", "video_id", "clip_id", "start", "end", "caption", "structure", "backend"]
+    assert list(first) == [
+        "video",
+        "video_id",
+        "clip_id",
+        "start",
+        "end",
+        "caption",
+        "structure",
+        "backend",
+        "review",
+    ]
+    assert all(record["review"] == UNREVIEWED for record in (*train, *llava, *bench))
     assert first["video"] == f"/store/{VIDEO_A}.mp4" and (first["start"], first["end"]) == (1.0, 7.0)
     assert first["backend"] == "pose-grounded"
     [subject] = first["structure"]["subjects"]
@@ -246,6 +258,7 @@ def test_clips_are_cut_verified_skipped_on_a_rerun_and_a_missing_source_is_repor
                 {"from": "human", "value": "<image>\n" + CAPTION_INSTRUCTION},
                 {"from": "gpt", "value": "The man kicks the ball."},
             ],
+            "review": UNREVIEWED,
         }
     ]
     assert {q["clip"] for q in bench} == {f"clips/{clip_file.name}"}

@@ -15,6 +15,8 @@ from services.core import topics
 from services.core.settings import Settings
 
 CLIP = "clip_0123456789abcdef"
+UNREVIEWED = {"reviewed": False, "checked_by": 0, "reviewers": [], "review_id": ""}
+CHECKED = {"reviewed": True, "checked_by": 2, "reviewers": ["alice", "bob"], "review_id": "rev_b"}
 
 
 @pytest.fixture
@@ -32,6 +34,7 @@ def llava(**changes: object) -> dict:
             {"from": "human", "value": "<image>\n" + CAPTION_INSTRUCTION},
             {"from": "gpt", "value": "The man kicks the ball."},
         ],
+        "review": UNREVIEWED,
     }
     return record | changes
 
@@ -47,6 +50,7 @@ def train(**changes: object) -> dict:
         "caption": "The man kicks the ball.",
         "structure": {"subjects": []},
         "backend": "pose-grounded",
+        "review": CHECKED,
     }
     return record | changes
 
@@ -64,6 +68,7 @@ def bench(**changes: object) -> dict:
         "options": ["A. kicks", "B. waves", "C. sits", "D. runs"],
         "answer": "A",
         "category": "action_sequence",
+        "review": UNREVIEWED,
     }
     return record | changes
 
@@ -151,9 +156,43 @@ def test_an_export_that_breaks_a_rule_fails_before_writing(tmp_path: Path, monke
         storage_uri="file:///store/vid_a.mp4",
         judgement=events_pb2.Judgement(passed=True),
     )
-    records = {topics.CAPTIONS: [("vid_a", caption)], topics.QA: []}
+    records = {topics.CAPTIONS: [("vid_a", caption)], topics.QA: [], topics.REVIEWS: []}
     monkeypatch.setattr(clients.export, "read_topic_to_end", lambda _settings, topic: records[topic])
     monkeypatch.setattr(clients.export, "LLAVA_MEDIA_TOKEN", "<video>")
     with pytest.raises(ExportError, match=f"{LLAVA_FILE}: {CLIP}: the first human turn needs exactly one <image>"):
         run_export(Settings(), tmp_path / "export", clips=False, progress=False)
     assert list((tmp_path / "export").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("review", "found"),
+    [
+        (None, "review is not an object"),
+        ({"reviewed": True, "checked_by": 1, "reviewers": ["alice"]}, "review is not an object"),
+        (CHECKED | {"checked_by": 1}, "not the number of reviewers (2)"),
+        (CHECKED | {"checked_by": 2.0}, "not the number of reviewers"),
+        (CHECKED | {"reviewers": ["bob", "alice"]}, "not sorted and distinct"),
+        (CHECKED | {"reviewers": ["alice", "alice"]}, "not sorted and distinct"),
+        (CHECKED | {"reviewers": ["alice", ""]}, "not a list of names"),
+        (CHECKED | {"review_id": ""}, "disagrees"),
+        (UNREVIEWED | {"reviewed": True}, "disagrees"),
+        (UNREVIEWED | {"reviewed": "no"}, "not a bool"),
+    ],
+)
+def test_every_file_says_who_checked_each_record(out: Path, review: object, found: str) -> None:
+    assert check_train([train(review=CHECKED)], out) == check_bench([bench(review=UNREVIEWED)], out) == []
+    assert check_llava([llava(review=CHECKED)], out, clips=True) == []
+    for problems in (
+        check_train([train(review=review)], out),
+        check_bench([bench(review=review)], out),
+        check_llava([llava(review=review)], out, clips=True),
+    ):
+        [problem] = problems
+        assert found in problem
+
+
+def test_a_llava_key_the_loader_does_not_read_must_be_one_of_haics(out: Path) -> None:
+    """LLaVA-NeXT reads id, image, video and conversations of a record; start, end and review ride along unread."""
+    assert check_llava([llava(video="/store/vid_a.mp4", start=1.0, end=7.0)], out, clips=False) == []
+    [problem] = check_llava([llava(prompt="What happens?")], out, clips=True)
+    assert "keys prompt are neither read by the loader nor HAIC's" in problem
