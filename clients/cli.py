@@ -451,6 +451,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("out_dir", type=Path, help="directory to write the export into (created if missing)")
     export.add_argument("--clips", action="store_true", help="also cut each exported clip to clips/<clip_id>.mp4")
+    export.add_argument(
+        "--reviewed-only",
+        action="store_true",
+        help="only clips whose latest review accepted them, with only the QA items the review kept",
+    )
     export.add_argument("--no-progress", action="store_true", help="no progress bar")
     export.set_defaults(func=cmd_export)
 
