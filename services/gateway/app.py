@@ -29,6 +29,7 @@ from starlette.routing import Route
 from services.core.settings import GatewayServiceSettings
 from services.gateway import progress
 from services.gateway.auth import ApiKeys, DeskSessions, require_api_key
+from services.gateway.desk import install_desk
 from services.gateway.errors import GatewayConfigError, GatewayError, NotFoundError, NotReadyError
 from services.gateway.metrics import RequestMetricsMiddleware
 from services.gateway.report import YieldReport, build_report
@@ -381,4 +382,5 @@ def create_app(settings: GatewayServiceSettings) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _render_http_error)
     app.include_router(health)
     app.include_router(v1)
+    install_desk(app)
     return app

@@ -172,7 +172,7 @@ def csrf_checked(request: Request, session: DeskSession) -> bool:
     return token_ok and same_origin(request) and fetch_site_ok
 
 
-def _unauthenticated(code: str, message: str) -> AuthenticationError:
+def unauthenticated(code: str, message: str) -> AuthenticationError:
     error = "" if code == "missing_api_key" else ', error="invalid_token"'
     return AuthenticationError(code, message, headers={"WWW-Authenticate": f'Bearer realm="haic"{error}'})
 
@@ -181,7 +181,7 @@ def _by_key(request: Request, key: str) -> Caller:
     keys: ApiKeys = request.app.state.api_keys
     caller = keys.identify(key)
     if caller is None:
-        raise _unauthenticated("invalid_api_key", "the API key is not valid")
+        raise unauthenticated("invalid_api_key", "the API key is not valid")
     return caller
 
 
@@ -205,7 +205,7 @@ async def require_caller(
     if request.cookies.get(SESSION_COOKIE):
         found = session_of(request)
         if found is None:
-            raise _unauthenticated("session_expired", "the desk session has expired or was signed out: sign in again")
+            raise unauthenticated("session_expired", "the desk session has expired or was signed out: sign in again")
         _, session = found
         if not csrf_checked(request, session):
             raise ForbiddenError(
@@ -214,7 +214,7 @@ async def require_caller(
                 "and must come from the gateway's own origin",
             )
         return Caller(reviewer=session.reviewer, session=True)
-    raise _unauthenticated("missing_api_key", "send an API key as `Authorization: Bearer <key>`")
+    raise unauthenticated("missing_api_key", "send an API key as `Authorization: Bearer <key>`")
 
 
 async def require_reviewer(caller: Annotated[Caller, Depends(require_caller)]) -> str:
@@ -230,5 +230,5 @@ async def require_api_key(
     """FastAPI dependency of /v1: 401 with a reason and `WWW-Authenticate: Bearer` unless a valid key (an API key
     or a reviewer's) is sent as Bearer; the desk's cookie is not accepted here."""
     if credentials is None or not credentials.credentials:
-        raise _unauthenticated("missing_api_key", "send an API key as `Authorization: Bearer <key>`")
+        raise unauthenticated("missing_api_key", "send an API key as `Authorization: Bearer <key>`")
     _by_key(request, credentials.credentials)
