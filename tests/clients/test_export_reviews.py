@@ -14,6 +14,7 @@ from clients.export import BENCH_FILE, LLAVA_FILE, TRAIN_FILE, ClipManifest, rev
 from haic.v1 import events_pb2
 from services.core import topics
 from services.core.bus import EventProducer, Output, ensure_topics
+from services.core.caption_checks import rerender
 from services.core.settings import Settings
 from tests.clients.test_export import (
     OUTPUTS,
@@ -21,10 +22,12 @@ from tests.clients.test_export import (
     VIDEO_A,
     VIDEO_B,
     assert_loadable,
+    llava_next_visual_slots,
     load,
     make_caption,
     untouched,
 )
+from tests.gateway.review_data import publish, reviewable_clip
 
 pytestmark = pytest.mark.kafka
 
@@ -258,3 +261,44 @@ def test_a_review_without_a_clip_reviewer_or_decision_is_counted_and_ignored(
     report = run_export(kafka_settings, tmp_path / "export", clips=False, progress=False)
     [record] = load(tmp_path / "export")[0]
     assert record["review"] == UNREVIEWED and report.reviews_invalid == 2 and report.clips_rejected_by_review == 0
+
+
+def test_a_clip_made_by_the_real_stages_exports_as_reviewed_with_its_cut(
+    kafka_settings: Settings, tmp_path: Path
+) -> None:
+    """The sample as the real captioner and QA generator leave it, a reviewer's correction re-rendered as the
+    gateway re-renders it, exported with --clips --reviewed-only: the cut is the machine clip's."""
+    clip = reviewable_clip(kafka_settings)
+    ensure_topics(kafka_settings)
+    producer = EventProducer(kafka_settings, "test")
+    publish(producer, clip)
+    after = events_pb2.Caption()
+    after.CopyFrom(clip.caption)
+    after.subjects[0].attributes.gender = "female" if after.subjects[0].attributes.gender != "female" else "male"
+    after.text = rerender(after, clip.caption.span.end_s - clip.caption.span.start_s)
+    assert after.text != clip.caption.text
+    dropped, *kept = clip.qa.items
+    verdict = review(
+        "rev_alice",
+        "alice",
+        500,
+        clip.caption,
+        ACCEPT,
+        [decided(REJECTED, dropped, None), *(decided(APPROVED, i, i) for i in kept)],
+        after=after,
+    )
+    producer.deliver([Output(topics.REVIEWS, verdict.video_id, verdict)])
+    producer.close()
+
+    out = tmp_path / "export"
+    report = run_export(kafka_settings, out, clips=True, progress=False, reviewed_only=True)
+    assert report.complete and report.clips_written == 1 and report.items_rejected == 1
+    train, llava, bench = load(out)
+    cut = f"clips/{clip.clip_id}.mp4"
+    assert [(r["clip_id"], r["caption"], r["clip"]) for r in train] == [(clip.clip_id, after.text, cut)]
+    assert [(r["video"], r["conversations"][1]["value"]) for r in llava] == [(cut, after.text)]
+    assert [q["id"] for q in bench] == [i.item_id for i in kept] and {q["clip"] for q in bench} == {cut}
+    assert_loadable(out, clips=True)
+    assert [llava_next_visual_slots(record, out) for record in llava] == [(1, 1)]
+    manifest = json.loads((out / "clips" / "manifest.json").read_text())
+    assert manifest[clip.clip_id] | ClipManifest.expected(clip.caption) == manifest[clip.clip_id]
