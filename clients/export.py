@@ -243,8 +243,8 @@ def reviewed_caption(review: events_pb2.Review, machine: events_pb2.Caption | No
             caption.span.CopyFrom(review.span)
     caption.storage_uri = caption.storage_uri or review.storage_uri or review.caption_after.storage_uri
     after = review.caption_after
-    # The gateway re-renders the text of every caption_after; one without text was not edited (a review
-    # written by another client), so the caption it started from stands.
+    # The gateway re-renders the text of every caption_after it publishes; a review on the topic without
+    # one (another publisher) says nothing about the caption, so the caption it started from stands.
     if after.text:
         del caption.subjects[:]
         caption.subjects.extend(after.subjects)
@@ -259,8 +259,8 @@ _KEPT = (events_pb2.ITEM_DECISION_APPROVED, events_pb2.ITEM_DECISION_EDITED, eve
 
 
 def kept_items(review: events_pb2.Review) -> list[events_pb2.QAItem]:
-    """The items the review keeps, in its order: approved and edited ones as after (an approved item's
-    after is its before; an older client may leave it unset), added ones."""
+    """The items the review keeps, in its order: approved and edited ones as after, added ones. An
+    approved item's after equals its before, so a publisher that leaves it unset loses nothing."""
     kept = []
     for decided in review.items:
         if decided.decision not in _KEPT:

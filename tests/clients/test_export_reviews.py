@@ -148,8 +148,8 @@ def test_reviews_decide_what_is_exported_and_every_record_says_who_checked_it(
         ],
         after=caption_after,
     )
-    # bob checks alice's review: from its after, approves everything it kept (an older client leaves an
-    # approved item's after unset: its before stands)
+    # bob checks alice's review: from its after, approves everything it kept (q2 published without its
+    # after: an approved item's before is what it keeps)
     check = review(
         "rev_bob_a",
         "bob",
