@@ -15,7 +15,15 @@ from services.core.video import frame_time
 # Encoder settings of the cut clips. One thread and no B-frames: x264 then gives the same bytes on
 # every run, which keeps re-runs byte-identical. Bump RECIPE when they change: the manifest compares it.
 _X264_OPTIONS = {"crf": "18", "preset": "medium", "threads": "1", "bf": "0"}
-RECIPE = "libx264 yuv420p " + " ".join(f"{k}={v}" for k, v in sorted(_X264_OPTIONS.items()))
+# faststart: the index (moov) goes before the frames, so a browser starts playing, and seeks by range
+# requests, after the first bytes instead of after fetching the file's end.
+_MP4_OPTIONS = {"movflags": "+faststart"}
+RECIPE = (
+    "libx264 yuv420p "
+    + " ".join(f"{k}={v}" for k, v in sorted(_X264_OPTIONS.items()))
+    + " mp4 "
+    + " ".join(f"{k}={v}" for k, v in sorted(_MP4_OPTIONS.items()))
+)
 
 
 class ClipCutError(RuntimeError):
@@ -43,7 +51,7 @@ def cut_clip(source: Path, start_s: float, end_s: float, target: Path, clip_id: 
             width, height = stream.codec_context.width & ~1, stream.codec_context.height & ~1
             time_base = stream.time_base or Fraction(1, av.time_base)
             container.seek(int(start_s / time_base) + (stream.start_time or 0), stream=stream, backward=True)
-            with av.open(str(tmp), "w", format="mp4") as out:
+            with av.open(str(tmp), "w", format="mp4", options=dict(_MP4_OPTIONS)) as out:
                 encoder = out.add_stream("libx264", rate=rate)
                 encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
                 encoder.options = dict(_X264_OPTIONS)

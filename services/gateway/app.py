@@ -29,6 +29,7 @@ from starlette.routing import Route
 from services.core.settings import GatewayServiceSettings
 from services.gateway import progress
 from services.gateway.auth import ApiKeys, DeskSessions, require_api_key
+from services.gateway.clip_video import router as clip_video_router
 from services.gateway.desk import install_desk
 from services.gateway.errors import GatewayConfigError, GatewayError, NotFoundError, NotReadyError
 from services.gateway.metrics import RequestMetricsMiddleware
@@ -382,5 +383,6 @@ def create_app(settings: GatewayServiceSettings) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _render_http_error)
     app.include_router(health)
     app.include_router(v1)
+    app.include_router(clip_video_router)
     install_desk(app)
     return app

@@ -30,7 +30,7 @@ from services.gateway.auth import (
     unauthenticated,
 )
 from services.gateway.errors import NotFoundError
-from services.gateway.schemas import ErrorBody
+from services.gateway.schemas import ErrorBody, MalformedBody
 
 STATIC_DIR = Path(__file__).parent / "desk" / "static"
 DESK_PREFIX = "/desk"
@@ -70,7 +70,7 @@ def _body(session: DeskSession, response: Response) -> DeskSessionBody:
     return DeskSessionBody(reviewer=session.reviewer, csrf_token=session.csrf_token)
 
 
-@router.post("/session")
+@router.post("/session", responses={400: {"model": MalformedBody, "description": "The body is not JSON"}})
 async def sign_in(sign_in: SignIn, request: Request, response: Response) -> DeskSessionBody:
     """Sign a browser in with a reviewer's key: sets the `haic_desk` cookie and answers the CSRF token.
 
