@@ -21,11 +21,13 @@ from services.gateway.catalog_projection import CatalogProjection
 from services.gateway.catalog_schema import (
     announced_video_columns,
     batch_videos,
+    clip_categories,
     clips,
     dead_letters,
     events,
     external_ids,
     new_video_columns,
+    reviews,
     upload_message,
     utc,
     utc_now,
@@ -49,6 +51,39 @@ class EventRecord:
         message = topics.message_type(self.topic)()
         message.ParseFromString(self.payload)
         return message
+
+
+# A clip's review state: no review yet, reviews by one person, or reviewed by one and checked by another.
+REVIEW_STATES = ("unreviewed", "reviewed", "checked")
+# The queue's state filter: these, `awaiting` (not yet checked) and `all`.
+QUEUE_STATES = ("awaiting", *REVIEW_STATES, "all")
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    """A clip in the review queue: its row (with the video's description), review state and reviewers."""
+
+    clip: RowMapping
+    review_state: str
+    reviewers: list[str]
+    categories: list[str]
+    last_reviewed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class CategoryAgreement:
+    compared: int
+    agreed: int
+
+
+@dataclass(frozen=True)
+class AgreementSummary:
+    checked_clips: int
+    checks: int
+    captions_agreed: int
+    items_compared: int
+    items_agreed: int
+    by_category: dict[str, CategoryAgreement]
 
 
 @dataclass(frozen=True)
@@ -210,3 +245,173 @@ class Catalog(CatalogProjection):
                 EventRecord(row.sequence, row.video_id, row.topic, row.status, bytes(row.payload), utc(row.recorded_at))
                 for row in rows
             ]
+
+    # --- reviews (the review desk) ---
+    @staticmethod
+    def _review_aggregate() -> sa.Subquery:
+        """Per reviewed clip: its reviews, the last one's time, and whether one person checked another's."""
+        checks_other = sa.and_(
+            reviews.c.checked_reviewer.is_not(None), reviews.c.checked_reviewer != reviews.c.reviewer
+        )
+        return (
+            sa.select(
+                reviews.c.clip_id,
+                sa.func.count().label("review_count"),
+                sa.func.max(reviews.c.reviewed_at).label("last_reviewed_at"),
+                sa.func.max(sa.case((checks_other, 1), else_=0)).label("checked"),
+            )
+            .group_by(reviews.c.clip_id)
+            .subquery("review_aggregate")
+        )
+
+    def review_queue(
+        self,
+        *,
+        state: str = "awaiting",
+        video_id: str | None = None,
+        stage: str | None = None,
+        category: str | None = None,
+        reviewer: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[QueueEntry], int]:
+        """Captioned clips to review: judge-passed first, then unreviewed before reviewed, then oldest first."""
+        aggregate = self._review_aggregate()
+        review_count = sa.func.coalesce(aggregate.c.review_count, 0)
+        review_state = sa.case(
+            (sa.func.coalesce(aggregate.c.checked, 0) == 1, "checked"),
+            (review_count > 0, "reviewed"),
+            else_="unreviewed",
+        )
+        conditions: list[sa.ColumnElement[bool]] = [clips.c.caption_text.is_not(None)]
+        if state == "awaiting":
+            conditions.append(review_state != "checked")
+        elif state != "all":
+            conditions.append(review_state == state)
+        if video_id is not None:
+            conditions.append(clips.c.video_id == video_id)
+        if stage is not None:
+            conditions.append(clips.c.stage == stage)
+        if category is not None:
+            conditions.append(
+                clips.c.clip_id.in_(sa.select(clip_categories.c.clip_id).where(clip_categories.c.category == category))
+            )
+        if reviewer is not None:
+            conditions.append(clips.c.clip_id.in_(sa.select(reviews.c.clip_id).where(reviews.c.reviewer == reviewer)))
+        joined = clips.outerjoin(aggregate, aggregate.c.clip_id == clips.c.clip_id).outerjoin(
+            videos, videos.c.video_id == clips.c.video_id
+        )
+        query = (
+            sa.select(
+                clips,
+                videos.c.description,
+                review_state.label("review_state"),
+                aggregate.c.last_reviewed_at,
+            )
+            .select_from(joined)
+            .where(*conditions)
+            .order_by(
+                sa.case((clips.c.caption_judge_passed.is_(True), 0), else_=1),
+                sa.case((review_count == 0, 0), else_=1),
+                clips.c.created_at,
+                clips.c.clip_id,
+            )
+            .limit(limit)
+            .offset(offset)
+        )
+        with self.engine.connect() as conn:
+            total = conn.execute(sa.select(sa.func.count()).select_from(joined).where(*conditions)).scalar_one()
+            rows = conn.execute(query).mappings().all()
+            ids = [row["clip_id"] for row in rows]
+            reviewers: dict[str, list[str]] = {clip: [] for clip in ids}
+            for row in conn.execute(
+                sa.select(reviews.c.clip_id, reviews.c.reviewer)
+                .where(reviews.c.clip_id.in_(ids))
+                .order_by(reviews.c.reviewed_at, reviews.c.kafka_offset)
+            ):
+                if row.reviewer not in reviewers[row.clip_id]:
+                    reviewers[row.clip_id].append(row.reviewer)
+            categories: dict[str, list[str]] = {clip: [] for clip in ids}
+            for row in conn.execute(
+                sa.select(clip_categories)
+                .where(clip_categories.c.clip_id.in_(ids))
+                .order_by(clip_categories.c.category)
+            ):
+                categories[row.clip_id].append(row.category)
+        entries = [
+            QueueEntry(
+                clip=row,
+                review_state=row["review_state"],
+                reviewers=reviewers[row["clip_id"]],
+                categories=categories[row["clip_id"]],
+                last_reviewed_at=utc(row["last_reviewed_at"]),
+            )
+            for row in rows
+        ]
+        return entries, int(total)
+
+    def clip_reviews(self, clip_id: str) -> list[RowMapping]:
+        """The clip's reviews, oldest first (review time, then their order on the topic)."""
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    sa.select(reviews)
+                    .where(reviews.c.clip_id == clip_id)
+                    .order_by(reviews.c.reviewed_at, reviews.c.kafka_partition, reviews.c.kafka_offset)
+                ).mappings()
+            )
+
+    def find_review(self, review_id: str) -> RowMapping | None:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(reviews).where(reviews.c.review_id == review_id)).mappings().first()
+
+    @staticmethod
+    def review_state(review_rows: Sequence[RowMapping]) -> str:
+        """unreviewed (no review), reviewed (by one person), checked (one person checked another's review)."""
+        if not review_rows:
+            return "unreviewed"
+        checked = any(r["checked_reviewer"] is not None and r["checked_reviewer"] != r["reviewer"] for r in review_rows)
+        return "checked" if checked else "reviewed"
+
+    def clip_messages(self, clip_id: str, topic: str) -> list[Message]:
+        """The clip's messages of a topic from the event log, in the order the catalog recorded them."""
+        with self.engine.connect() as conn:
+            payloads = conn.execute(
+                sa.select(events.c.payload)
+                .where(events.c.entity_id == clip_id, events.c.topic == topic)
+                .order_by(events.c.sequence)
+            ).scalars()
+            message_type = topics.message_type(topic)
+            return [message_type.FromString(bytes(payload)) for payload in payloads]
+
+    def review_agreement(self, video_id: str | None = None, batch: str | None = None) -> AgreementSummary:
+        """Agreement of the checks (reviews of another person's review) of a video, a batch or all."""
+        query = sa.select(
+            reviews.c.clip_id,
+            reviews.c.caption_agrees,
+            reviews.c.items_compared,
+            reviews.c.items_agreed,
+            reviews.c.agreement_by_category,
+        ).where(reviews.c.checked_reviewer.is_not(None), reviews.c.checked_reviewer != reviews.c.reviewer)
+        if video_id is not None:
+            query = query.where(reviews.c.video_id == video_id)
+        if batch is not None:
+            query = query.where(
+                reviews.c.video_id.in_(sa.select(batch_videos.c.video_id).where(batch_videos.c.batch == batch))
+            )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        by_category: dict[str, list[int]] = {}
+        for row in rows:
+            for slug, (compared, agreed) in (row.agreement_by_category or {}).items():
+                counts = by_category.setdefault(slug, [0, 0])
+                counts[0] += compared
+                counts[1] += agreed
+        return AgreementSummary(
+            checked_clips=len({row.clip_id for row in rows}),
+            checks=len(rows),
+            captions_agreed=sum(1 for row in rows if row.caption_agrees),
+            items_compared=sum(row.items_compared or 0 for row in rows),
+            items_agreed=sum(row.items_agreed or 0 for row in rows),
+            by_category={slug: CategoryAgreement(c[0], c[1]) for slug, c in sorted(by_category.items())},
+        )

@@ -22,17 +22,20 @@ from sqlalchemy.engine import Connection
 from haic.v1 import events_pb2
 from services.core import topics
 from services.core.bus import Event, Output, PoisonMessageError
+from services.core.contracts import category_slug
 from services.gateway.catalog_schema import (
     CLUSTER_ID_KEY,
     CatalogDatabase,
     announced_video_columns,
     catalog_meta,
+    clip_categories,
     clips,
     consumer_offsets,
     dead_letters,
     events,
     new_video_columns,
     proto_time,
+    reviews,
     utc_now,
     videos,
 )
@@ -52,6 +55,60 @@ log = logging.getLogger(__name__)
 
 CONSUMER_GROUP = "haic-gateway-catalog"
 
+_KEPT = (events_pb2.ITEM_DECISION_APPROVED, events_pb2.ITEM_DECISION_EDITED, events_pb2.ITEM_DECISION_ADDED)
+
+
+def kept_items(review: events_pb2.Review) -> dict[str, events_pb2.QAItem | None]:
+    """Each reviewed item's outcome: the item as kept (approved, edited or added: its after), or None
+    when the reviewer rejected it."""
+    return {
+        item.item_id: (item.after if item.decision in _KEPT else None)
+        for item in review.items
+        if item.decision != events_pb2.ITEM_DECISION_UNSPECIFIED
+    }
+
+
+def _item_category(item: events_pb2.QAItemReview) -> str:
+    return category_slug(item.after.category if item.HasField("after") else item.before.category)
+
+
+def review_agreement(check: events_pb2.Review, checked: events_pb2.Review) -> dict[str, Any]:
+    """How far a check agrees with the review it checks: the caption agrees when its rendered text is
+    unchanged; an item both reviewed agrees when both kept it with the same after, or both rejected it."""
+    mine, theirs = kept_items(check), kept_items(checked)
+    by_category: dict[str, list[int]] = {}
+    for item in check.items:
+        if item.item_id not in theirs or item.item_id not in mine:
+            continue  # added by the check: nothing to agree with
+        counts = by_category.setdefault(_item_category(item), [0, 0])
+        counts[0] += 1
+        counts[1] += int(mine[item.item_id] == theirs[item.item_id])
+    return {
+        "caption_agrees": check.caption_after.text == checked.caption_after.text,
+        "items_compared": sum(c[0] for c in by_category.values()),
+        "items_agreed": sum(c[1] for c in by_category.values()),
+        "agreement_by_category": by_category,
+    }
+
+
+def review_counts(review: events_pb2.Review) -> dict[str, int]:
+    counts = {"items_approved": 0, "items_edited": 0, "items_rejected": 0, "items_added": 0}
+    names = {
+        events_pb2.ITEM_DECISION_APPROVED: "items_approved",
+        events_pb2.ITEM_DECISION_EDITED: "items_edited",
+        events_pb2.ITEM_DECISION_REJECTED: "items_rejected",
+        events_pb2.ITEM_DECISION_ADDED: "items_added",
+    }
+    for item in review.items:
+        if item.decision in names:
+            counts[names[item.decision]] += 1
+    return counts
+
+
+def caption_changed(review: events_pb2.Review) -> bool:
+    before, after = review.caption_before, review.caption_after
+    return list(before.subjects) != list(after.subjects) or list(before.interactions) != list(after.interactions)
+
 
 class CatalogProjection(CatalogDatabase):
     """Applies the topics' messages to the catalog; `handle` is the Kafka worker's handler, `load_offset`
@@ -64,6 +121,17 @@ class CatalogProjection(CatalogDatabase):
             raise GatewayConfigError(f"HAIC_CATALOG_FINAL_STAGE: {exc}") from exc
         self.final_stage = final_stage
         super().__init__(url)
+        self._backfill_categories()
+
+    def _backfill_categories(self) -> None:
+        """Fills clip_categories from the QA sets already logged, in a catalog made before the table was:
+        its stored offsets are past those messages, which would not be applied again."""
+        with self.engine.begin() as conn:
+            if conn.execute(sa.select(sa.exists().select_from(clip_categories))).scalar():
+                return
+            payloads = conn.execute(sa.select(events.c.payload).where(events.c.topic == topics.QA)).scalars().all()
+            for payload in payloads:
+                self._record_categories(conn, events_pb2.QASet.FromString(bytes(payload)))
 
     # --- the Kafka cluster behind the catalog ---
     def _recorded_cluster(self, conn: Connection) -> str | None:
@@ -141,6 +209,11 @@ class CatalogProjection(CatalogDatabase):
         if isinstance(message, events_pb2.DeadLetter):
             self._apply_dead_letter(conn, event, message)
             return
+        if isinstance(message, events_pb2.Review):
+            # A person's review, not a pipeline stage: its own table, outside the video's status and its
+            # progress log (which ends when the pipeline settled the video; reviews come any time later).
+            self._apply_review(conn, event, message)
+            return
         if isinstance(message, events_pb2.ScoreRecord) and not message.video_id:
             # A leaderboard over many clips (`haic eval`, keyed eval:<answerer>) is about no one video.
             log.info("%s@%d: score over many clips (%s), not about one video", event.topic, event.offset, event.key)
@@ -187,6 +260,7 @@ class CatalogProjection(CatalogDatabase):
             entity_id, variant = message.span.clip_id or video_id, message.backend
             outcome = StageOutcome("qagen", rejected=False)
             self._merge_clip(conn, video_id, message.span, outcome, now, {"qa_item_count": len(message.items)})
+            self._record_categories(conn, message)
         elif isinstance(message, events_pb2.ScoreRecord):
             entity_id, variant = message.span.clip_id or video_id, f"{message.answerer}|{message.setting}"
             outcome = StageOutcome("scoring", rejected=False, values={"average": message.average})
@@ -217,6 +291,58 @@ class CatalogProjection(CatalogDatabase):
                     updated_at=now,
                 )
             )
+
+    def _record_categories(self, conn: Connection, qa: events_pb2.QASet) -> None:
+        if not qa.span.clip_id:
+            return
+        for slug in sorted({category_slug(item.category) for item in qa.items}):
+            conn.execute(
+                self._insert(clip_categories)
+                .values(clip_id=qa.span.clip_id, category=slug)
+                .on_conflict_do_nothing(index_elements=[clip_categories.c.clip_id, clip_categories.c.category])
+            )
+
+    def _apply_review(self, conn: Connection, event: Event, review: events_pb2.Review) -> None:
+        """One row per review id (a review produced twice is stored once); a check's agreement with the
+        review it checks is computed here, from that review's stored payload (both are keyed by the video
+        id, so on one partition, the checked one first)."""
+        if not review.review_id or not review.span.clip_id:
+            raise PoisonMessageError(f"{event.topic}@{event.offset}: a review without review_id or clip id")
+        agreement: dict[str, Any] = {}
+        checked_reviewer = None
+        if review.checks_review_id:
+            checked = conn.execute(
+                sa.select(reviews.c.payload).where(reviews.c.review_id == review.checks_review_id)
+            ).scalar_one_or_none()
+            if checked is None:
+                log.warning(
+                    "review %s checks %s, which the catalog does not have", review.review_id, review.checks_review_id
+                )
+            else:
+                checked_review = events_pb2.Review.FromString(bytes(checked))
+                checked_reviewer = checked_review.reviewer
+                agreement = review_agreement(review, checked_review)
+        conn.execute(
+            self._insert(reviews)
+            .values(
+                review_id=review.review_id,
+                clip_id=review.span.clip_id,
+                video_id=review.video_id or event.key,
+                reviewer=review.reviewer,
+                reviewed_at=proto_time(review.reviewed_at),
+                checks_review_id=review.checks_review_id,
+                checked_reviewer=checked_reviewer,
+                decision="rejected" if review.decision == events_pb2.REVIEW_DECISION_REJECTED else "accepted",
+                caption_changed=caption_changed(review),
+                payload=review.SerializeToString(),
+                kafka_partition=event.partition,
+                kafka_offset=event.offset,
+                recorded_at=utc_now(),
+                **review_counts(review),
+                **agreement,
+            )
+            .on_conflict_do_nothing(index_elements=[reviews.c.review_id])
+        )
 
     def _apply_dead_letter(self, conn: Connection, event: Event, letter: events_pb2.DeadLetter) -> None:
         video_id = event.key or letter.key.decode("utf-8", errors="replace")

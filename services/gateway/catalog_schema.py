@@ -152,6 +152,45 @@ consumer_offsets = sa.Table(
     sa.Column("next_offset", sa.BigInteger, nullable=False),
 )
 
+# People's reviews of clips (haic.reviews.v1, the review desk): one row per Review, so a catalog rebuilt from
+# Kafka has them. A check (checks_review_id set) carries its agreement with the review it checks, computed
+# when the check was applied; checked_reviewer is that review's reviewer (None when it was not found).
+reviews = sa.Table(
+    "reviews",
+    metadata,
+    sa.Column("review_id", sa.String(64), primary_key=True),
+    sa.Column("clip_id", sa.String(64), nullable=False, index=True),
+    sa.Column("video_id", sa.String(64), nullable=False, index=True),
+    sa.Column("reviewer", sa.String(128), nullable=False, index=True),
+    sa.Column("reviewed_at", _Time),
+    sa.Column("checks_review_id", sa.String(64), nullable=False, default=""),
+    sa.Column("checked_reviewer", sa.String(128)),
+    sa.Column("decision", sa.String(16), nullable=False),  # accepted, rejected
+    sa.Column("caption_changed", sa.Boolean, nullable=False),
+    sa.Column("items_approved", sa.Integer, nullable=False),
+    sa.Column("items_edited", sa.Integer, nullable=False),
+    sa.Column("items_rejected", sa.Integer, nullable=False),
+    sa.Column("items_added", sa.Integer, nullable=False),
+    sa.Column("caption_agrees", sa.Boolean),
+    sa.Column("items_compared", sa.Integer),
+    sa.Column("items_agreed", sa.Integer),
+    sa.Column("agreement_by_category", sa.JSON),  # {slug: [compared, agreed]}
+    sa.Column("payload", sa.LargeBinary, nullable=False),  # the serialized Review
+    sa.Column("kafka_partition", sa.Integer, nullable=False),
+    sa.Column("kafka_offset", sa.BigInteger, nullable=False),
+    sa.Column("recorded_at", _Time, nullable=False),
+)
+
+# The QA categories of each clip's QA set, for the review queue's category filter (a clip's QASet is in the
+# events log as a serialized proto, which no query can look into).
+clip_categories = sa.Table(
+    "clip_categories",
+    metadata,
+    sa.Column("clip_id", sa.String(64), primary_key=True),
+    sa.Column("category", sa.String(64), primary_key=True),
+    sa.Index("ix_clip_categories_category", "category"),
+)
+
 # What the catalog follows: the Kafka cluster id its stored offsets belong to.
 catalog_meta = sa.Table(
     "catalog_meta",
