@@ -28,6 +28,14 @@ COCO_KEYPOINTS: tuple[str, ...] = (
 )
 NUM_KEYPOINTS = len(COCO_KEYPOINTS)
 
+# The limbs drawn between COCO-17 keypoints (indices into COCO_KEYPOINTS), as COCO's person skeleton draws them.
+COCO_SKELETON: tuple[tuple[int, int], ...] = (
+    (15, 13), (13, 11), (16, 14), (14, 12), (11, 12),  # legs and hips
+    (5, 11), (6, 12), (5, 6),  # torso
+    (5, 7), (6, 8), (7, 9), (8, 10),  # arms
+    (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),  # face to shoulders
+)  # fmt: skip
+
 
 def keypoint_array(sample: Any) -> np.ndarray:
     """[17, 3] x, y, confidence of one pose sample: a PoseSample proto (Keypoint messages) or anything

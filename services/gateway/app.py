@@ -34,6 +34,7 @@ from services.gateway.desk import install_desk
 from services.gateway.errors import GatewayConfigError, GatewayError, NotFoundError, NotReadyError
 from services.gateway.metrics import RequestMetricsMiddleware
 from services.gateway.report import YieldReport, build_report
+from services.gateway.review_api import router as review_router
 from services.gateway.runtime import GatewayRuntime
 from services.gateway.schemas import (
     BATCH_PATTERN,
@@ -383,6 +384,7 @@ def create_app(settings: GatewayServiceSettings) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _render_http_error)
     app.include_router(health)
     app.include_router(v1)
+    app.include_router(review_router)
     app.include_router(clip_video_router)
     install_desk(app)
     return app
