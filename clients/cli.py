@@ -140,6 +140,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         if args.submit_sample:
             with HaicClient(stack.gateway_url, stack.api_key) as client:
                 submit_and_report(client, SAMPLE_VIDEO, SAMPLE_DESCRIPTION, "", wait=True)
+            print(f"\nreview desk  {stack.desk_url}", flush=True)
         if args.exit_after_sample:
             return 0
         print("stack is up; Ctrl-C stops it", flush=True)

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from urllib.parse import quote
 
 import grpc
 import httpx
@@ -140,6 +141,25 @@ def ensure_api_key(settings: Settings) -> str:
         path.write_text(secrets.token_urlsafe(24))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+# The reviewer `haic up` makes when HAIC_REVIEWERS names none: the desk's URL signs in as them.
+LOCAL_REVIEWER = "reviewer"
+
+
+def ensure_reviewer(settings: Settings) -> tuple[str, str]:
+    """(name, key) of the reviewer the printed desk URL signs in as: the first of HAIC_REVIEWERS, or
+    `reviewer` with a key generated once into <data_dir>/reviewer_key (kept apart from the API key: only a
+    reviewer's key may submit reviews, and its reviews carry the reviewer's name)."""
+    if settings.reviewers:
+        name, _, key = settings.reviewers[0].partition(":")
+        return name, key
+    path = settings.data_dir / "reviewer_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(24))
+        path.chmod(0o600)
+    return LOCAL_REVIEWER, path.read_text().strip()
 
 
 @dataclass
@@ -387,6 +407,7 @@ class LocalStack:
         self.data_dir = settings.data_dir.resolve()
         self.logs_dir = self.data_dir / "logs"
         self.api_key = ""
+        self.reviewer = ("", "")  # (name, key) of the desk URL's reviewer
         self.policy = RestartPolicy(
             backoff_s=settings.restart_backoff_s,
             backoff_max_s=settings.restart_backoff_max_s,
@@ -422,13 +443,19 @@ class LocalStack:
         return f"http://127.0.0.1:{self.ports.http}"
 
     @property
+    def desk_url(self) -> str:
+        """The review desk, signing in as the stack's reviewer: the key rides in the fragment, which the
+        browser never sends to a server (the page reads it, signs in and removes it from the address bar)."""
+        return f"{self.gateway_url}/desk/#key={quote(self.reviewer[1], safe='')}"
+
+    @property
     def children(self) -> list[Child]:
         """The service processes (the latest of each service)."""
         return [Child(u.name, u.process, u.log_path) for u in self.services.values() if u.process is not None]
 
     def start(self, timeout_s: float = 90.0) -> LocalStack:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
-        self.api_key = ensure_api_key(self.settings)
+        self.ensure_keys()
         try:
             leftovers, live = self.run_record.reap_previous()
             # Wait for ports only while a killed launcher's children may still hold them; busy ports
@@ -474,6 +501,11 @@ class LocalStack:
             raise
         return self
 
+    def ensure_keys(self) -> None:
+        """The API key and the desk's reviewer the services get (from the settings, else generated once)."""
+        self.api_key = ensure_api_key(self.settings)
+        self.reviewer = ensure_reviewer(self.settings)
+
     def _new_broker(self) -> EmbeddedBroker:
         return EmbeddedBroker.from_settings(self.settings, self.ports.broker, log_path=self.logs_dir / "broker.log")
 
@@ -492,6 +524,7 @@ class LocalStack:
             "HAIC_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
             "HAIC_DATA_DIR": str(self.data_dir),
             "HAIC_API_KEYS": ",".join(self.settings.api_keys) or self.api_key,
+            "HAIC_REVIEWERS": ",".join(self.settings.reviewers) or ":".join(self.reviewer),
             "HAIC_GRPC_PORT": str(ports.grpc),
             "HAIC_METRICS_PORT": str(ports.metrics),
             "HAIC_HTTP_PORT": str(self.ports.http),
@@ -556,7 +589,11 @@ class LocalStack:
         ]
         if self.ports.launcher_metrics:
             lines.append(f"launcher    metrics http://127.0.0.1:{self.ports.launcher_metrics}/metrics (restarts)")
-        lines += [f"API key     {self.api_key}", f"logs        {self.logs_dir}"]
+        lines += [
+            f"API key     {self.api_key}",
+            f"review desk  {self.desk_url}",
+            f"logs        {self.logs_dir}",
+        ]
         given_up = self.given_up()
         if given_up:
             lines.append(f"given up    {', '.join(given_up)} (left stopped; see their logs)")
