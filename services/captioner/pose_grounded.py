@@ -16,8 +16,8 @@ from haic.v1 import events_pb2
 from services.captioner.appearance import ColourThresholds, describe_appearance, distinct_labels
 from services.captioner.judge import acting_tracks, motion_of
 from services.captioner.kinematics.actions import POSTURE, detect_actions
-from services.captioner.kinematics.interactions import CONTACT_TORSO, MIN_CONTACT_S, detect_interactions
-from services.captioner.kinematics.signals import DEFAULT_MIN_SCORE
+from services.captioner.kinematics.interactions import detect_interactions
+from services.captioner.kinematics.signals import KinematicsRules
 from services.core.bus import now_timestamp
 from services.core.caption_text import render_caption
 from services.core.contracts import InteractionKind
@@ -41,36 +41,31 @@ def appearance_samples(track: events_pb2.PersonTrack, count: int) -> list[events
 
 
 def caption_clip(
-    clip: events_pb2.ClipVerdict, video: Path, appearance_frames: int, settings: CaptionerServiceSettings | None = None
+    clip: events_pb2.ClipVerdict, video: Path, appearance_frames: int, settings: CaptionerServiceSettings
 ) -> events_pb2.Caption:
     """A caption of an accepted clip whose video is at `video`; the judgement is left to the judge.
 
-    With `settings`, contact is judged by its HAIC_INTERACTION_* values, and everyone the action rule
-    finds acting (its HAIC_MIN_KEYPOINT_L1 and HAIC_MIN_AFFINE_RESIDUAL) is told moving. Either way an
-    accepted clip is never told as everyone standing still: its most moving person is told moving.
+    Keypoints, gaps and contact are judged by the settings' kinematics rules (KinematicsRules), garment
+    colours by their HAIC_APPEARANCE_* values, and everyone the action rule finds acting (its
+    HAIC_MIN_KEYPOINT_L1 and HAIC_MIN_AFFINE_RESIDUAL) is told moving. An accepted clip is never told as
+    everyone standing still: its most moving person is told moving.
     """
     tracks = list(clip.dense_tracks) or list(clip.tracks)
     width, height = clip.info.width, clip.info.height
-    acting: set[int] = set()
-    if settings is not None:
-        acting = acting_tracks(
-            tracks,
-            width,
-            height,
-            min_keypoint_l1=settings.min_keypoint_l1,
-            min_affine_residual=settings.min_affine_residual,
-            min_keypoint_score=settings.min_keypoint_score,
-        )
-    # The keypoint confidence below which a keypoint is missing: the setting the pose stage's rules use too.
-    score = settings.min_keypoint_score if settings is not None else DEFAULT_MIN_SCORE
-    actions = {
-        t.track_id: detect_actions(t, width, height, ensure_action=t.track_id in acting, min_score=score)
-        for t in tracks
-    }
+    rules = KinematicsRules.from_settings(settings)
+    acting = acting_tracks(
+        tracks,
+        width,
+        height,
+        min_keypoint_l1=settings.min_keypoint_l1,
+        min_affine_residual=settings.min_affine_residual,
+        min_keypoint_score=settings.min_keypoint_score,
+    )
+    actions = {t.track_id: detect_actions(t, width, height, rules, ensure_action=t.track_id in acting) for t in tracks}
     if clip.verdict == events_pb2.VERDICT_ACCEPTED and tracks and not any(_moves(a) for a in actions.values()):
-        most = max(tracks, key=lambda t: motion_of(t, width, height, score))
-        actions[most.track_id] = detect_actions(most, width, height, ensure_action=True, min_score=score)
-    colours = ColourThresholds.from_settings(settings) if settings is not None else None
+        most = max(tracks, key=lambda t: motion_of(t, width, height, rules.min_score))
+        actions[most.track_id] = detect_actions(most, width, height, rules, ensure_action=True)
+    colours = ColourThresholds.from_settings(settings)
     chosen = {t.track_id: appearance_samples(t, appearance_frames) for t in tracks}
     times = sorted({s.t_s for samples in chosen.values() for s in samples})
     with VideoReader(video, VideoInfo.from_proto(clip.info)) as reader:
@@ -90,15 +85,7 @@ def caption_clip(
         )
         for t, attrs in zip(tracks, attributes, strict=True)
     ]
-    interactions = detect_interactions(
-        tracks,
-        label_of,
-        width,
-        height,
-        contact_torso=settings.interaction_contact_torso if settings is not None else CONTACT_TORSO,
-        min_contact_s=settings.interaction_min_contact_s if settings is not None else MIN_CONTACT_S,
-        min_score=score,
-    )
+    interactions = detect_interactions(tracks, label_of, width, height, rules)
     by_label = {s.label: s for s in subjects}
     for interaction in interactions:
         for actor, verb, other in _INTERACTION_ACTIONS.get(interaction.kind, ()):

@@ -451,6 +451,11 @@ class CaptionerSettings(_HaicSettings):
     interaction_min_contact_s: float = Field(
         0.5, ge=0, description="Contact (touching, hugging) must hold this long to be stated"
     )
+    # Not HAIC_DENSE_TRACK_MAX_GAP_S (2 s, how long the tracker waits for a lost person): a keypoint bridged
+    # over 2 s invents the movement in between; at 2 s the recorded shots lose a walk and a step forward.
+    kinematics_max_gap_s: float = Field(
+        1.0, ge=0, description="Kinematics: a keypoint missing up to this long is interpolated, longer stays unseen"
+    )
 
 
 class LlmSettings(_HaicSettings):

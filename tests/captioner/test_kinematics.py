@@ -12,6 +12,7 @@ from services.captioner.kinematics.actions import POSTURE, detect_actions
 from services.captioner.kinematics.interactions import detect_interactions
 from services.captioner.kinematics.signals import KinematicsInputError
 from services.pose.contract import COCO_KEYPOINTS
+from tests.captioner import RULES
 
 FPS = 4.0
 W, H = 1920, 1080
@@ -112,7 +113,7 @@ RAISES = [range(8, 12), range(20, 24), range(32, 36)]
 
 def test_right_arm_raised_three_times() -> None:
     frames = {i for r in RAISES for i in r}
-    actions = named(detect_actions(make_track(48, raised_at(frames, "right")), W, H))
+    actions = named(detect_actions(make_track(48, raised_at(frames, "right")), W, H, RULES))
     assert [a.verb_phrase for a in actions] == ["raises their right arm three times"]
     a = actions[0]
     assert a.repetitions == 3 and a.body_part == "right arm"
@@ -122,7 +123,7 @@ def test_right_arm_raised_three_times() -> None:
 
 def test_left_arm_is_not_the_right_arm() -> None:
     frames = {i for r in RAISES[:2] for i in r}
-    actions = named(detect_actions(make_track(48, raised_at(frames, "left")), W, H))
+    actions = named(detect_actions(make_track(48, raised_at(frames, "left")), W, H, RULES))
     assert [a.verb_phrase for a in actions] == ["raises their left arm twice"]
     assert actions[0].repetitions == 2
 
@@ -135,25 +136,27 @@ def test_missing_samples_and_low_confidence_keypoints_do_not_break_counts() -> N
         s.keypoints[COCO_KEYPOINTS.index("right_wrist")].score = 0.1  # below the default threshold
     del track.samples[:]
     track.samples.extend(kept)
-    actions = named(detect_actions(track, W, H))
+    actions = named(detect_actions(track, W, H, RULES))
     assert [a.repetitions for a in actions] == [3]
 
 
 def test_still_person_gives_no_action_only_their_posture() -> None:
-    [posture] = detect_actions(make_track(40, lambda i: Person()), W, H)
+    [posture] = detect_actions(make_track(40, lambda i: Person()), W, H, RULES)
     assert (posture.verb_phrase, posture.body_part) == ("stands still", POSTURE)
     assert posture.evidence.signals["share"] == 1.0
 
 
 def test_walking_left_is_left() -> None:
     # 150 px/s at 600 px tall = 0.25 body heights/s would be borderline; 300 px/s is a clear walk.
-    actions = detect_actions(make_track(24, lambda i: Person(cx=1600 - 300 * i / FPS), striding=True), W, H)
+    actions = detect_actions(make_track(24, lambda i: Person(cx=1600 - 300 * i / FPS), striding=True), W, H, RULES)
     assert [(a.verb_phrase, a.direction) for a in actions] == [("walks to the left", "left")]
     assert actions[0].evidence.signals["displacement_px"] < 0
 
 
 def test_running_right() -> None:
-    actions = detect_actions(make_track(12, lambda i: Person(cx=200 + 1000 * i / FPS, height=500), striding=True), W, H)
+    actions = detect_actions(
+        make_track(12, lambda i: Person(cx=200 + 1000 * i / FPS, height=500), striding=True), W, H, RULES
+    )
     assert [(a.verb_phrase, a.direction) for a in actions] == [("runs to the right", "right")]
 
 
@@ -163,7 +166,7 @@ def test_walking_towards_the_camera() -> None:
         f = i / 23
         return Person(ground=600 + 300 * f, height=250 + 350 * f)
 
-    actions = detect_actions(make_track(24, pose), W, H)
+    actions = detect_actions(make_track(24, pose), W, H, RULES)
     assert [(a.verb_phrase, a.direction) for a in actions] == [("walks towards the camera", "towards the camera")]
     assert actions[0].evidence.signals["box_height_ratio"] > 1.5
 
@@ -174,7 +177,7 @@ def test_jumps_are_counted() -> None:
     def pose(i: int) -> Person:
         return Person(ground=900 - (0.15 * 600 if i in airborne else 0))
 
-    actions = detect_actions(make_track(32, pose), W, H)
+    actions = detect_actions(make_track(32, pose), W, H, RULES)
     assert [a.verb_phrase for a in actions] == ["jumps three times"]
     assert actions[0].repetitions == 3 and actions[0].start_s == pytest.approx(6 / FPS)
 
@@ -188,17 +191,17 @@ def test_hips_that_rise_over_unseen_feet_are_no_jump() -> None:
     for sample in track.samples:
         for j in ankles:
             sample.keypoints[j].score = 0.05
-    assert not any(a.verb_phrase.startswith("jumps") for a in detect_actions(track, W, H))
+    assert not any(a.verb_phrase.startswith("jumps") for a in detect_actions(track, W, H, RULES))
     # one foot seen rising with the hips is a jump again
     for sample in track.samples:
         sample.keypoints[ankles[0]].score = 0.9
-    assert [a.verb_phrase for a in named(detect_actions(track, W, H))] == ["jumps three times"]
+    assert [a.verb_phrase for a in named(detect_actions(track, W, H, RULES))] == ["jumps three times"]
 
 
 def test_turning_around() -> None:
     # Facing the camera for 2 s, a one-second turn (shoulders converge, then swap), facing away for 2 s.
     facing = [1.0] * 8 + [0.5, 0.0, -0.5] + [-1.0] * 9
-    actions = detect_actions(make_track(len(facing), lambda i: Person(facing=facing[i])), W, H)
+    actions = detect_actions(make_track(len(facing), lambda i: Person(facing=facing[i])), W, H, RULES)
     assert [a.verb_phrase for a in actions] == ["turns around"]
     assert 1.75 <= actions[0].start_s < actions[0].end_s <= 3.0
     assert actions[0].evidence.signals["facing_camera_after"] == 0
@@ -221,7 +224,7 @@ def test_approaching_then_touching() -> None:
         make_track(28, b, track_id=2, seed=2, striding=True),
     ]
     labels = {1: "the man in the red shirt", 2: "the woman in the blue dress"}
-    got = detect_interactions(tracks, labels, W, H)
+    got = detect_interactions(tracks, labels, W, H, RULES)
     kinds = {(x.kind, x.subject_label, x.object_label) for x in got}
     assert ("touching", labels[1], labels[2]) in kinds
     approaching = [x for x in got if x.kind == "approaching"]
@@ -232,8 +235,8 @@ def test_approaching_then_touching() -> None:
     assert touch.start_s == pytest.approx(5.0)
     assert "moving apart" not in {x.kind for x in got}
     # Each walker is moving, and in opposite image directions.
-    assert [x.direction for x in detect_actions(tracks[0], W, H)] == ["right"]
-    assert [x.direction for x in detect_actions(tracks[1], W, H)] == ["left"]
+    assert [x.direction for x in detect_actions(tracks[0], W, H, RULES)] == ["right"]
+    assert [x.direction for x in detect_actions(tracks[1], W, H, RULES)] == ["left"]
 
 
 def test_following() -> None:
@@ -242,7 +245,7 @@ def test_following() -> None:
         make_track(24, lambda i: Person(cx=600 + 200 * i / FPS), track_id=1),
         make_track(24, lambda i: Person(cx=300 + 200 * i / FPS), track_id=2, seed=3),
     ]
-    got = detect_interactions(tracks, {1: "the leader", 2: "the follower"}, W, H)
+    got = detect_interactions(tracks, {1: "the leader", 2: "the follower"}, W, H, RULES)
     follows = [(x.subject_label, x.object_label) for x in got if x.kind == "following"]
     assert follows == [("the follower", "the leader")]
 
@@ -251,9 +254,9 @@ def test_bad_input_is_a_typed_error() -> None:
     track = make_track(4, lambda i: Person())
     del track.samples[1].keypoints[5:]
     with pytest.raises(KinematicsInputError, match="5 keypoints"):
-        detect_actions(track, W, H)
+        detect_actions(track, W, H, RULES)
     with pytest.raises(KinematicsInputError):
-        detect_actions(make_track(4, lambda i: Person()), 0, H)
+        detect_actions(make_track(4, lambda i: Person()), 0, H, RULES)
 
 
 def test_waving_is_not_a_raise() -> None:
@@ -265,7 +268,7 @@ def test_waving_is_not_a_raise() -> None:
             p.moved["right_wrist"] = (sx - 60 + (50 if i % 2 else -50), sy - 150)
         return p
 
-    actions = named(detect_actions(make_track(28, pose), W, H))
+    actions = named(detect_actions(make_track(28, pose), W, H, RULES))
     assert [a.verb_phrase for a in actions] == ["waves their right hand"]
     assert actions[0].evidence.signals["strokes"] >= 3
 
@@ -279,7 +282,7 @@ def test_clapping_is_counted_and_not_a_wave() -> None:
             p.moved["right_wrist"], p.moved["left_wrist"] = (p.cx - d, y), (p.cx + d, y)
         return p
 
-    actions = named(detect_actions(make_track(24, pose), W, H))
+    actions = named(detect_actions(make_track(24, pose), W, H, RULES))
     assert [(a.verb_phrase, a.repetitions) for a in actions] == [("claps six times", 6)]
 
 
@@ -299,11 +302,11 @@ def lowered(frames: set[int]) -> Callable[[int], Person]:
 
 
 def test_squats_sitting_down_and_standing_up() -> None:
-    squats = detect_actions(make_track(24, lowered({6, 7, 8, 14, 15, 16})), W, H)
+    squats = detect_actions(make_track(24, lowered({6, 7, 8, 14, 15, 16})), W, H, RULES)
     assert [(a.verb_phrase, a.repetitions) for a in squats] == [("squats twice", 2)]
-    sits = detect_actions(make_track(40, lowered(set(range(10, 40)))), W, H)
+    sits = detect_actions(make_track(40, lowered(set(range(10, 40)))), W, H, RULES)
     assert [a.verb_phrase for a in sits] == ["sits down"] and sits[0].end_s == pytest.approx(2.5)
-    stands = detect_actions(make_track(40, lowered(set(range(20)))), W, H)
+    stands = detect_actions(make_track(40, lowered(set(range(20)))), W, H, RULES)
     assert [a.verb_phrase for a in stands] == ["stands up"] and stands[0].end_s == pytest.approx(5.0)
 
 
@@ -319,7 +322,7 @@ def test_lying_down() -> None:
     track = make_track(24, pose)
     for s in track.samples[12:]:
         s.box.x1, s.box.y1, s.box.x2, s.box.y2 = 640, 740, 1260, 900
-    assert [a.verb_phrase for a in detect_actions(track, W, H)] == ["lies down"]
+    assert [a.verb_phrase for a in detect_actions(track, W, H, RULES)] == ["lies down"]
 
 
 def test_kick_with_the_right_leg() -> None:
@@ -331,7 +334,7 @@ def test_kick_with_the_right_leg() -> None:
             p.moved["right_ankle"] = (p.at("right_ankle")[0] - 100, knee_y - 60)
         return p
 
-    actions = detect_actions(make_track(28, pose), W, H)
+    actions = detect_actions(make_track(28, pose), W, H, RULES)
     assert [(a.verb_phrase, a.body_part, a.repetitions) for a in actions] == [
         ("kicks with their right leg twice", "right leg", 2)
     ]
@@ -348,11 +351,11 @@ def test_facing_each_other() -> None:
         return pose
 
     tracks = [make_track(12, profile(600, 1.0), track_id=1), make_track(12, profile(1200, -1.0), track_id=2)]
-    got = detect_interactions(tracks, {1: "the man", 2: "the woman"}, W, H)
+    got = detect_interactions(tracks, {1: "the man", 2: "the woman"}, W, H, RULES)
     assert [(x.kind, x.start_s, x.end_s) for x in got] == [("facing each other", 0.0, 2.75)]
     # Looking the same way is not facing each other.
     tracks[1] = make_track(12, profile(1200, 1.0), track_id=2)
-    assert detect_interactions(tracks, {}, W, H) == []
+    assert detect_interactions(tracks, {}, W, H, RULES) == []
 
 
 def lifted(feet: dict[int, str], lift: float, cx: Callable[[int], float] = lambda i: 960) -> Callable[[int], Person]:
@@ -372,7 +375,7 @@ def lifted(feet: dict[int, str], lift: float, cx: Callable[[int], float] = lambd
 def test_foot_touches_below_the_knee_are_kicks_counted_per_leg() -> None:
     # A juggler's touches: one sample each, the foot a third of a torso up, well below the other knee.
     feet = {6: "left", 10: "right", 14: "left", 18: "left"}
-    actions = detect_actions(make_track(24, lifted(feet, 0.33)), W, H)
+    actions = detect_actions(make_track(24, lifted(feet, 0.33)), W, H, RULES)
     assert [(a.verb_phrase, a.repetitions, a.start_s, a.end_s) for a in actions] == [
         ("kicks with their left leg three times", 3, 6 / FPS, 18 / FPS),
         ("kicks with their right leg", 1, 10 / FPS, 10 / FPS),
@@ -382,14 +385,14 @@ def test_foot_touches_below_the_knee_are_kicks_counted_per_leg() -> None:
 
 
 def test_a_foot_lifted_within_standing_jitter_is_no_kick() -> None:
-    actions = detect_actions(make_track(24, lifted({6: "left", 12: "right"}, 0.1)), W, H)
+    actions = detect_actions(make_track(24, lifted({6: "left", 12: "right"}, 0.1)), W, H, RULES)
     assert [a.verb_phrase for a in actions] == ["stands still"]
 
 
 def test_striding_feet_are_walking_not_kicks() -> None:
     # Walking left at 300 px/s with each swing foot a third of a torso up: the stride is no kick.
     feet = {i: ("left" if i % 4 == 1 else "right") for i in range(24) if i % 2}
-    actions = detect_actions(make_track(24, lifted(feet, 0.33, cx=lambda i: 1600 - 300 * i / FPS)), W, H)
+    actions = detect_actions(make_track(24, lifted(feet, 0.33, cx=lambda i: 1600 - 300 * i / FPS)), W, H, RULES)
     assert [a.verb_phrase for a in actions] == ["walks to the left"]
 
 
@@ -423,18 +426,18 @@ def stepping(lift: float, speed: float = 0.0) -> Callable[[int], Person]:
 
 def test_running_towards_a_tracking_camera_is_running_without_crossing_the_frame() -> None:
     # The camera follows her: the body stays the same size at the same place, only the legs' cadence runs.
-    actions = detect_actions(make_track(24, stepping(1.0)), W, H)
+    actions = detect_actions(make_track(24, stepping(1.0)), W, H, RULES)
     assert [a.verb_phrase for a in actions] == ["runs"]
     sig = actions[0].evidence.signals
     assert sig["strides_per_s"] == pytest.approx(2.0, abs=0.3) and sig["leg_amplitude_torso"] >= 0.9
     assert sig["arm_straightness"] < 0.85  # a runner's bent elbows
-    jog = detect_actions(make_track(24, stepping(0.6)), W, H)
+    jog = detect_actions(make_track(24, stepping(0.6)), W, H, RULES)
     assert [a.verb_phrase for a in jog] == ["jogs"]
 
 
 def test_a_running_cadence_makes_crossing_the_frame_running() -> None:
     # 300 px/s sideways at 600 px tall is a walking speed; the legs' cadence and lift say it is a run.
-    actions = detect_actions(make_track(24, stepping(1.0, speed=300)), W, H)
+    actions = detect_actions(make_track(24, stepping(1.0, speed=300)), W, H, RULES)
     assert [a.verb_phrase for a in actions] == ["runs to the left"]
     assert actions[0].evidence.signals["leg_swings"] >= 3
 
@@ -452,7 +455,7 @@ def test_alternating_knee_lifts_with_hanging_arms_are_knee_lifts_and_dancing_not
                 p.moved[f"{arm}_wrist"] = (sx + sign * 0.2 * p.height, sy + 0.05 * p.height)
         return p
 
-    verbs = [a.verb_phrase for a in detect_actions(make_track(24, pose), W, H)]
+    verbs = [a.verb_phrase for a in detect_actions(make_track(24, pose), W, H, RULES)]
     assert "lifts their knees" in verbs and "dances" in verbs
     assert not {"runs", "jogs", "walks"} & set(verbs)
 
@@ -468,7 +471,7 @@ def reach_and_pull(i: int) -> Person:
 
 
 def test_reaching_out_then_pulling_back() -> None:
-    actions = named(detect_actions(make_track(24, reach_and_pull), W, H))
+    actions = named(detect_actions(make_track(24, reach_and_pull), W, H, RULES))
     assert [(a.verb_phrase, a.start_s, a.end_s) for a in actions] == [
         ("reaches out with their right arm", 2.0, 3.25),
         ("pulls back their right arm", 3.25, 3.5),
@@ -479,7 +482,7 @@ def test_reaching_out_then_pulling_back() -> None:
 
 def test_an_arm_held_out_from_the_start_is_a_pose_not_a_reach() -> None:
     # A photo of someone pointing: nothing reaches (and the held posture is told).
-    assert [a.verb_phrase for a in detect_actions(make_track(24, lambda i: reach_and_pull(10)), W, H)] == [
+    assert [a.verb_phrase for a in detect_actions(make_track(24, lambda i: reach_and_pull(10)), W, H, RULES)] == [
         "stands still"
     ]
 
@@ -496,7 +499,7 @@ def test_pushing_from_the_chest() -> None:
             p.moved["right_wrist"] = (sx - 0.28 * p.height, sy + 0.03 * p.height)
         return p
 
-    actions = named(detect_actions(make_track(20, pose), W, H))
+    actions = named(detect_actions(make_track(20, pose), W, H, RULES))
     assert [a.verb_phrase for a in actions] == ["pushes with their right arm"]
 
 
@@ -512,7 +515,7 @@ def test_bending_down_and_up_twice_is_counted() -> None:
                 p.moved[name] = (p.cx + 0.3 * p.height, hy + 0.05 * p.height)
         return p
 
-    actions = detect_actions(make_track(24, pose), W, H)
+    actions = detect_actions(make_track(24, pose), W, H, RULES)
     assert [(a.verb_phrase, a.repetitions) for a in actions] == [("bends down twice", 2)]
 
 
@@ -526,7 +529,7 @@ def test_clasping_then_lowering_the_hands() -> None:
             p.moved["left_elbow"] = (p.cx + 0.1 * p.height, y + 0.05 * p.height)
         return p
 
-    actions = named(detect_actions(make_track(20, pose), W, H))
+    actions = named(detect_actions(make_track(20, pose), W, H, RULES))
     assert [(a.verb_phrase, a.start_s, a.end_s) for a in actions] == [
         ("clasps their hands", 1.0, 2.75),
         ("lowers their arms", 2.75, 3.0),
@@ -547,7 +550,7 @@ def test_gesturing_while_talking() -> None:
             p.moved["left_wrist"] = (p.cx + dx * p.height - offsets[i, 3] * p.height, y - offsets[i, 2] * p.height)
         return p
 
-    actions = named(detect_actions(make_track(24, pose), W, H))
+    actions = named(detect_actions(make_track(24, pose), W, H, RULES))
     assert [a.verb_phrase for a in actions] == ["gestures with both hands"]
     assert actions[0].evidence.signals["moves"] >= 6
 
@@ -560,7 +563,7 @@ def test_turning_the_head_to_the_side() -> None:
             p.moved["nose"] = (x + 0.4 * TORSO, y)
         return p
 
-    actions = detect_actions(make_track(20, pose), W, H)
+    actions = detect_actions(make_track(20, pose), W, H, RULES)
     assert [a.verb_phrase for a in actions] == ["stands still", "turns their head"]
     assert actions[1].evidence.signals["nose_offset_after"] > 0.3
 
@@ -573,7 +576,7 @@ def test_standing_on_one_leg_is_balancing() -> None:
             p.moved["right_ankle"] = (x, y - 0.7 * TORSO)
         return p
 
-    verbs = [a.verb_phrase for a in detect_actions(make_track(24, pose), W, H)]
+    verbs = [a.verb_phrase for a in detect_actions(make_track(24, pose), W, H, RULES)]
     assert "balances on their left leg" in verbs
 
 
@@ -586,7 +589,7 @@ def test_where_no_named_action_fits_the_moving_parts_are_told_and_a_hand_to_the_
             p.moved[f"{side}_wrist"] = (sx + sign * 0.05 * p.height, sy + (0.36 if (i // 2) % 2 else 0.24) * p.height)
         return p
 
-    assert [a.verb_phrase for a in named(detect_actions(make_track(24, swing), W, H))] == ["swings both arms"]
+    assert [a.verb_phrase for a in named(detect_actions(make_track(24, swing), W, H, RULES))] == ["swings both arms"]
 
     def hand_to_head(i: int) -> Person:
         p = Person()
@@ -596,7 +599,7 @@ def test_where_no_named_action_fits_the_moving_parts_are_told_and_a_hand_to_the_
             p.moved["right_elbow"] = (p.at("right_shoulder")[0] - 0.05 * p.height, y + 0.15 * p.height)
         return p
 
-    actions = named(detect_actions(make_track(24, hand_to_head), W, H))
+    actions = named(detect_actions(make_track(24, hand_to_head), W, H, RULES))
     assert [a.verb_phrase for a in actions] == ["raises their right hand to their head"]
     assert actions[0].evidence.signals["wrist_to_nose_torso"] < 0.5
 
@@ -610,8 +613,8 @@ def test_someone_the_action_rule_accepted_is_never_told_still() -> None:
         return p
 
     track = make_track(24, nod)
-    assert [a.body_part for a in detect_actions(track, W, H)] == [POSTURE]
-    moved, state = detect_actions(track, W, H, ensure_action=True)
+    assert [a.body_part for a in detect_actions(track, W, H, RULES)] == [POSTURE]
+    moved, state = detect_actions(track, W, H, RULES, ensure_action=True)
     assert moved.body_part != POSTURE and moved.verb_phrase.endswith("slightly")
     assert (state.verb_phrase, state.body_part) == ("stands still", POSTURE)  # a slight nod keeps it still
 
@@ -632,7 +635,7 @@ def test_people_overlapping_in_the_picture_at_different_depths_do_not_touch() ->
     tracks = [make_track(16, front, track_id=1), make_track(16, behind, track_id=2, seed=2)]
     a, b = (t.samples[0].box for t in tracks)
     assert min(a.x2, b.x2) > max(a.x1, b.x1) and min(a.y2, b.y2) > max(a.y1, b.y1)  # the boxes overlap
-    assert detect_interactions(tracks, {}, W, H) == []
+    assert detect_interactions(tracks, {}, W, H, RULES) == []
 
 
 def test_people_side_by_side_with_hanging_hands_do_not_touch() -> None:
@@ -643,7 +646,7 @@ def test_people_side_by_side_with_hanging_hands_do_not_touch() -> None:
     ]
     a, b = (t.samples[0].box for t in tracks)
     assert a.x2 > b.x1  # the boxes overlap
-    assert detect_interactions(tracks, {}, W, H) == []
+    assert detect_interactions(tracks, {}, W, H, RULES) == []
 
 
 def embrace(cx: float, other_cx: float, start: int) -> Callable[[int], Person]:
@@ -666,7 +669,7 @@ def test_a_hug_is_both_people_holding_each_other_and_the_one_who_reached_first_h
         make_track(20, embrace(860, 1000, start=6), track_id=1),
         make_track(20, embrace(1000, 860, start=8), track_id=2, seed=2),
     ]
-    got = detect_interactions(tracks, {1: "the man in gray", 2: "the man in black"}, W, H)
+    got = detect_interactions(tracks, {1: "the man in gray", 2: "the man in black"}, W, H, RULES)
     # They step together (approaching) and hold each other from 2 s, when both hands of both are on.
     assert [(x.kind, x.subject_label, x.object_label, x.start_s) for x in got] == [
         ("approaching", "the man in gray", "the man in black", 1.0),
@@ -687,7 +690,7 @@ def test_a_hug_is_both_people_holding_each_other_and_the_one_who_reached_first_h
         make_track(20, hand_on_shoulder, track_id=1),
         make_track(20, lambda i: Person(cx=1000), track_id=2, seed=2),
     ]
-    got = detect_interactions(tracks, {1: "the man in gray", 2: "the man in black"}, W, H)
+    got = detect_interactions(tracks, {1: "the man in gray", 2: "the man in black"}, W, H, RULES)
     assert [(x.kind, x.subject_label, x.start_s) for x in got] == [("touching", "the man in gray", 1.5)]
     assert got[0].evidence.signals["min_wrist_distance_torso"] <= 0.25
 
@@ -706,7 +709,7 @@ def test_an_interaction_interrupted_for_a_moment_is_stated_once() -> None:
         make_track(20, profile(600, lambda i: -1.0 if i == 9 else 1.0), track_id=1),
         make_track(20, profile(1200, lambda i: -1.0), track_id=2),
     ]
-    got = detect_interactions(tracks, {1: "the man", 2: "the woman"}, W, H)
+    got = detect_interactions(tracks, {1: "the man", 2: "the woman"}, W, H, RULES)
     assert [(x.kind, x.start_s, x.end_s) for x in got] == [("facing each other", 0.0, 4.75)]
 
 
@@ -717,7 +720,7 @@ def test_passers_by_who_cross_neither_approach_nor_move_apart() -> None:
         make_track(28, lambda i: Person(cx=200 + 300 * i / FPS), track_id=1),
         make_track(28, lambda i: Person(cx=1800 - 300 * i / FPS, ground=860, height=560), track_id=2, seed=2),
     ]
-    got = detect_interactions(tracks, {}, W, H)
+    got = detect_interactions(tracks, {}, W, H, RULES)
     assert not {"approaching", "moving apart", "touching", "hugging"} & {x.kind for x in got}, got
 
 
@@ -735,7 +738,7 @@ def test_leaning_towards_the_camera_behind_a_desk_is_no_walking_away() -> None:
             p.moved[name] = (x, y + lean / 2)
         return p
 
-    verbs = [a.verb_phrase for a in detect_actions(make_track(24, pose), W, H)]
+    verbs = [a.verb_phrase for a in detect_actions(make_track(24, pose), W, H, RULES)]
     assert not any(v.startswith(("walks", "runs")) for v in verbs), verbs
 
 
@@ -746,10 +749,10 @@ def test_no_relation_is_told_between_people_too_small_for_their_keypoints() -> N
         make_track(24, lambda i: Person(cx=600 + 40 * i / FPS, height=100), track_id=1),
         make_track(24, lambda i: Person(cx=550 + 40 * i / FPS, height=100), track_id=2, seed=3),
     ]
-    assert detect_interactions(tracks, {}, W, H) == []
+    assert detect_interactions(tracks, {}, W, H, RULES) == []
     # Twice as large (a 60 px torso), the same walk is a following.
     tracks = [
         make_track(24, lambda i: Person(cx=600 + 80 * i / FPS, height=200), track_id=1),
         make_track(24, lambda i: Person(cx=500 + 80 * i / FPS, height=200), track_id=2, seed=3),
     ]
-    assert [x.kind for x in detect_interactions(tracks, {}, W, H)] == ["following"]
+    assert [x.kind for x in detect_interactions(tracks, {}, W, H, RULES)] == ["following"]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from haic.v1 import events_pb2
 from services.captioner.kinematics.actions import POSTURE, detect_actions
+from tests.captioner import RULES
 from tests.captioner.test_kinematics import FPS, H, Person, W, make_track
 
 DATA = Path(__file__).parent / "data"
@@ -21,17 +22,17 @@ DATA = Path(__file__).parent / "data"
 def _actions(name: str) -> list[list[events_pb2.Action]]:
     clip = events_pb2.ClipVerdict.FromString((DATA / name).read_bytes())
     tracks = sorted(clip.dense_tracks or clip.tracks, key=lambda t: t.track_id)
-    return [detect_actions(t, clip.info.width, clip.info.height) for t in tracks if len(t.samples) >= 4]
+    return [detect_actions(t, clip.info.width, clip.info.height, RULES) for t in tracks if len(t.samples) >= 4]
 
 
 def test_a_standing_person_drifted_by_the_camera_stands_still_and_does_not_walk() -> None:
     # The whole body slides left at 300 px/s (a walk's speed) but the feet keep their spread.
-    actions = detect_actions(make_track(24, lambda i: Person(cx=1600 - 300 * i / FPS)), W, H)
+    actions = detect_actions(make_track(24, lambda i: Person(cx=1600 - 300 * i / FPS)), W, H, RULES)
     assert [(a.verb_phrase, a.body_part) for a in actions] == [("stands still", POSTURE)]
 
 
 def test_the_same_drift_with_striding_legs_is_a_walk() -> None:
-    actions = detect_actions(make_track(24, lambda i: Person(cx=1600 - 300 * i / FPS), striding=True), W, H)
+    actions = detect_actions(make_track(24, lambda i: Person(cx=1600 - 300 * i / FPS), striding=True), W, H, RULES)
     assert [a.verb_phrase for a in actions] == ["walks to the left"]
 
 

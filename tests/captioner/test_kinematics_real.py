@@ -10,11 +10,14 @@ where mirroring swaps his legs.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from haic.v1 import events_pb2
 from services.captioner.kinematics.actions import KICK_LIFT, detect_actions
 from services.captioner.kinematics.interactions import detect_interactions
+from tests.captioner import RULES
 from tests.captioner.record_fixture import FIXTURE, SHOTS, TWO_PEOPLE_FIXTURE
 
 
@@ -36,7 +39,7 @@ def _check_evidence(action: events_pb2.Action, span: events_pb2.ClipSpan) -> Non
 def test_the_juggler_kicks_with_both_legs_and_does_nothing_else() -> None:
     clip = _verdict(FIXTURE)
     [track] = clip.dense_tracks
-    actions = detect_actions(track, clip.info.width, clip.info.height)
+    actions = detect_actions(track, clip.info.width, clip.info.height, RULES)
     assert _summary(actions) == [
         ("kicks with their left leg three times", 3, 2.5, 7.25),
         ("kicks with their right leg", 1, 8.75, 9.0),
@@ -53,7 +56,7 @@ def test_both_people_of_the_composite_get_their_kicks_legs_swapped_by_the_mirror
     clip = _verdict(TWO_PEOPLE_FIXTURE)
     assert len(clip.dense_tracks) == 2
     by_place = sorted(clip.dense_tracks, key=lambda t: t.samples[0].box.x1)  # as filmed on the left
-    filmed, mirrored = (detect_actions(t, clip.info.width, clip.info.height) for t in by_place)
+    filmed, mirrored = (detect_actions(t, clip.info.width, clip.info.height, RULES) for t in by_place)
     # As filmed: the same left-foot touches as the juggler's own clip (it ends at 7.8 s, before his
     # right-leg kick).
     assert _summary(filmed) == [("kicks with their left leg three times", 3, 2.5, 7.25)]
@@ -67,7 +70,7 @@ def test_both_people_of_the_composite_get_their_kicks_legs_swapped_by_the_mirror
     for action in filmed + mirrored:
         _check_evidence(action, clip.span)
     # Two men juggling side by side neither approach, part, touch nor follow each other.
-    interactions = detect_interactions(list(clip.dense_tracks), {}, clip.info.width, clip.info.height)
+    interactions = detect_interactions(list(clip.dense_tracks), {}, clip.info.width, clip.info.height, RULES)
     assert interactions == [], interactions
 
 
@@ -75,7 +78,7 @@ def test_both_people_of_the_composite_get_their_kicks_legs_swapped_by_the_mirror
 def test_real_tracks_give_no_locomotion_jump_posture_or_arm_action(fixture) -> None:
     clip = _verdict(fixture)
     for track in clip.dense_tracks:
-        verbs = {a.verb_phrase.split()[0] for a in detect_actions(track, clip.info.width, clip.info.height)}
+        verbs = {a.verb_phrase.split()[0] for a in detect_actions(track, clip.info.width, clip.info.height, RULES)}
         assert verbs == {"kicks"}, verbs
 
 
@@ -88,7 +91,7 @@ def _shot(name: str) -> events_pb2.ClipVerdict:
 
 
 def _verbs(clip: events_pb2.ClipVerdict, track: events_pb2.PersonTrack) -> list[str]:
-    return [a.verb_phrase for a in detect_actions(track, clip.info.width, clip.info.height)]
+    return [a.verb_phrase for a in detect_actions(track, clip.info.width, clip.info.height, RULES)]
 
 
 def _longest(clip: events_pb2.ClipVerdict) -> events_pb2.PersonTrack:
@@ -99,7 +102,7 @@ def test_the_squatter_squats_again_and_again_holding_her_hands_together() -> Non
     # "squats about five times with a band around her knees", "clasps her hands in front of her chest".
     # At 4 fps the tracks see three full squats (1.6, 6.2 and 11.2 s; the last one rising as the clip ends).
     clip = _shot("squats")
-    actions = detect_actions(_longest(clip), clip.info.width, clip.info.height)
+    actions = detect_actions(_longest(clip), clip.info.width, clip.info.height, RULES)
     [squats] = [a for a in actions if a.verb_phrase.startswith("squats")]
     assert squats.repetitions == 3 and squats.body_part == "legs"
     assert squats.evidence.signals["min_thigh_drop_torso"] < 0.3  # thighs near horizontal at the bottom
@@ -127,12 +130,14 @@ def test_the_man_in_gray_hugs_the_man_in_black() -> None:
     clip = _shot("hug")
     tracks = sorted(clip.dense_tracks, key=lambda t: t.samples[0].box.x1)  # the man in gray starts on the left
     labels = {tracks[0].track_id: "the man in gray", tracks[1].track_id: "the man in black"}
-    [hug] = detect_interactions(tracks, labels, clip.info.width, clip.info.height)
+    [hug] = detect_interactions(tracks, labels, clip.info.width, clip.info.height, RULES)
     assert (hug.kind, hug.subject_label, hug.object_label) == ("hugging", "the man in gray", "the man in black")
     assert 1.0 <= hug.start_s <= 1.5 and hug.end_s == pytest.approx(tracks[0].samples[-1].t_s)
     assert hug.evidence.signals["contact_samples"] >= 4
     # A contact shorter than the configured minimum is not stated.
-    assert detect_interactions(tracks, labels, clip.info.width, clip.info.height, min_contact_s=2.0) == []
+    assert (
+        detect_interactions(tracks, labels, clip.info.width, clip.info.height, replace(RULES, min_contact_s=2.0)) == []
+    )
 
 
 def test_walkers_side_by_side_whose_boxes_meet_do_not_touch() -> None:
@@ -144,7 +149,7 @@ def test_walkers_side_by_side_whose_boxes_meet_do_not_touch() -> None:
         max(a.box.x1, b.box.x1) - min(a.box.x2, b.box.x2) for a, b in zip(*(t.samples for t in tracks), strict=True)
     ]
     assert min(gaps) < 0.05 * (tracks[0].samples[0].box.y2 - tracks[0].samples[0].box.y1)
-    assert detect_interactions(tracks, {}, clip.info.width, clip.info.height) == []
+    assert detect_interactions(tracks, {}, clip.info.width, clip.info.height, RULES) == []
     # Both walk towards the camera; the woman drifts left in the picture as she comes.
     told = [_verbs(clip, track) for track in tracks]
     assert all(any(v.startswith("walks") and "towards the camera" in v for v in verbs) for verbs in told), told

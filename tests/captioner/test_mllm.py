@@ -27,7 +27,7 @@ from services.captioner.mllm import (
 from services.captioner.service import ClipCaptioner
 from services.core.broker import free_port
 from services.core.llm import ChatEndpoint, MllmUnavailableError
-from services.core.settings import CaptionerBackend, MllmResponseFormat, Settings
+from services.core.settings import CaptionerBackend, CaptionerServiceSettings, MllmResponseFormat, Settings, load
 from services.core.storage import LocalStorage
 from tests.captioner.record_fixture import FIXTURE, SAMPLE
 from tests.llm_helpers import recorded_endpoint
@@ -43,7 +43,7 @@ def juggle() -> events_pb2.ClipVerdict:
 
 @pytest.fixture(scope="module")
 def grounding(juggle: events_pb2.ClipVerdict) -> events_pb2.Caption:
-    return pose_grounded.caption_clip(juggle, SAMPLE, appearance_frames=3)
+    return pose_grounded.caption_clip(juggle, SAMPLE, 3, load(CaptionerServiceSettings))
 
 
 # --- request and answer mapping (no server) ---

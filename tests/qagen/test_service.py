@@ -15,7 +15,7 @@ from services.core.bus import EventProducer, Output, Worker
 from services.core.caption_text import render_caption
 from services.core.grpc_server import GrpcServer, ServiceRegistration
 from services.core.qa_checks.validator import validate_item, validate_set
-from services.core.settings import Settings
+from services.core.settings import CaptionerServiceSettings, Settings, load
 from services.qagen.service import STAGE, CaptionNotUsableError, ClipQAGenerator, QAGeneratorServicer, make_handler
 from tests.captioner.record_fixture import FIXTURE, SAMPLE
 from tests.kafka_helpers import read_topic, running
@@ -32,7 +32,7 @@ def judged(caption: events_pb2.Caption, passed: bool = True) -> events_pb2.Capti
 @pytest.fixture(scope="module")
 def juggler_caption() -> events_pb2.Caption:
     clip = events_pb2.ClipVerdict.FromString(FIXTURE.read_bytes())
-    return judged(pose_grounded.caption_clip(clip, SAMPLE, appearance_frames=3))
+    return judged(pose_grounded.caption_clip(clip, SAMPLE, 3, load(CaptionerServiceSettings)))
 
 
 def test_the_juggler_caption_yields_validated_items_carrying_their_caption(

@@ -10,6 +10,7 @@ import pytest
 from haic.v1 import events_pb2
 from haic_tools.local_llm import LocalLlmServer
 from services.captioner import pose_grounded
+from services.core.settings import CaptionerServiceSettings, load
 from services.core.storage import LocalStorage
 from services.qagen.templates import generate_qa_set
 from services.scoring.evaluate import CAPTION_SETTING, STANDARD_SETTING, evaluate
@@ -22,7 +23,7 @@ from tests.qagen.test_service import judged
 @pytest.fixture(scope="module")
 def juggler_qa() -> events_pb2.QASet:
     clip = events_pb2.ClipVerdict.FromString(FIXTURE.read_bytes())
-    caption = judged(pose_grounded.caption_clip(clip, SAMPLE, appearance_frames=3))
+    caption = judged(pose_grounded.caption_clip(clip, SAMPLE, 3, load(CaptionerServiceSettings)))
     qa = generate_qa_set(caption, seed=0, per_category=1)
     qa.caption.CopyFrom(caption)
     qa.storage_uri = SAMPLE.as_uri()

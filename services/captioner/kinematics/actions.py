@@ -15,8 +15,8 @@ import numpy as np
 
 from haic.v1 import events_pb2
 from services.captioner.kinematics.signals import (
-    DEFAULT_MIN_SCORE,
     VELOCITY_WINDOW_S,
+    KinematicsRules,
     Series,
     body_centre,
     evidence,
@@ -1242,8 +1242,8 @@ def detect_actions(
     track: events_pb2.PersonTrack,
     width: int,
     height: int,
+    rules: KinematicsRules,
     *,
-    min_score: float = DEFAULT_MIN_SCORE,
     ensure_action: bool = False,
 ) -> list[events_pb2.Action]:
     """One person's actions from their dense track, in time order (by start, then end).
@@ -1253,7 +1253,7 @@ def detect_actions(
     `ensure_action`: the person is known to move (the action rule accepted them), so at least one
     movement is told, the largest if it is slight.
     """
-    s = track_series(track, width, height, min_score)
+    s = track_series(track, width, height, rules)
     if len(s.t) < 2:
         return []
     with np.errstate(invalid="ignore", divide="ignore"), quiet():

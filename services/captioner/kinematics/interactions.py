@@ -15,9 +15,9 @@ import numpy as np
 from haic.v1 import events_pb2
 from services.captioner.kinematics.actions import WALK_SPEED
 from services.captioner.kinematics.signals import (
-    DEFAULT_MIN_SCORE,
     KP,
     VELOCITY_WINDOW_S,
+    KinematicsRules,
     Series,
     body_centre,
     evidence,
@@ -34,10 +34,8 @@ APPROACH_MIN = 0.3  # and by at least this much overall
 MIN_INTERACT_S = 1.0  # approaching/apart/facing/following must hold this long
 MERGE_INTERACT_S = 1.0  # runs of one interaction this close together are one
 # Contact (units: torso lengths). Boxes of people standing one behind the other overlap without any
-# touch (the bug of the former box test); only a wrist on the other's body, both people at one depth,
-# is contact.
-CONTACT_TORSO = 0.25  # default of HAIC_INTERACTION_CONTACT_TORSO: a wrist this close to the other's body
-MIN_CONTACT_S = 0.5  # default of HAIC_INTERACTION_MIN_CONTACT_S: contact held this long
+# touch (the bug of the former box test); only a wrist on the other's body (KinematicsRules.contact_torso),
+# both people at one depth, held KinematicsRules.min_contact_s, is contact.
 DEPTH_RATIO = 1.3  # torso lengths of two people at one depth differ by less than this factor
 GROUND_TOL = 0.15  # and their feet (where both are seen) stand within this many body heights in image y
 MERGED_TORSO = 0.25  # two skeletons whose keypoints lie this close (median) are one body seen twice
@@ -339,17 +337,14 @@ def detect_interactions(
     labels: dict[int, str],
     width: int,
     height: int,
-    *,
-    min_score: float = DEFAULT_MIN_SCORE,
-    contact_torso: float = CONTACT_TORSO,
-    min_contact_s: float = MIN_CONTACT_S,
+    rules: KinematicsRules,
 ) -> list[events_pb2.Interaction]:
     """Pairwise interactions between tracked people, in time order; labels map track_id to a subject label.
 
-    Contact ("touching", "hugging" when both hold each other) needs a wrist within contact_torso torso
-    lengths of the other's body, both people at one depth, for min_contact_s.
+    Contact ("touching", "hugging" when both hold each other) needs a wrist within rules.contact_torso torso
+    lengths of the other's body, both people at one depth, for rules.min_contact_s.
     """
-    series = [track_series(tr, width, height, min_score) for tr in tracks]
+    series = [track_series(tr, width, height, rules) for tr in tracks]
     out: list[events_pb2.Interaction] = []
     with np.errstate(invalid="ignore", divide="ignore"), quiet():
         for i in range(len(series)):
@@ -357,7 +352,7 @@ def detect_interactions(
                 a, b = series[i], series[j]
                 la = labels.get(a.track_id, f"person {a.track_id}")
                 lb = labels.get(b.track_id, f"person {b.track_id}")
-                out.extend(_pair_interactions(a, b, la, lb, contact_torso, min_contact_s))
+                out.extend(_pair_interactions(a, b, la, lb, rules.contact_torso, rules.min_contact_s))
     return _merged_interactions(sorted(out, key=lambda x: (x.start_s, x.end_s, x.kind)))
 
 

@@ -2,7 +2,8 @@
 
 Keypoints below a confidence threshold become NaN and short gaps are interpolated, so missing samples
 neither invent nor break events. A track's scale is its median torso length (mid-shoulder to mid-hip);
-its size, for depth, the box height, or the torso where the frame's edge cuts the box.
+its size, for depth, the box height, or the torso where the frame's edge cuts the box. The tunables come
+from the captioner's settings as KinematicsRules.
 """
 
 from __future__ import annotations
@@ -17,15 +18,37 @@ import numpy as np
 
 from haic.v1 import events_pb2
 from services.core.keypoints import COCO_KEYPOINTS, NUM_KEYPOINTS
+from services.core.settings import CaptionerServiceSettings
 
 KP = {name: i for i, name in enumerate(COCO_KEYPOINTS)}
 
-DEFAULT_MIN_SCORE = 0.2  # keypoints below this confidence are treated as missing
 # A box side this close to the frame's edge (share of the frame's height) is cut by it: MoveNet's boxes of
 # the corridor walkers of two_people_walk_corridor.gif, legs out of view, end 1 to 9 px short of it.
 EDGE_SHARE = 0.035
-MAX_GAP_S = 1.0  # interpolate over gaps up to this long; longer gaps stay missing (no event spans them)
 VELOCITY_WINDOW_S = 1.0  # velocities are measured over this window to average out the gait's sway
+
+
+@dataclass(frozen=True)
+class KinematicsRules:
+    """The kinematics' tunables, read from the captioner's settings: keypoints below `min_score` are missing
+    (HAIC_MIN_KEYPOINT_SCORE, as in the pose stage's rules), gaps up to `max_gap_s` are interpolated and longer
+    ones stay missing, so that no event spans them (HAIC_KINEMATICS_MAX_GAP_S), and contact between two
+    people is a wrist within `contact_torso` torso lengths of the other's body held `min_contact_s`
+    (HAIC_INTERACTION_CONTACT_TORSO, HAIC_INTERACTION_MIN_CONTACT_S)."""
+
+    min_score: float
+    max_gap_s: float
+    contact_torso: float
+    min_contact_s: float
+
+    @classmethod
+    def from_settings(cls, settings: CaptionerServiceSettings) -> KinematicsRules:
+        return cls(
+            min_score=settings.min_keypoint_score,
+            max_gap_s=settings.kinematics_max_gap_s,
+            contact_torso=settings.interaction_contact_torso,
+            min_contact_s=settings.interaction_min_contact_s,
+        )
 
 
 class KinematicsInputError(ValueError):
@@ -72,15 +95,15 @@ class quiet:
         self._ctx.__exit__(exc_type, exc, tb)
 
 
-def interp_gaps(t: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Linear interpolation over NaN runs no longer than MAX_GAP_S; leading/trailing NaNs stay."""
+def interp_gaps(t: np.ndarray, x: np.ndarray, max_gap_s: float) -> np.ndarray:
+    """Linear interpolation over NaN runs no longer than max_gap_s; leading/trailing NaNs stay."""
     out = x.copy()
     ok = ~np.isnan(x)
     if ok.sum() < 2:
         return out
     idx = np.flatnonzero(ok)
     for a, b in itertools.pairwise(idx):
-        if b - a > 1 and t[b] - t[a] <= MAX_GAP_S:
+        if b - a > 1 and t[b] - t[a] <= max_gap_s:
             out[a + 1 : b] = np.interp(t[a + 1 : b], [t[a], t[b]], [x[a], x[b]])
     return out
 
@@ -148,7 +171,7 @@ def evidence(t: np.ndarray, a: int, b: int, **signals: float) -> events_pb2.Evid
     )
 
 
-def track_series(track: events_pb2.PersonTrack, width: int, height: int, min_score: float) -> Series:
+def track_series(track: events_pb2.PersonTrack, width: int, height: int, rules: KinematicsRules) -> Series:
     if width <= 0 or height <= 0:
         raise KinematicsInputError(track.track_id, f"frame size must be positive, got {width}x{height}")
     samples = sorted(track.samples, key=lambda s: s.t_s)
@@ -161,15 +184,15 @@ def track_series(track: events_pb2.PersonTrack, width: int, height: int, min_sco
             raise KinematicsInputError(track.track_id, f"sample at {s.t_s:.2f}s has {len(s.keypoints)} keypoints")
         for j, k in enumerate(s.keypoints):
             # A keypoint placed outside the picture (a crop past the frame's edge) is a guess.
-            if k.score >= min_score and 0 <= k.x <= width and 0 <= k.y <= height:
+            if k.score >= rules.min_score and 0 <= k.x <= width and 0 <= k.y <= height:
                 kp[i, j] = (k.x, k.y)
         if s.HasField("box") and s.box.y2 > s.box.y1:
             box[i] = (s.box.x1, s.box.y1, s.box.x2, s.box.y2)
     for j in range(NUM_KEYPOINTS):
         for c in range(2):
-            kp[:, j, c] = interp_gaps(t, kp[:, j, c])
+            kp[:, j, c] = interp_gaps(t, kp[:, j, c], rules.max_gap_s)
     for c in range(4):
-        box[:, c] = interp_gaps(t, box[:, c])
+        box[:, c] = interp_gaps(t, box[:, c], rules.max_gap_s)
     heights = box[:, 3] - box[:, 1]
     med_h = float(np.nanmedian(heights)) if np.any(~np.isnan(heights)) else float(height) / 2
     s0 = Series(track.track_id, t, kp, box, 1.0, med_h, heights, np.ones(n), np.zeros(n, dtype=bool))
