@@ -40,6 +40,26 @@ def funnel_rows(report: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def review_line(report: dict[str, Any]) -> str:
+    """The review desk's summary in one line ('' from a gateway that predates it)."""
+    review = report.get("review")
+    if not review:
+        return ""
+    line = (
+        f"review: {review['captioned_clips']} captioned clips, {review['unreviewed']} unreviewed, "
+        f"{review['reviewed']} reviewed once, {review['checked']} checked"
+    )
+    if review["checks"]:
+        line += f"; {review['checks']} checks agree on {_share(review['caption_agreement'])} of captions"
+        if review["items_compared"]:
+            line += f" and {_share(review['item_agreement'])} of {review['items_compared']} QA items"
+    return line
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
 def format_table(report: dict[str, Any]) -> str:
     """The funnel, rejections, distributions and stage times as plain-text tables."""
     header = ("step", "videos", "% of in", "clips")
@@ -53,6 +73,8 @@ def format_table(report: dict[str, Any]) -> str:
     out.append(
         f"yield: {_percent(report['yield_percent'])} of {report['videos_in']} videos have a judge-passed caption"
     )
+    if review_line(report):
+        out.append(review_line(report))
     out.append("")
     out.append(f"{'measured value':<44} {'n':>5} {'min':>8} {'p10':>8} {'p50':>8} {'p90':>8} {'max':>8} {'rule':>8}")
     for d in report["distributions"]:
@@ -143,6 +165,7 @@ th:first-child, td:first-child {{ text-align: left; }}
 have a caption the judge passed (the paper reports 0.31% to 1.3%).</p>
 <h2>Funnel</h2>
 {_table(("step", "videos", "% of videos in", "clips"), funnel_rows(report))}
+{f"<p>{escape(review_line(report))}</p>" if review_line(report) else ""}
 <h2>Measured values behind the rules</h2>
 {_table(("value", "clips", "min", "p10", "p50", "p90", "max", "rule"), dist_rows)}
 {plots}

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
 
 from services.core import topics
-from services.gateway.catalog_schema import batch_videos, clips, events, utc, videos
+from services.gateway.catalog_schema import batch_videos, clips, events, reviews, utc, videos
 from services.gateway.status import stage_rank
 
 HISTOGRAM_BINS = 20
@@ -82,6 +82,20 @@ class StageTime(BaseModel):
     p90_s: float | None = None
 
 
+class ReviewSection(BaseModel):
+    """People's reviews of the captioned clips (the review desk): how many were reviewed and checked, and how
+    often the checker agreed with the first reviewer."""
+
+    captioned_clips: int
+    unreviewed: int
+    reviewed: int = Field(description="Reviewed by one person")
+    checked: int = Field(description="Reviewed by one person and checked by another")
+    checks: int = Field(description="Reviews that check another person's review")
+    caption_agreement: float | None = Field(None, description="Share of checks that left the caption text as it was")
+    items_compared: int = 0
+    item_agreement: float | None = Field(None, description="Share of QA items both kept alike or both rejected")
+
+
 class YieldReport(BaseModel):
     generated_at: datetime
     since: datetime | None = None
@@ -94,6 +108,7 @@ class YieldReport(BaseModel):
     rejections: list[RejectionRow]
     distributions: list[Distribution]
     stage_times: list[StageTime]
+    review: ReviewSection
 
 
 def _percent(part: int, whole: int) -> float:
@@ -167,6 +182,23 @@ def _stage_times(rows: Sequence[sa.Row]) -> list[StageTime]:
     return result
 
 
+def _review_section(captioned_clips: int, rows: Sequence[sa.Row]) -> ReviewSection:
+    checks = [row for row in rows if row.checked_reviewer is not None and row.checked_reviewer != row.reviewer]
+    checked = {row.clip_id for row in checks}
+    reviewed = {row.clip_id for row in rows} - checked
+    compared = sum(row.items_compared or 0 for row in checks)
+    return ReviewSection(
+        captioned_clips=captioned_clips,
+        unreviewed=max(0, captioned_clips - len(reviewed) - len(checked)),
+        reviewed=len(reviewed),
+        checked=len(checked),
+        checks=len(checks),
+        caption_agreement=round(sum(1 for row in checks if row.caption_agrees) / len(checks), 4) if checks else None,
+        items_compared=compared,
+        item_agreement=round(sum(row.items_agreed or 0 for row in checks) / compared, 4) if compared else None,
+    )
+
+
 def build_report(
     engine: Engine,
     since: datetime | None = None,
@@ -202,7 +234,18 @@ def build_report(
                 clips.c.measured_values,
                 clips.c.caption_judge_passed,
                 clips.c.qa_item_count,
+                clips.c.caption_text.is_not(None).label("captioned"),
             ).where(clips.c.video_id.in_(selected))
+        ).all()
+        review_rows = conn.execute(
+            sa.select(
+                reviews.c.clip_id,
+                reviews.c.reviewer,
+                reviews.c.checked_reviewer,
+                reviews.c.caption_agrees,
+                reviews.c.items_compared,
+                reviews.c.items_agreed,
+            ).where(reviews.c.video_id.in_(selected))
         ).all()
         event_rows = conn.execute(
             sa.select(events.c.video_id, events.c.topic, events.c.variant, events.c.recorded_at).where(
@@ -293,4 +336,5 @@ def build_report(
             _distribution(key, label, measured[key], thresholds.get(key)) for key, label, _ in DISTRIBUTIONS
         ],
         stage_times=_stage_times(event_rows),
+        review=_review_section(sum(1 for row in clip_rows if row.captioned), review_rows),
     )

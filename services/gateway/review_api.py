@@ -44,7 +44,7 @@ from services.gateway.catalog import QUEUE_STATES, AgreementSummary, Catalog, Qu
 from services.gateway.catalog_projection import kept_items
 from services.gateway.errors import GatewayError, NotFoundError, NotReadyError
 from services.gateway.runtime import GatewayRuntime
-from services.gateway.schemas import BATCH_PATTERN, ErrorBody
+from services.gateway.schemas import BATCH_PATTERN, ErrorBody, MalformedBody, ValidationErrorBody
 
 # How long a submit waits for the catalog to apply the review it published: the catalog consumer applies a
 # message within milliseconds when it keeps up; past this the review is on the topic and the call answers 503.
@@ -597,6 +597,7 @@ _errors: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorBody, "description": "csrf_failed (a cookie request without the CSRF token)"},
 }
 _not_found: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "No such captioned clip"}}
+_malformed: dict[int | str, dict[str, Any]] = {400: {"model": MalformedBody, "description": "The body is not JSON"}}
 
 router = APIRouter(prefix="/v1/review", tags=["review"], dependencies=[Depends(require_caller)], responses=_errors)
 
@@ -639,7 +640,7 @@ async def review_clip(clip_id: ClipId, catalog: CatalogDep) -> ClipReviewView:
     return clip_view(context)
 
 
-@router.post("/clips/{clip_id}/render", responses=_not_found)
+@router.post("/clips/{clip_id}/render", responses={**_not_found, **_malformed})
 async def render_caption(clip_id: ClipId, body: RenderRequest, catalog: CatalogDep) -> RenderResult:
     """HAIC's text of an edited caption, and its structural problems (the text is rendered even with them)."""
     context = await run_in_threadpool(load_clip, catalog, clip_id)
@@ -651,7 +652,7 @@ async def render_caption(clip_id: ClipId, body: RenderRequest, catalog: CatalogD
     return RenderResult(text=text, problems=[ProblemOut.of(p) for p in problems])
 
 
-@router.post("/clips/{clip_id}/validate-items", responses=_not_found)
+@router.post("/clips/{clip_id}/validate-items", responses={**_not_found, **_malformed})
 async def validate_items(clip_id: ClipId, body: ValidateItemsRequest, catalog: CatalogDep) -> ValidateItemsResult:
     """Each item checked against the given caption by the QA generator's validator (paths like `options[2]`)."""
     await run_in_threadpool(load_clip, catalog, clip_id)
@@ -670,8 +671,12 @@ async def validate_items(clip_id: ClipId, body: ValidateItemsRequest, catalog: C
     status_code=201,
     responses={
         **_not_found,
+        **_malformed,
         403: {"model": ErrorBody, "description": "not_a_reviewer, or csrf_failed"},
-        422: {"model": ReviewProblemBody, "description": "review_invalid (with problems) or own_review"},
+        422: {
+            "model": ReviewProblemBody | ValidationErrorBody,
+            "description": "review_invalid (with problems) or own_review; or a body that is not a review",
+        },
         503: {"model": ErrorBody, "description": "Kafka refused the review, or the catalog did not apply it in time"},
     },
 )

@@ -8,14 +8,20 @@ import copy
 from collections.abc import Iterator
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from google.protobuf.message import Message
 from kafka import KafkaConsumer
 
+from clients.report_html import format_table
 from haic.v1 import events_pb2
 from services.core import topics
-from services.core.bus import EventProducer, Output
+from services.core.bus import Event, EventProducer, Output
 from services.core.ids import clip_id
 from services.core.settings import Settings
+from services.gateway.catalog import Catalog
+from services.gateway.catalog_schema import clip_categories
+from services.gateway.report import build_report
 from tests.kafka_helpers import wait_until
 
 from .conftest import AUTH, running_gateway
@@ -320,3 +326,118 @@ def test_rebuilt_catalog_keeps_reviews(review_settings: Settings, clip: Reviewab
         assert after["reviews"] == before["reviews"] and after["review_state"] == "checked"
         assert after["caption"] == before["caption"] and after["qa"] == before["qa"]
         assert client.get("/v1/review/agreement", headers=ALICE).json() == agreement
+
+
+# --- the catalog's part, on SQLite and PostgreSQL, fed as the Kafka worker feeds it ---
+
+
+def _item(item_id: str, category: int, answer: int = 0) -> events_pb2.QAItem:
+    return events_pb2.QAItem(
+        item_id=item_id, category=category, question=f"q {item_id}", options=["a", "b", "c", "d"], answer_index=answer
+    )  # type: ignore[arg-type]
+
+
+def _review(
+    review_id: str, reviewer: str, caption: events_pb2.Caption, items: list[events_pb2.QAItemReview], checks: str = ""
+) -> events_pb2.Review:
+    review = events_pb2.Review(
+        review_id=review_id,
+        video_id=caption.video_id,
+        span=caption.span,
+        reviewer=reviewer,
+        checks_review_id=checks,
+        decision=events_pb2.REVIEW_DECISION_ACCEPTED,
+        caption_before=caption,
+        caption_after=caption,
+        items=items,
+    )
+    review.reviewed_at.GetCurrentTime()
+    return review
+
+
+def test_catalog_reviews_on_each_backend(catalog_url: str) -> None:
+    video = "vid_0123456789abcdef01234567"
+    catalog = Catalog(catalog_url, final_stage="filter")
+    offsets = iter(range(1000))
+
+    def feed(topic: str, message: Message) -> None:
+        catalog.handle(Event(topic, 0, next(offsets), video, message))
+
+    try:
+        captions = []
+        for index, passed in enumerate((True, False)):
+            span = events_pb2.ClipSpan(clip_id=clip_id(video, index, index + 5), start_s=index, end_s=index + 5)
+            caption = events_pb2.Caption(video_id=video, span=span, text=f"caption {index}", backend="pose-grounded")
+            caption.judgement.passed = passed
+            feed(topics.CAPTIONS, caption)
+            captions.append(caption)
+        first = captions[0]
+        count, action = _item("i1", events_pb2.QA_CATEGORY_COUNT), _item("i2", events_pb2.QA_CATEGORY_ACTION_DETAILS)
+        feed(topics.QA, events_pb2.QASet(video_id=video, span=first.span, items=[count, action], backend="templates"))
+        assert [e.clip["clip_id"] for e in catalog.review_queue()[0]] == [first.span.clip_id, captions[1].span.clip_id]
+        assert [e.categories for e in catalog.review_queue(category="count")[0]] == [["action_details", "count"]]
+
+        approved = events_pb2.ITEM_DECISION_APPROVED
+        alice = _review(
+            "rev_a",
+            "alice",
+            first,
+            [
+                events_pb2.QAItemReview(item_id="i1", decision=approved, before=count, after=count),
+                events_pb2.QAItemReview(item_id="i2", decision=approved, before=action, after=action),
+            ],
+        )
+        feed(topics.REVIEWS, alice)
+        feed(topics.REVIEWS, alice)  # produced twice: stored once
+        changed = _item("i2", events_pb2.QA_CATEGORY_ACTION_DETAILS, answer=1)
+        bob = _review(
+            "rev_b",
+            "bob",
+            first,
+            [
+                events_pb2.QAItemReview(item_id="i1", decision=approved, before=count, after=count),
+                events_pb2.QAItemReview(
+                    item_id="i2", decision=events_pb2.ITEM_DECISION_EDITED, before=action, after=changed
+                ),
+            ],
+            checks="rev_a",
+        )
+        feed(topics.REVIEWS, bob)
+        rows = catalog.clip_reviews(first.span.clip_id)
+        assert [r["review_id"] for r in rows] == ["rev_a", "rev_b"] and Catalog.review_state(rows) == "checked"
+        assert (rows[1]["caption_agrees"], rows[1]["items_compared"], rows[1]["items_agreed"]) == (True, 2, 1)
+        entries, total = catalog.review_queue(state="all")
+        assert total == 2 and entries[0].review_state == "checked" and entries[0].reviewers == ["alice", "bob"]
+        assert catalog.review_queue()[1] == 1  # awaiting: the other clip only
+        assert catalog.review_queue(reviewer="bob", state="checked")[1] == 1
+        summary = catalog.review_agreement(video_id=video)
+        assert (summary.checks, summary.captions_agreed, summary.items_compared, summary.items_agreed) == (1, 1, 2, 1)
+        assert summary.by_category["count"].agreed == 1 and summary.by_category["action_details"].agreed == 0
+        assert catalog.review_agreement(batch="no-such-batch").checks == 0
+        report = build_report(catalog.engine).model_dump(mode="json")
+        assert report["review"] == {
+            "captioned_clips": 2,
+            "unreviewed": 1,
+            "reviewed": 0,
+            "checked": 1,
+            "checks": 1,
+            "caption_agreement": 1.0,
+            "items_compared": 2,
+            "item_agreement": 0.5,
+        }
+        assert (
+            "review: 2 captioned clips, 1 unreviewed, 0 reviewed once, 1 checked; 1 checks agree on 100.0% of "
+            "captions and 50.0% of 2 QA items" in format_table(report)
+        )
+        # a catalog made before clip_categories fills it from the QA sets it logged
+        with catalog.engine.begin() as conn:
+            conn.execute(sa.delete(clip_categories))
+    finally:
+        catalog.close()
+    reopened = Catalog(catalog_url, final_stage="filter")
+    try:
+        assert [e.categories for e in reopened.review_queue(state="all", category="count")[0]] == [
+            ["action_details", "count"]
+        ]
+    finally:
+        reopened.close()
