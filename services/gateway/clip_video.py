@@ -32,7 +32,7 @@ from services.core.storage import ObjectNotFoundError, Storage, StorageError
 from services.gateway.auth import require_caller
 from services.gateway.catalog import Catalog
 from services.gateway.errors import GatewayError, NotFoundError, NotReadyError
-from services.gateway.schemas import ErrorBody
+from services.gateway.schemas import ErrorBody, ValidationErrorBody
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class ClipVideos:
             raise NotFoundError("clip_not_found", f"clip {clip_id} is not in the catalog")
         if not row["storage_uri"] or row["start_s"] is None or row["end_s"] is None:
             raise ClipVideoError(
-                "clip_uncuttable", f"clip {clip_id} has no stored video or span in the catalog", status_code=409
+                "source_missing", f"the catalog knows no stored video or span of clip {clip_id}", status_code=409
             )
         with self._clip_lock(clip_id):
             if target.is_file():  # cut by the request this one waited for
@@ -146,7 +146,10 @@ _VIDEO_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "The clip is not in the catalog"},
     409: {"model": ErrorBody, "description": "source_missing: the clip's stored video is gone"},
     416: {"content": {"text/plain": {}}, "description": "The range lies outside the cut"},
-    422: {"model": ErrorBody, "description": "clip_uncuttable: the source does not decode in the clip's span"},
+    422: {
+        "model": ValidationErrorBody | ErrorBody,
+        "description": "A malformed clip id; or clip_uncuttable: the source does not decode in the clip's span",
+    },
     503: {"model": ErrorBody, "description": "The gateway is starting, or the video store did not answer"},
 }
 
