@@ -35,7 +35,7 @@ import numpy as np
 
 from haic.v1 import events_pb2
 from services.captioner.appearance import COLOR_VOCABULARY
-from services.captioner.kinematics.actions import POSTURE
+from services.captioner.kinematics.posture import POSTURE
 from services.core.caption_text import ORDINALS, ordinal
 from services.core.keypoints import keypoint_array
 from services.core.motion import KeypointMotion, keypoint_motion

@@ -15,8 +15,9 @@ import numpy as np
 from haic.v1 import events_pb2
 from services.captioner.appearance import ColourThresholds, describe_appearance, distinct_labels
 from services.captioner.judge import acting_tracks, motion_of
-from services.captioner.kinematics.actions import POSTURE, detect_actions
+from services.captioner.kinematics.actions import detect_actions
 from services.captioner.kinematics.interactions import detect_interactions
+from services.captioner.kinematics.posture import POSTURE
 from services.captioner.kinematics.signals import KinematicsRules
 from services.core.bus import now_timestamp
 from services.core.caption_text import render_caption

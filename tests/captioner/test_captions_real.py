@@ -9,7 +9,7 @@ from pathlib import Path
 
 from haic.v1 import events_pb2
 from services.captioner.judge import judge_caption
-from services.captioner.kinematics.actions import POSTURE
+from services.captioner.kinematics.posture import POSTURE
 from services.captioner.service import ClipCaptioner
 from services.core.settings import Settings
 from services.core.storage import LocalStorage

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from haic.v1 import events_pb2
-from services.captioner.kinematics.actions import POSTURE, detect_actions
+from services.captioner.kinematics.actions import detect_actions
 from services.captioner.kinematics.interactions import detect_interactions
+from services.captioner.kinematics.posture import POSTURE
 from services.captioner.kinematics.signals import KinematicsInputError
 from services.pose.contract import COCO_KEYPOINTS
 from tests.captioner import RULES

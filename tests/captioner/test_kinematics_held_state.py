@@ -12,7 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from haic.v1 import events_pb2
-from services.captioner.kinematics.actions import POSTURE, detect_actions
+from services.captioner.kinematics.actions import detect_actions
+from services.captioner.kinematics.posture import POSTURE
 from tests.captioner import RULES
 from tests.captioner.test_kinematics import FPS, H, Person, W, make_track
 

@@ -15,8 +15,9 @@ from dataclasses import replace
 import pytest
 
 from haic.v1 import events_pb2
-from services.captioner.kinematics.actions import KICK_LIFT, detect_actions
+from services.captioner.kinematics.actions import detect_actions
 from services.captioner.kinematics.interactions import detect_interactions
+from services.captioner.kinematics.legs import KICK_LIFT
 from tests.captioner import RULES
 from tests.captioner.record_fixture import FIXTURE, SHOTS, TWO_PEOPLE_FIXTURE
 

@@ -7,7 +7,7 @@ import pytest
 
 from haic.v1 import events_pb2
 from services.captioner.judge import acting_tracks, judge_caption
-from services.captioner.kinematics.actions import POSTURE
+from services.captioner.kinematics.posture import POSTURE
 from services.core.caption_text import describe_person, render_actions, render_caption
 from tests.captioner.record_fixture import FIXTURE
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from haic.v1 import events_pb2
-from services.captioner.kinematics.actions import WALK_SPEED
+from services.captioner.kinematics.locomotion import WALK_SPEED
 from services.captioner.kinematics.signals import (
     KP,
     VELOCITY_WINDOW_S,

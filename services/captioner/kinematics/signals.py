@@ -218,3 +218,24 @@ def body_centre(s: Series) -> np.ndarray:
     """Body centre: the box centre, or the mid-hip when there is no box."""
     c = np.stack([(s.box[:, 0] + s.box[:, 2]) / 2, (s.box[:, 1] + s.box[:, 3]) / 2], axis=1)
     return np.where(np.isnan(c), s.mid("left_hip", "right_hip"), c)
+
+
+def swing_runs(t: np.ndarray, x: np.ndarray, amp: float, max_half_s: float) -> list[tuple[int, int, int]]:
+    """Runs of x swinging from beyond +amp to beyond -amp and back, each swing within max_half_s:
+    (first extreme, last extreme, number of swings)."""
+    side = np.where(x > amp, 1, np.where(x < -amp, -1, 0))
+    out: list[tuple[int, int, int]] = []
+    start, last, swings = -1, -1, 0
+    for i in np.flatnonzero(side):
+        if last >= 0 and t[i] - t[last] > max_half_s:  # too slow: the rhythm broke
+            if swings:
+                out.append((start, last, swings))
+            start, swings = -1, 0
+        if last >= 0 and side[i] != side[last] and t[i] - t[last] <= max_half_s:
+            if start < 0:
+                start = last
+            swings += 1
+        last = int(i)
+    if swings:
+        out.append((start, last, swings))
+    return out
