@@ -110,6 +110,35 @@ def test_sign_in_refusals(desk: TestClient, body: dict, status: int, code: str) 
     assert SESSION_COOKIE not in desk.cookies
 
 
+def test_the_review_api_with_the_cookie_and_with_keys(desk: TestClient) -> None:
+    """The rules on the review API's own routes: reads with the cookie alone, writes with its token; keys need none."""
+    body = _sign_in(desk)
+    render = "/v1/review/clips/clip_0000000000000000/render"  # an unknown clip: 404 once the caller is let in
+    caption = {"caption": {"subjects": []}}
+    assert desk.get("/v1/review/queue").status_code == 200
+    for headers in (
+        {},
+        {CSRF_HEADER: "wrong"},
+        {CSRF_HEADER: body["csrf_token"], "Origin": "https://evil.example"},
+    ):
+        refused = desk.post(render, json=caption, headers=headers)
+        assert refused.status_code == 403 and refused.json()["detail"]["code"] == "csrf_failed", headers
+    allowed = desk.post(render, json=caption, headers={CSRF_HEADER: body["csrf_token"], "Origin": ORIGIN})
+    assert allowed.status_code == 404, allowed.text
+    desk.cookies.clear()
+    assert desk.get("/v1/review/queue").status_code == 401
+    # a Bearer key needs no CSRF token, whatever Origin a client claims: browsers never attach one by themselves
+    for key in (ALICE_KEY, API_KEY):
+        by_key = desk.post(
+            render, json=caption, headers={"Authorization": f"Bearer {key}", "Origin": "https://x.example"}
+        )
+        assert by_key.status_code == 404, by_key.text
+    # submitting needs the reviewer role, before anything about the clip is looked at
+    review = {"checks_review_id": "", "decision": "accepted", "caption": {}, "items": [], "note": ""}
+    submit = desk.post("/v1/review/clips/clip_0000000000000000/reviews", json=review, headers=AUTH)
+    assert submit.status_code == 403 and submit.json()["detail"]["code"] == "not_a_reviewer"
+
+
 def test_sign_in_refusals_of_shape_and_origin(desk: TestClient) -> None:
     # no JSON body: a cross-site <form> can only send form or text/plain bodies
     as_form = desk.post("/desk/session", data={"key": ALICE_KEY})
