@@ -36,16 +36,18 @@ pytestmark = [pytest.mark.kafka, pytest.mark.browser]
 
 ALICE_KEY = "alice-desk-key-0123"
 ALICE = {"Authorization": f"Bearer {ALICE_KEY}"}
+BOB_KEY = "bob-desk-key-4567"
 # Each part would run script if it ever reached the DOM as markup.
 MARKUP = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
 WAIT_S = 30
+VIDEO_WAIT_S = 180
 APPROVED = events_pb2.ITEM_DECISION_APPROVED
 
 
 @pytest.fixture
 def desk_settings(gateway_settings: Settings) -> Settings:
     require_chromium()
-    return gateway_settings.model_copy(update={"reviewers": [f"alice:{ALICE_KEY}", "bob:bob-desk-key-4567"]})
+    return gateway_settings.model_copy(update={"reviewers": [f"alice:{ALICE_KEY}", f"bob:{BOB_KEY}"]})
 
 
 @pytest.fixture
@@ -178,7 +180,10 @@ def test_a_reviewer_reviews_the_sample_clip_end_to_end(
 
     # --- the clip: the video plays and the overlay follows the playhead
     _open_clip(driver, clip)
-    _wait(driver, lambda d: d.execute_script("return document.getElementById('video').readyState") >= 2, "video data")
+    # the gateway cuts the clip on its first request (~2 s of CPU per second of the sample's 1280x720)
+    ready = "return document.getElementById('video').readyState"
+    _wait(driver, lambda d: d.execute_script(ready) >= 2, "the clip's video", timeout_s=VIDEO_WAIT_S)
+    assert driver.find_element("id", "video-status").text == ""
     first, first_painted = _canvas_at(driver, 1.0)
     second, second_painted = _canvas_at(driver, 3.0)
     assert first_painted > 500 and second_painted > 500, "the overlay draws the person's box and skeleton"
@@ -268,6 +273,26 @@ def test_a_reviewer_reviews_the_sample_clip_end_to_end(
     bench = json.loads((out / BENCH_FILE).read_text())
     assert [record["id"] for record in bench] == [item.item_id for item in clip.qa.items if item.item_id != rejected_id]
     assert all(record["review"]["reviewed"] and record["review"]["reviewers"] == ["alice"] for record in bench)
+
+    # --- a second reviewer signs in with the form: the clip opens as a check of alice's review
+    driver.find_element("id", "sign-out").click()
+    _wait(driver, lambda d: d.find_element("id", "signin").is_displayed(), "the sign-in form")
+    driver.find_element("id", "signin-key").send_keys(BOB_KEY, Keys.ENTER)
+    _wait(driver, lambda d: d.find_element("id", "who").text == "signed in as bob", "bob signed in")
+    _open_clip(driver, clip)
+    assert driver.find_element("id", "check-banner").is_displayed()
+    assert "alice" in driver.find_element("id", "check-banner").text
+    assert "alice accepted" in driver.find_element("id", "reviews-list").text
+    assert driver.find_element("id", "caption-text").text == text_after  # alice's caption is the start
+    assert len(driver.find_elements("css selector", "#qa-items .qa-item")) == len(bench)  # her kept items
+    driver.find_element("id", "approve-rest").click()
+    driver.find_element("id", "submit-review").click()
+    _wait(driver, lambda d: "now checked" in d.find_element("id", "flash").text, "the check saved")
+    Select(driver.find_element("css selector", '#filters [name="state"]')).select_by_value("all")
+    driver.find_element("css selector", '#filters button[type="submit"]').click()
+    _wait(driver, lambda d: "checked" in _row(d, clip).text and "alice, bob" in _row(d, clip).text, "checked")
+    check = _reviews_on_topic(desk_settings)[-1]
+    assert check.reviewer == "bob" and check.checks_review_id == review.review_id
 
 
 def test_markup_stays_text_and_a_cookie_without_the_csrf_header_changes_nothing(

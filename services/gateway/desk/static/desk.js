@@ -404,6 +404,16 @@ function setupPlayer(view) {
     canvas.height = video.videoHeight || view.clip.height;
     repaint(video.currentTime);
   };
+  // The first request of a clip cuts it on the gateway (seconds per second of video): say so while it waits.
+  const videoStatus = $("video-status");
+  videoStatus.textContent = "Preparing the video (the first view of a clip cuts it)…";
+  video.onloadeddata = () => {
+    videoStatus.textContent = "";
+  };
+  video.onerror = () => {
+    const code = video.error ? video.error.code : "";
+    videoStatus.textContent = `The video did not play (media error ${code}): the evidence and editors still work.`;
+  };
   video.onseeked = () => repaint(video.currentTime);
   video.ontimeupdate = () => repaint(video.currentTime);
   if ("requestVideoFrameCallback" in HTMLVideoElement.prototype) {
@@ -810,9 +820,12 @@ function placeProblems(root, problems, fallbackList, prefix = "") {
       const cut = Math.max(path.lastIndexOf("."), path.lastIndexOf("["));
       path = cut > 0 ? path.slice(0, cut) : "";
     }
-    const message = el("span", { class: "problem", role: "alert", text: problem.path ? `${problem.path}: ${problem.message}` : problem.message });
+    // A warning (e.g. a question form the truth oracle cannot check) is shown but does not block a submit.
+    const warning = problem.severity === "warning";
+    const text = `${warning ? "warning: " : ""}${problem.path ? `${problem.path}: ` : ""}${problem.message}`;
+    const message = el("span", { class: warning ? "problem warning" : "problem", role: "alert", text });
     if (target && target.tagName !== "FIELDSET" && !target.classList.contains("list-row") && !target.classList.contains("qa-item")) {
-      target.setAttribute("aria-invalid", "true");
+      if (!warning) target.setAttribute("aria-invalid", "true");
       target.after(message);
     } else if (target) {
       target.append(message);
