@@ -203,6 +203,13 @@ class ReviewSettings(_HaicSettings):
     review_session_hours: float = Field(
         12, gt=0, le=24 * 30, description="How long a review desk sign-in (its haic_desk cookie) stays valid"
     )
+    review_apply_timeout_s: float = Field(
+        15.0,
+        gt=0,
+        le=600,
+        description="How long a submitted review waits for the catalog to apply it before answering 503 "
+        "review_pending (the review stays on haic.reviews.v1 and is applied later)",
+    )
 
     @field_validator("reviewers")
     @classmethod

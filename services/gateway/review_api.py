@@ -46,9 +46,6 @@ from services.gateway.errors import GatewayError, NotFoundError, NotReadyError
 from services.gateway.runtime import GatewayRuntime
 from services.gateway.schemas import BATCH_PATTERN, ErrorBody, MalformedBody, ValidationErrorBody
 
-# How long a submit waits for the catalog to apply the review it published: the catalog consumer applies a
-# message within milliseconds when it keeps up; past this the review is on the topic and the call answers 503.
-APPLY_TIMEOUT_S = 15.0
 MAX_QUEUE_PAGE = 200
 MAX_OFFSET = 2**31 - 1
 MAX_ITEMS = 200
@@ -707,11 +704,14 @@ async def submit_review(
         await run_in_threadpool(runtime.producer.deliver, [Output(topics.REVIEWS, review.video_id, review)])
     except OutputDeliveryError as exc:
         raise NotReadyError("bus_unavailable", f"the review could not be published: {exc}") from exc
-    row = await run_in_threadpool(_wait_until_applied, catalog, review.review_id, APPLY_TIMEOUT_S)
+    # The catalog consumer applies a message within milliseconds when it keeps up; one far behind (a rebuild)
+    # answers 503, and the review, already on the topic, is applied when the consumer gets to it.
+    timeout_s = runtime.settings.review_apply_timeout_s
+    row = await run_in_threadpool(_wait_until_applied, catalog, review.review_id, timeout_s)
     if row is None:
         raise NotReadyError(
             "review_pending",
-            f"review {review.review_id} is published but the catalog has not applied it within {APPLY_TIMEOUT_S:g} s",
+            f"review {review.review_id} is published but the catalog has not applied it within {timeout_s:g} s",
         )
     rows = await run_in_threadpool(catalog.clip_reviews, clip_id)
     return ReviewCreated(

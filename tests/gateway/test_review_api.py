@@ -441,3 +441,19 @@ def test_catalog_reviews_on_each_backend(catalog_url: str) -> None:
         ]
     finally:
         reopened.close()
+
+
+def test_a_review_the_catalog_has_not_applied_yet(review_settings: Settings, clip: ReviewableClip) -> None:
+    """The catalog stopped consuming: the submit answers 503 review_pending, and the review, on the topic, is
+    applied once a catalog consumer runs again."""
+    settings = review_settings.model_copy(update={"review_apply_timeout_s": 1.0})
+    with running_gateway(settings) as client:
+        wait_until(lambda: _complete(client, clip.clip_id), what="the clip's QA and tracks in the catalog")
+        view = _view(client, clip.clip_id, ALICE)
+        client.app.state.runtime.consumer.stop()
+        body = {"decision": "accepted", "caption": view["caption"], "items": _approve_all(view)}
+        pending = client.post(f"/v1/review/clips/{clip.clip_id}/reviews", json=body, headers=ALICE)
+        assert pending.status_code == 503 and pending.json()["detail"]["code"] == "review_pending"
+        assert _view(client, clip.clip_id, ALICE)["reviews"] == []
+    with running_gateway(settings) as client:
+        wait_until(lambda: _view(client, clip.clip_id, ALICE)["review_state"] == "reviewed", what="the review applied")
