@@ -8,7 +8,7 @@ from haic.v1 import events_pb2
 from services.captioner.kinematics.locomotion import stepping_mask, travel_mask
 from services.captioner.kinematics.phrasing import count_phrase, make_action
 from services.captioner.kinematics.posture import KNEE_LIFT_DROP, STAND_THIGH_DROP, thigh_drops
-from services.captioner.kinematics.signals import Series, evidence, hysteresis, long_runs, true_runs
+from services.captioner.kinematics.signals import Series, hysteresis, long_runs, true_runs
 
 # Jumps and kicks (units: torso lengths).
 JUMP_RISE_ON = 0.25  # hips and ankles both this far above their rolling baseline = airborne
@@ -61,20 +61,16 @@ def jump_and_kick_actions(s: Series) -> list[events_pb2.Action]:
     if jumps:
         a, b = jumps[0][0], jumps[-1][1]
         out.append(
-            events_pb2.Action(
-                start_s=float(s.t[a]),
-                end_s=float(s.t[b]),
-                verb_phrase=count_phrase("jumps", len(jumps)),
-                body_part="whole body",
-                repetitions=len(jumps),
-                evidence=evidence(
-                    s.t,
-                    a,
-                    b,
-                    max_rise_torso=float(np.nanmax(both)),
-                    max_rise_px=float(np.nanmax(both)) * s.scale,
-                    peaks=len(jumps),
-                ),
+            make_action(
+                s,
+                a,
+                b,
+                count_phrase("jumps", len(jumps)),
+                "whole body",
+                len(jumps),
+                max_rise_torso=float(np.nanmax(both)),
+                max_rise_px=float(np.nanmax(both)) * s.scale,
+                peaks=len(jumps),
             )
         )
     moving, stepping = travel_mask(s), stepping_mask(s)
@@ -101,23 +97,19 @@ def jump_and_kick_actions(s: Series) -> list[events_pb2.Action]:
             runs = [np.arange(x, y + 1) for x, y in kicks]
             at = np.concatenate(runs)
             out.append(
-                events_pb2.Action(
-                    start_s=float(s.t[a]),
-                    end_s=float(s.t[b]),
-                    verb_phrase=count_phrase(f"kicks with their {side} leg", len(kicks)),
-                    body_part=f"{side} leg",
-                    repetitions=len(kicks),
-                    evidence=evidence(
-                        s.t,
-                        a,
-                        b,
-                        ankle_lift_torso=float(np.nanmax(lift[at])),
-                        min_peak_lift_torso=min(float(np.nanmax(lift[r])) for r in runs),
-                        ankle_above_knee_torso=float(np.nanmax(above_knee[at])),
-                        # Into each kick's samples from the sample before (0 where that one is unknown).
-                        ankle_up_speed_torso_per_s=float(np.nanmax(np.append(up_speed[at], 0.0))),
-                        peaks=len(kicks),
-                    ),
+                make_action(
+                    s,
+                    a,
+                    b,
+                    count_phrase(f"kicks with their {side} leg", len(kicks)),
+                    f"{side} leg",
+                    len(kicks),
+                    ankle_lift_torso=float(np.nanmax(lift[at])),
+                    min_peak_lift_torso=min(float(np.nanmax(lift[r])) for r in runs),
+                    ankle_above_knee_torso=float(np.nanmax(above_knee[at])),
+                    # Into each kick's samples from the sample before (0 where that one is unknown).
+                    ankle_up_speed_torso_per_s=float(np.nanmax(np.append(up_speed[at], 0.0))),
+                    peaks=len(kicks),
                 )
             )
     return out

@@ -181,19 +181,15 @@ def turn_actions(s: Series) -> list[events_pb2.Action]:
             continue
         if last >= 0 and facing[last] != f:
             out.append(
-                events_pb2.Action(
-                    start_s=float(s.t[last]),
-                    end_s=float(s.t[i]),
-                    verb_phrase="turns around",
-                    body_part="whole body",
-                    evidence=evidence(
-                        s.t,
-                        last,
-                        i,
-                        shoulder_order_before=float(order[last]),
-                        shoulder_order_after=float(order[i]),
-                        facing_camera_after=float(f > 0),
-                    ),
+                make_action(
+                    s,
+                    last,
+                    i,
+                    "turns around",
+                    "whole body",
+                    shoulder_order_before=float(order[last]),
+                    shoulder_order_after=float(order[i]),
+                    facing_camera_after=float(f > 0),
                 )
             )
         last = i

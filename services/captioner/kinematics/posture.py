@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from haic.v1 import events_pb2
-from services.captioner.kinematics.phrasing import count_phrase
-from services.captioner.kinematics.signals import Series, evidence
+from services.captioner.kinematics.phrasing import count_phrase, make_action
+from services.captioner.kinematics.signals import Series
 
 # Posture (torso tilt in degrees from upright; thigh drop in torso lengths).
 LOW_THIGH_DROP = 0.45  # knee less than this below the hip: thighs near horizontal (sitting or squatting)
@@ -124,15 +124,7 @@ def posture_actions(s: Series) -> list[events_pb2.Action]:
         if label == "bend" and prev[0] == "stand":
             phrase = "bends down"
         if phrase:
-            out.append(
-                events_pb2.Action(
-                    start_s=float(s.t[pa]),
-                    end_s=float(s.t[a]),
-                    verb_phrase=phrase,
-                    body_part="whole body",
-                    evidence=evidence(s.t, pa, a, **sig),
-                )
-            )
+            out.append(make_action(s, pa, a, phrase, "whole body", 0, **sig))
     for label, segs in reps.items():
         base, part = ("squats", "legs") if label == "low" else ("bends down", "torso")
         groups: list[list[tuple[int, int]]] = []
@@ -148,16 +140,7 @@ def posture_actions(s: Series) -> list[events_pb2.Action]:
                 "max_torso_tilt_deg": float(np.nanmax(tilt[a : b + 1])),
                 "peaks": len(g),
             }
-            out.append(
-                events_pb2.Action(
-                    start_s=float(s.t[a]),
-                    end_s=float(s.t[b]),
-                    verb_phrase=count_phrase(base, len(g)),
-                    body_part=part,
-                    repetitions=len(g),
-                    evidence=evidence(s.t, a, b, **sig),
-                )
-            )
+            out.append(make_action(s, a, b, count_phrase(base, len(g)), part, len(g), **sig))
     return out
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from haic.v1 import events_pb2
 from services.captioner.kinematics.phrasing import count_phrase, make_action, overlaps
 from services.captioner.kinematics.posture import UPRIGHT_TILT, posture_labels
-from services.captioner.kinematics.signals import Series, evidence, hysteresis, long_runs, smooth, true_runs
+from services.captioner.kinematics.signals import Series, hysteresis, long_runs, smooth, true_runs
 
 # Arms (units: torso lengths).
 RAISE_ON = 0.15  # wrist this far above the shoulder counts as raised
@@ -81,14 +81,14 @@ def arm_actions(s: Series) -> list[events_pb2.Action]:
             if strokes >= WAVE_MIN_STROKES - 1:  # 3 extremes = 2 sign changes
                 waved[a : b + 1] = True
                 out.append(
-                    events_pb2.Action(
-                        start_s=float(s.t[a]),
-                        end_s=float(s.t[b]),
-                        verb_phrase=f"waves their {side} hand",
-                        body_part=f"{side} hand",
-                        evidence=evidence(
-                            s.t, a, b, wrist_swing_torso=float(np.nanmax(u) - np.nanmin(u)), strokes=strokes + 1
-                        ),
+                    make_action(
+                        s,
+                        a,
+                        b,
+                        f"waves their {side} hand",
+                        f"{side} hand",
+                        wrist_swing_torso=float(np.nanmax(u) - np.nanmin(u)),
+                        strokes=strokes + 1,
                     )
                 )
         r = (shoulder[:, 1] - wrist[:, 1]) / s.scale  # >0: wrist above shoulder
@@ -100,14 +100,14 @@ def arm_actions(s: Series) -> list[events_pb2.Action]:
             if a == 0:
                 if b < n - 1:  # up from the start, comes down: a lowering, not a raise
                     out.append(
-                        events_pb2.Action(
-                            start_s=float(s.t[b]),
-                            end_s=float(s.t[b + 1]),
-                            verb_phrase=f"lowers their {side} arm",
-                            body_part=part,
-                            evidence=evidence(
-                                s.t, b, b + 1, wrist_above_shoulder_torso=float(r[b]), after=float(r[b + 1])
-                            ),
+                        make_action(
+                            s,
+                            b,
+                            b + 1,
+                            f"lowers their {side} arm",
+                            part,
+                            wrist_above_shoulder_torso=float(r[b]),
+                            after=float(r[b + 1]),
                         )
                     )
                 continue
@@ -120,21 +120,17 @@ def arm_actions(s: Series) -> list[events_pb2.Action]:
             at_head = all(float(np.nanmedian(to_head[x : y + 1])) < HAND_TO_HEAD for x, y in raises)
             what = f"raises their {side} hand to their head" if at_head else f"raises their {side} arm"
             out.append(
-                events_pb2.Action(
-                    start_s=float(s.t[a]),
-                    end_s=float(s.t[b]),
-                    verb_phrase=count_phrase(what, len(raises)),
-                    body_part=part,
-                    repetitions=len(raises),
-                    evidence=evidence(
-                        s.t,
-                        a,
-                        b,
-                        wrist_above_shoulder_px=peak * s.scale,
-                        wrist_above_shoulder_torso=peak,
-                        wrist_to_nose_torso=float(np.nanmin(to_head[a : b + 1])),
-                        peaks=len(raises),
-                    ),
+                make_action(
+                    s,
+                    a,
+                    b,
+                    count_phrase(what, len(raises)),
+                    part,
+                    len(raises),
+                    wrist_above_shoulder_px=peak * s.scale,
+                    wrist_above_shoulder_torso=peak,
+                    wrist_to_nose_torso=float(np.nanmin(to_head[a : b + 1])),
+                    peaks=len(raises),
                 )
             )
     return out
@@ -159,13 +155,15 @@ def clap_actions(s: Series) -> list[events_pb2.Action]:
         return []
     a, b = meets[0][0], meets[-1][1]
     return [
-        events_pb2.Action(
-            start_s=float(s.t[a]),
-            end_s=float(s.t[b]),
-            verb_phrase=count_phrase("claps", len(meets)),
-            body_part="hands",
-            repetitions=len(meets),
-            evidence=evidence(s.t, a, b, min_wrist_distance_torso=float(np.nanmin(d)), peaks=len(meets)),
+        make_action(
+            s,
+            a,
+            b,
+            count_phrase("claps", len(meets)),
+            "hands",
+            len(meets),
+            min_wrist_distance_torso=float(np.nanmin(d)),
+            peaks=len(meets),
         )
     ]
 
