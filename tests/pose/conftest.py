@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from haic_tools.models.build import BuildReport, build_model_repository
-from services.core.settings import Settings
+from services.core.settings import LongScenePolicy, Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,3 +30,18 @@ def built_models(models_settings: Settings) -> BuildReport:
     """The embedded default's model repository (CenterNet, MoveNet thunder, MoveNet multipose), built once
     per session; `report.repository` is the Triton model repository."""
     return build_model_repository(models_settings)
+
+
+@pytest.fixture(scope="module")
+def shared_store_settings(
+    models_settings: Settings, shared_videos: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
+    """The models' settings with the shared videos as the store. The long pedestrian scene is cut into
+    windows so that it reaches the pose stage (labels.json: its people are too small even then)."""
+    return models_settings.model_copy(
+        update={
+            "data_dir": tmp_path_factory.mktemp("haic"),
+            "storage_url": str(shared_videos),
+            "long_scene_policy": LongScenePolicy.split,
+        }
+    )

@@ -16,7 +16,7 @@ import pytest
 
 from haic.v1 import events_pb2
 from haic_tools.models.build import BuildReport
-from services.core.settings import LongScenePolicy, Settings
+from services.core.settings import Settings
 from services.core.storage import LocalStorage
 from services.core.video import VideoReader, probe
 from services.filter.service import split_video
@@ -35,16 +35,9 @@ def backend(built_models: BuildReport) -> Iterator[OnnxRuntimeInference]:
 
 
 @pytest.fixture(scope="module")
-def settings(models_settings: Settings, shared_videos: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return models_settings.model_copy(
-        update={
-            "data_dir": tmp_path_factory.mktemp("haic"),
-            "storage_url": str(shared_videos),
-            "long_scene_policy": LongScenePolicy.split,
-            # the verdicts, not the captioner's attributes, are under test here
-            "face_attributes": False,
-        }
-    )
+def settings(shared_store_settings: Settings) -> Settings:
+    # the verdicts, not the captioner's attributes, are under test here
+    return shared_store_settings.model_copy(update={"face_attributes": False})
 
 
 def analyzer(backend: OnnxRuntimeInference, settings: Settings, store: Path, early_stop: bool) -> ClipAnalyzer:

@@ -15,7 +15,7 @@ from haic_tools.models.build import BuildReport
 from services.core import topics
 from services.core.bus import EventProducer, Output, Worker
 from services.core.grpc_server import GrpcServer, ServiceRegistration
-from services.core.settings import LongScenePolicy, Settings
+from services.core.settings import Settings
 from services.core.storage import LocalStorage
 from services.core.video import VideoReader, probe
 from services.filter.service import split_video
@@ -42,16 +42,8 @@ def triton(built_models: BuildReport, models_settings: Settings) -> Iterator[Emb
 
 
 @pytest.fixture(scope="module")
-def settings(models_settings: Settings, shared_videos: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    # The shared videos are the store; the long pedestrian scene is cut into windows so that it
-    # reaches the pose stage (labels.json: its people are too small even then).
-    return models_settings.model_copy(
-        update={
-            "data_dir": tmp_path_factory.mktemp("haic"),
-            "storage_url": str(shared_videos),
-            "long_scene_policy": LongScenePolicy.split,
-        }
-    )
+def settings(shared_store_settings: Settings) -> Settings:
+    return shared_store_settings
 
 
 @pytest.fixture(scope="module")
