@@ -29,7 +29,7 @@ HEADLESS_FLAGS = (
     "--disable-sync",
     "--disable-dev-shm-usage",
     "--autoplay-policy=no-user-gesture-required",
-    "--window-size=1440,1100",
+    "--window-size=1440,1280",
 )
 
 

@@ -203,10 +203,9 @@ def test_a_reviewer_reviews_the_sample_clip_end_to_end(
 
     # --- an attribute edited: the HAIC text is rendered again by the server
     text_before = driver.find_element("id", "caption-text").text
-    age = Select(driver.find_element("css selector", '[data-path="subjects[0].attributes.age_group"]'))
-    current_age = age.first_selected_option.get_attribute("value")
-    other_age = next(v for v in (o.get_attribute("value") for o in age.options) if v not in ("", current_age))
-    age.select_by_value(other_age)
+    # the captioner saw no face, so it left the gender unsaid; the reviewer sees a man
+    assert clip.caption.subjects[0].attributes.gender == ""
+    Select(driver.find_element("css selector", '[data-path="subjects[0].attributes.gender"]')).select_by_value("male")
     _wait(driver, lambda d: d.find_element("id", "caption-text").text != text_before, "the re-rendered text")
     text_after = driver.find_element("id", "caption-text").text
 
@@ -230,17 +229,36 @@ def test_a_reviewer_reviews_the_sample_clip_end_to_end(
         field.send_keys(originals[path])
     _wait(driver, lambda d: d.find_element("id", "caption-text").text == text_after, "the caption restored")
 
-    # --- QA: one item rejected, every other approved
+    # --- an item edited: checked against the edited caption by the generator's validator, problems by the field
+    def card(index: int):  # a decision rebuilds its card: found afresh each time
+        return driver.find_elements("css selector", "#qa-items .qa-item")[index]
+
+    card(1).find_element("css selector", "button.edit").click()
+    wrong = (clip.qa.items[1].answer_index + 1) % 4
+    card(1).find_elements("css selector", 'input[type="radio"]')[wrong].click()
+    _wait(driver, lambda d: "answer_index" in card(1).text, "the wrong answer's problem on the item")
+    placed = driver.execute_script(
+        """return [...arguments[0].querySelectorAll('.problem')].map((p) => [p.textContent,
+            (p.previousElementSibling && p.previousElementSibling.dataset.path) || p.parentElement.dataset.path]);""",
+        card(1),
+    )
+    assert any(text.startswith("answer_index: ") for text, _ in placed), placed
+    assert all(text.split(": ")[0] == path for text, path in placed if not text.startswith("warning")), placed
+    # an added item with nothing in it: its problems show on it; removed again
+    driver.find_element("id", "add-item").click()
+    _wait(driver, lambda d: card(-1).find_elements("css selector", ".problem"), "the empty item's problems")
+    card(-1).find_element("css selector", "button.reject").click()  # "Remove item"
+    assert len(driver.find_elements("css selector", "#qa-items .qa-item")) == len(clip.qa.items)
+
+    # --- QA: one item rejected, every other approved (the edit above discarded)
     cards = driver.find_elements("css selector", "#qa-items .qa-item")
     assert len(cards) == len(clip.qa.items)
     rejected_id = clip.qa.items[0].item_id
-    cards[0].find_element("css selector", "button.reject").click()
-    for index in range(1, len(cards)):  # a decision rebuilds its card: find each afresh
-        driver.find_elements("css selector", "#qa-items .qa-item")[index].find_element(
-            "css selector", "button.approve"
-        ).click()
+    card(0).find_element("css selector", "button.reject").click()
+    for index in range(1, len(cards)):
+        card(index).find_element("css selector", "button.approve").click()
     assert "1 rejected" in driver.find_element("id", "qa-summary").text
-    driver.find_element("id", "note").send_keys("age group corrected")
+    driver.find_element("id", "note").send_keys("gender added")
     driver.execute_script("window.scrollTo(0, 0);")
     driver.save_screenshot(str(screenshots / "desk-clip.png"))
 
@@ -254,8 +272,9 @@ def test_a_reviewer_reviews_the_sample_clip_end_to_end(
     # --- the review event on haic.reviews.v1
     [review] = _reviews_on_topic(desk_settings)
     assert review.reviewer == "alice" and review.decision == events_pb2.REVIEW_DECISION_ACCEPTED
-    assert review.span.clip_id == clip.clip_id and review.note == "age group corrected"
-    assert review.caption_after.subjects[0].attributes.age_group == other_age
+    assert review.span.clip_id == clip.clip_id and review.note == "gender added"
+    assert review.caption_after.subjects[0].attributes.gender == "male"
+    assert review.caption_before.text == clip.caption.text != review.caption_after.text
     assert review.caption_after.text == text_after
     decisions = {item.item_id: item.decision for item in review.items}
     assert decisions == {

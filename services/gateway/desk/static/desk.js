@@ -709,7 +709,7 @@ function buildEditor() {
         el(
           "div",
           { class: "grid" },
-          field("label", textInput(subject.label, set((v) => (subject.label = v))), `${at}.label`),
+          field("label", textInput(subject.label, set((v) => (subject.label = v))), `${at}.label`, "wide"),
           field("gender", selectInput(vocabulary.genders, attributes.gender, set((v) => (attributes.gender = v))), `${at}.attributes.gender`),
           field("age group", selectInput(vocabulary.age_groups, attributes.age_group, set((v) => (attributes.age_group = v))), `${at}.attributes.age_group`),
         ),
@@ -1088,6 +1088,13 @@ async function submitReview() {
     goToQueue();
     flash(`Review ${result.review_id} saved: clip ${clipId} is now ${result.review_state}.`);
   } catch (error) {
+    if (error.code === "review_pending") {
+      // Published, not yet applied by the catalog: it will be; the queue may show the old state for a while.
+      state.queue.lastReviewed = clipId;
+      goToQueue();
+      flash(`Review sent; the catalog has not applied it yet (${error.message}). Reload the queue in a moment.`);
+      return;
+    }
     status.textContent = `Not saved: ${error.message}`;
     showSubmitProblems(error.problems || []);
   } finally {
