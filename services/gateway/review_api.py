@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 from sqlalchemy.engine import RowMapping
 from starlette.concurrency import run_in_threadpool
 
@@ -93,7 +93,7 @@ class ItemJson(BaseModel):
     category: str = Field(description="A QA category slug, e.g. `count`", max_length=64)
     question: str = Field(max_length=2000)
     options: list[Annotated[str, Field(max_length=1000)]] = Field(max_length=16, description="Four options")
-    answer_index: int = Field(description="The correct option, 0..3")
+    answer_index: StrictInt = Field(description="The correct option, 0..3")
     facts: list[Annotated[str, Field(max_length=2000)]] = Field(default_factory=list, max_length=64)
 
     @classmethod

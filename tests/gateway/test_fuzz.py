@@ -28,6 +28,7 @@ from services.gateway.app import MAX_OFFSET, MAX_PAGE_SIZE
 from tests.kafka_helpers import wait_until
 
 from .conftest import AUTH, GatewayServer, candidate, span, upload_over_http
+from .review_data import publish, reviewable_clip
 
 pytestmark = pytest.mark.kafka
 
@@ -45,12 +46,15 @@ def gateway_server(gateway_settings: Settings, tmp_path: Path) -> Iterator[Gatew
 
 @pytest.fixture
 def seeded_video(gateway_server: GatewayServer, gateway_settings: Settings, shared_videos: Path) -> tuple[str, str]:
-    """A video settled as completed with one candidate clip (the test's final stage is the filter)."""
+    """A video settled as completed with one candidate clip (the test's final stage is the filter), and a captioned
+    clip with QA (the review desk's operations read it); the latter's id is the seeded clip id."""
     video_id = upload_over_http(gateway_server.url, shared_videos / "juggle_one_person.mp4")["video_id"]
     clip = span(video_id, 0, 1, 0.0, 6.0)
+    reviewable = reviewable_clip(gateway_settings)
     producer = EventProducer(gateway_settings, "test")
     try:
         producer.deliver([candidate(video_id, clip)])
+        publish(producer, reviewable)
     finally:
         producer.close()
 
@@ -58,8 +62,17 @@ def seeded_video(gateway_server: GatewayServer, gateway_settings: Settings, shar
         body = requests.get(f"{gateway_server.url}/v1/videos/{video_id}", headers=AUTH, timeout=10).json()
         return body.get("settled") is True
 
+    def reviewable_in_catalog() -> bool:
+        url = f"{gateway_server.url}/v1/review/clips/{reviewable.clip_id}"
+        return requests.get(url, headers=AUTH, timeout=10).status_code == 200
+
     wait_until(settled, 30, f"{video_id} to settle")
-    return video_id, clip.clip_id
+    wait_until(reviewable_in_catalog, 30, "the captioned clip in the catalog")
+    # The clip's first video request cuts it (seconds of CPU), later ones serve the cut: cut it before the fuzzer
+    # times its responses.
+    cut = requests.get(f"{gateway_server.url}/v1/review/clips/{reviewable.clip_id}/video", headers=AUTH, timeout=300)
+    assert cut.status_code == 200, cut.text[:500]
+    return video_id, reviewable.clip_id
 
 
 def _document_with_seeded_examples(url: str, video_id: str, clip_id: str) -> dict:
