@@ -139,6 +139,12 @@ def _canvas(driver) -> tuple[str, int]:
     return hashlib.sha256(pixels[0].encode()).hexdigest(), pixels[1]
 
 
+def _no_policy_violations(driver) -> None:
+    """The page ran under the desk's CSP without tripping it: no inline script or style, nothing from outside."""
+    logs = driver.get_log("browser")
+    assert not [entry for entry in logs if "Content Security Policy" in entry["message"]], logs
+
+
 def _pwned(driver) -> object:
     return driver.execute_script("return window.__pwned;")
 
@@ -312,6 +318,7 @@ def test_a_reviewer_reviews_the_sample_clip_end_to_end(
     _wait(driver, lambda d: "checked" in _row(d, clip).text and "alice, bob" in _row(d, clip).text, "checked")
     check = _reviews_on_topic(desk_settings)[-1]
     assert check.reviewer == "bob" and check.checks_review_id == review.review_id
+    _no_policy_violations(driver)
 
 
 def test_markup_stays_text_and_a_cookie_without_the_csrf_header_changes_nothing(
@@ -332,6 +339,7 @@ def test_markup_stays_text_and_a_cookie_without_the_csrf_header_changes_nothing(
     assert driver.find_element("id", "clip-description").text == f"Uploaded as {MARKUP} by someone"
     assert not driver.find_elements("css selector", "main script, main img")
     assert _pwned(driver) is None
+    _no_policy_violations(driver)
     driver.save_screenshot(str(screenshots / "desk-markup-as-text.png"))
 
     # The page's own cookie, a state-changing request without the X-CSRF-Token header: refused, nothing stored.
