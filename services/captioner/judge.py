@@ -43,9 +43,8 @@ from services.core.motion import KeypointMotion, keypoint_motion
 JUDGE = "rules"
 MALFORMED_OUTPUT = "malformed_output"
 _EPS_S = 0.05  # time tolerance for actions at the clip's edges (frame snapping)
-# Default of HAIC_JUDGE_SPLIT_MAX_GAP_S: the man of two_people_jump_walk_park_vp9 is lost for 2.3 s as he
-# jumps off a box and found again, crouching, 1.6 times his standing box height and a body height away.
-SPLIT_MAX_GAP_S = 3.0
+# HAIC_JUDGE_SPLIT_MAX_GAP_S is 3 s by default: the man of two_people_jump_walk_park_vp9 is lost for 2.3 s as
+# he jumps off a box and found again, crouching, 1.6 times his standing box height and a body height away.
 _SHARED_TOL_S = 0.15  # samples of two tracks this close in time are seen at once
 # Where a split person reappears: within this many body heights of where they left off, plus what a
 # runner covers in the gap (~2 body heights per second), and at a size within this factor (a crouch,
@@ -123,11 +122,11 @@ def judge_caption(
     *,
     still_l1: float,
     min_keypoint_score: float,
-    count_tolerance: int = 1,
+    count_tolerance: int,
+    split_max_gap_s: float,
     reference_actions: Mapping[int, Sequence[events_pb2.Action]] | None = None,
     reference_attributes: Mapping[int, events_pb2.SubjectAttributes] | None = None,
     clip_values: Mapping[str, float] | None = None,
-    split_max_gap_s: float = SPLIT_MAX_GAP_S,
 ) -> events_pb2.Judgement:
     """Checks a caption against its clip's tracks. still_l1: a track whose largest adjacent-sample keypoint
     L1 (the pose stage's measure, on the tracks given) stays at or below it never moves.

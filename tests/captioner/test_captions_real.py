@@ -79,4 +79,13 @@ def judge_without_the_second_part(caption: events_pb2.Caption) -> events_pb2.Jud
     kept.CopyFrom(caption)
     del kept.subjects[:]
     kept.subjects.extend(s for s in caption.subjects if s.track_id != last.track_id)
-    return judge_caption(kept, tracks, clip.info.width, clip.info.height, still_l1=0.085, min_keypoint_score=0.2)
+    return judge_caption(
+        kept,
+        tracks,
+        clip.info.width,
+        clip.info.height,
+        still_l1=0.085,
+        min_keypoint_score=0.2,
+        count_tolerance=1,
+        split_max_gap_s=3.0,
+    )

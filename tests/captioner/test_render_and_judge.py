@@ -65,7 +65,14 @@ def caption(subjects: list[events_pb2.Subject], text: str | None = None) -> even
 
 
 def judge(c: events_pb2.Caption, tracks: list[events_pb2.PersonTrack], **kwargs: object) -> events_pb2.Judgement:
-    return judge_caption(c, tracks, W, H, still_l1=0.085, min_keypoint_score=0.2, **kwargs)
+    # The settings' defaults (HAIC_JUDGE_*, HAIC_MIN_KEYPOINT_SCORE), unless a test says otherwise.
+    rules: dict[str, object] = {
+        "still_l1": 0.085,
+        "min_keypoint_score": 0.2,
+        "count_tolerance": 1,
+        "split_max_gap_s": 3.0,
+    }
+    return judge_caption(c, tracks, W, H, **(rules | kwargs))
 
 
 WAVER = subject(
