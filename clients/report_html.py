@@ -41,9 +41,9 @@ def funnel_rows(report: dict[str, Any]) -> list[tuple[str, str, str, str]]:
 
 
 def review_line(report: dict[str, Any]) -> str:
-    """The review desk's summary in one line ('' from a gateway that predates it)."""
+    """The review desk's summary in one line ('' without captioned clips, or from a gateway that predates it)."""
     review = report.get("review")
-    if not review:
+    if not review or not review["captioned_clips"]:  # nothing to review yet: no line
         return ""
     line = (
         f"review: {review['captioned_clips']} captioned clips, {review['unreviewed']} unreviewed, "
