@@ -373,6 +373,17 @@ def load_clip(catalog: Catalog, clip_id: str) -> ClipContext:
     return ClipContext(clip, view.video if view else None, verdict, caption, items, catalog.clip_reviews(clip_id))
 
 
+def captioned_clip(catalog: Catalog, clip_id: str) -> tuple[float, float]:
+    """The clip's [start_s, end_s) when it is captioned: what rendering and item checks need (the page calls them
+    as the reviewer types, so they do not read the clip's pose tracks)."""
+    clip = catalog.find_clip(clip_id)
+    if clip is None:
+        raise NotFoundError("clip_not_found", f"clip {clip_id} is not in the catalog")
+    if clip["caption_text"] is None:
+        raise NotFoundError("clip_not_captioned", f"clip {clip_id} has no caption yet: nothing to review")
+    return float(clip["start_s"] or 0.0), float(clip["end_s"] or 0.0)
+
+
 def _agreement(row: RowMapping) -> Agreement | None:
     if row["checked_reviewer"] is None or row["caption_agrees"] is None:
         return None
@@ -640,19 +651,19 @@ async def review_clip(clip_id: ClipId, catalog: CatalogDep) -> ClipReviewView:
 @router.post("/clips/{clip_id}/render", responses={**_not_found, **_malformed})
 async def render_caption(clip_id: ClipId, body: RenderRequest, catalog: CatalogDep) -> RenderResult:
     """HAIC's text of an edited caption, and its structural problems (the text is rendered even with them)."""
-    context = await run_in_threadpool(load_clip, catalog, clip_id)
+    start_s, end_s = await run_in_threadpool(captioned_clip, catalog, clip_id)
     caption, problems = caption_from_json(body.caption)
     text = ""
     if not problems:
-        problems = check_caption(caption, context.start_s, context.end_s)
-        text = rerender(caption, context.end_s - context.start_s)
+        problems = check_caption(caption, start_s, end_s)
+        text = rerender(caption, end_s - start_s)
     return RenderResult(text=text, problems=[ProblemOut.of(p) for p in problems])
 
 
 @router.post("/clips/{clip_id}/validate-items", responses={**_not_found, **_malformed})
 async def validate_items(clip_id: ClipId, body: ValidateItemsRequest, catalog: CatalogDep) -> ValidateItemsResult:
     """Each item checked against the given caption by the QA generator's validator (paths like `options[2]`)."""
-    await run_in_threadpool(load_clip, catalog, clip_id)
+    await run_in_threadpool(captioned_clip, catalog, clip_id)
     caption, _caption_problems = caption_from_json(body.caption)
     results = []
     for given in body.items:
