@@ -235,6 +235,23 @@ def test_a_reviewer_reviews_the_sample_clip_end_to_end(
         field.send_keys(originals[path])
     _wait(driver, lambda d: d.find_element("id", "caption-text").text == text_after, "the caption restored")
 
+    # --- an action added (focus on its verb phrase) that ends after the clip: the problem shows by its field
+    n = len(clip.caption.subjects[0].actions)
+    driver.find_element("xpath", '//button[text()="Add action"]').click()
+    focused = driver.switch_to.active_element
+    assert focused.get_attribute("data-path") == f"subjects[0].actions[{n}].verb_phrase"
+    focused.send_keys("waves")
+    end = driver.find_element("css selector", f'[data-path="subjects[0].actions[{n}].end_s"]')
+    end.send_keys(Keys.CONTROL, "a")
+    end.send_keys("99")
+    next_to_end = f'[data-path="subjects[0].actions[{n}].end_s"] + .problem'
+    _wait(driver, lambda d: d.find_elements("css selector", next_to_end), "the end's problem next to it")
+    assert end.get_attribute("aria-invalid") == "true"
+    assert len(driver.find_elements("css selector", "#timeline .bar")) == n + 1
+    driver.find_element("css selector", f'[data-path="subjects[0].actions[{n}]"] button').click()  # remove it
+    _wait(driver, lambda d: d.find_element("id", "caption-text").text == text_after, "the action removed")
+    assert not driver.find_elements("css selector", "#caption-editor .problem")
+
     # --- an item edited: checked against the edited caption by the generator's validator, problems by the field
     def card(index: int):  # a decision rebuilds its card: found afresh each time
         return driver.find_elements("css selector", "#qa-items .qa-item")[index]

@@ -599,7 +599,8 @@ function numberInput(value, onValue, { integer = false, step = "0.01" } = {}) {
     type: "number",
     step: integer ? "1" : step,
     min: integer ? "0" : undefined,
-    value: value ?? 0,
+    // shown to the millisecond; the stored value changes only when the reviewer edits the field
+    value: Number.isFinite(value) ? (integer ? value : Number(value.toFixed(3))) : 0,
     oninput: (e) => {
       const parsed = integer ? parseInt(e.target.value, 10) : parseFloat(e.target.value);
       onValue(Number.isFinite(parsed) ? parsed : 0);
@@ -621,8 +622,13 @@ function removeButton(what, onRemove) {
 }
 
 // Any edit: re-render the text (debounced), re-check edited items against the new caption, redraw.
-function captionChanged({ structure = false } = {}) {
-  if (structure) buildEditor();
+// `focus`: the data-path of the field to focus once the editor is rebuilt (a rebuilt editor loses the focus).
+function captionChanged({ structure = false, focus = "" } = {}) {
+  if (structure) {
+    buildEditor();
+    const target = focus && $("caption-editor").querySelector(`[data-path="${CSS.escape(focus)}"]`);
+    if (target) target.focus();
+  }
   buildTimeline();
   repaintNow();
   renderCaption();
@@ -655,7 +661,7 @@ function buildEditor() {
       clothing.append(
         el(
           "div",
-          { class: "list-row" },
+          { class: "list-row", "data-path": `${at}.attributes.clothing[${c}]` },
           field("item", textInput(piece.item, set((v) => (piece.item = v))), `${at}.attributes.clothing[${c}].item`),
           field("colour", textInput(piece.color, set((v) => (piece.color = v))), `${at}.attributes.clothing[${c}].color`),
           removeButton(`clothing ${c + 1}`, () => {
@@ -685,7 +691,7 @@ function buildEditor() {
       actions.append(
         el(
           "div",
-          { class: "list-row" },
+          { class: "list-row", "data-path": ap },
           field("start (s)", numberInput(action.start_s, set((v) => (action.start_s = v))), `${ap}.start_s`, "narrow"),
           field("end (s)", numberInput(action.end_s, set((v) => (action.end_s = v))), `${ap}.end_s`, "narrow"),
           field("verb phrase", textInput(action.verb_phrase, set((v) => (action.verb_phrase = v))), `${ap}.verb_phrase`),
@@ -709,7 +715,7 @@ function buildEditor() {
         el(
           "div",
           { class: "grid" },
-          field("label", textInput(subject.label, set((v) => (subject.label = v))), `${at}.label`, "wide"),
+          field("label", textInput(subject.label, set((v) => renameSubject(subject, v))), `${at}.label`, "wide"),
           field("gender", selectInput(vocabulary.genders, attributes.gender, set((v) => (attributes.gender = v))), `${at}.attributes.gender`),
           field("age group", selectInput(vocabulary.age_groups, attributes.age_group, set((v) => (attributes.age_group = v))), `${at}.attributes.age_group`),
         ),
@@ -721,7 +727,7 @@ function buildEditor() {
           text: "Add clothing",
           onclick: () => {
             attributes.clothing.push({ item: "", color: "" });
-            captionChanged({ structure: true });
+            captionChanged({ structure: true, focus: `${at}.attributes.clothing[${attributes.clothing.length - 1}].item` });
           },
         }),
         el("div", { class: "subsection", text: "Accessories" }),
@@ -732,7 +738,7 @@ function buildEditor() {
           text: "Add accessory",
           onclick: () => {
             attributes.accessories.push("");
-            captionChanged({ structure: true });
+            captionChanged({ structure: true, focus: `${at}.attributes.accessories[${attributes.accessories.length - 1}]` });
           },
         }),
         el("div", { class: "subsection", text: "Actions" }),
@@ -752,7 +758,7 @@ function buildEditor() {
               repetitions: 0,
               target: "",
             });
-            captionChanged({ structure: true });
+            captionChanged({ structure: true, focus: `${at}.actions[${subject.actions.length - 1}].verb_phrase` });
           },
         }),
       ),
@@ -760,6 +766,18 @@ function buildEditor() {
   });
   buildInteractions();
   showCaptionProblems();
+}
+
+// A renamed subject stays the one its interactions name (they refer to subjects by label).
+function renameSubject(subject, label) {
+  const previous = subject.label;
+  subject.label = label;
+  for (const interaction of state.caption.interactions) {
+    if (interaction.subject_label === previous) interaction.subject_label = label;
+    if (interaction.object_label === previous) interaction.object_label = label;
+  }
+  // the subject and object selects list the labels as they are now
+  if (state.caption.interactions.length) buildInteractions();
 }
 
 function buildInteractions() {
@@ -802,7 +820,7 @@ function addInteraction() {
     subject_label: labels[0] || "",
     object_label: labels[1] || labels[0] || "",
   });
-  captionChanged({ structure: true });
+  captionChanged({ structure: true, focus: `interactions[${caption.interactions.length - 1}].kind` });
 }
 
 // Problems by path: next to the field whose data-path is the path, else its nearest ancestor path that has one
