@@ -76,9 +76,13 @@ def browser(tmp_path: Path) -> Iterator:
 
 
 def _wait(driver, condition, what: str, timeout_s: float = WAIT_S):
+    """Until `condition(driver)` is truthy; an element replaced under it (the page re-renders) is looked up again."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout_s, poll_frequency=0.1).until(lambda d: condition(d), message=what)
+    ignored = (NoSuchElementException, StaleElementReferenceException)
+    wait = WebDriverWait(driver, timeout_s, poll_frequency=0.1, ignored_exceptions=ignored)
+    return wait.until(lambda d: condition(d), message=what)
 
 
 def _queue_ids(gateway: GatewayServer, **params: str) -> dict[str, dict]:
@@ -102,8 +106,11 @@ def _open_desk(driver, gateway: GatewayServer) -> None:
 
 
 def _open_clip(driver, clip: ReviewableClip) -> None:
-    _wait(driver, lambda d: d.find_elements("css selector", f'#queue-rows tr[data-item="{clip.clip_id}"]'), "the row")
-    driver.find_element("link text", clip.clip_id).click()
+    def click_row(d) -> bool:
+        d.find_element("css selector", f'#queue-rows tr[data-item="{clip.clip_id}"] a').click()
+        return True
+
+    _wait(driver, lambda d: d.find_element("id", "queue").is_displayed() and click_row(d), "the clip's row")
     _wait(driver, lambda d: d.find_element("id", "caption-text").text.strip(), "the rendered caption text")
 
 
@@ -327,6 +334,8 @@ def test_a_reviewer_reviews_the_sample_clip_end_to_end(
     assert "alice accepted" in driver.find_element("id", "reviews-list").text
     assert driver.find_element("id", "caption-text").text == text_after  # alice's caption is the start
     assert len(driver.find_elements("css selector", "#qa-items .qa-item")) == len(bench)  # her kept items
+    driver.find_element("id", "submit-review").click()  # nothing decided yet: the page says so, sends nothing
+    assert "Decide every QA item first" in driver.find_element("id", "submit-status").text
     driver.find_element("id", "approve-rest").click()
     driver.find_element("id", "submit-review").click()
     _wait(driver, lambda d: "now checked" in d.find_element("id", "flash").text, "the check saved")

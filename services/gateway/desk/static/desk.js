@@ -154,6 +154,11 @@ function showSignIn(message = "") {
   $("queue").hidden = true;
   $("clip").hidden = true;
   stopOverlay();
+  // what the previous reviewer had open is not left in the page for the next one
+  clear($("queue-rows"));
+  state.view = null;
+  state.caption = null;
+  state.items = [];
   $("signin").hidden = false;
   $("signin-error").textContent = message;
   $("signin-key").focus();
@@ -1085,7 +1090,11 @@ async function submitReview() {
   clear($("submit-problems"));
   const undecided = state.items.filter((entry) => !entry.decision);
   if (undecided.length) {
-    status.textContent = `Decide every QA item first (${undecided.length} without a decision).`;
+    status.textContent =
+      `Decide every QA item first (${undecided.length} without a decision; ` +
+      "the buttons above the items approve or reject all the undecided ones at once).";
+    const first = $("qa-items").querySelector(`[data-item="${CSS.escape(undecided[0].item_id)}"] button`);
+    if (first) first.focus();
     return;
   }
   const decision = document.querySelector('input[name="decision"]:checked').value;
@@ -1175,10 +1184,12 @@ function wire() {
   }
   $("add-interaction").addEventListener("click", addInteraction);
   $("add-item").addEventListener("click", addItem);
-  $("approve-rest").addEventListener("click", () => {
-    for (const entry of state.items) if (!entry.decision) entry.decision = "approved";
-    buildQA();
-  });
+  for (const [button, decision] of [["approve-rest", "approved"], ["reject-rest", "rejected"]]) {
+    $(button).addEventListener("click", () => {
+      for (const entry of state.items) if (!entry.decision) entry.decision = decision;
+      buildQA();
+    });
+  }
   $("submit-review").addEventListener("click", submitReview);
   window.addEventListener("hashchange", route);
 }
