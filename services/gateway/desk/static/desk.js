@@ -399,6 +399,8 @@ function setupPlayer(view) {
   video.src = view.video_url;
   canvas.width = view.clip.width;
   canvas.height = view.clip.height;
+  // The frame's shape from the start: the overlay lines up with the picture before the video has loaded too.
+  if (view.clip.width > 0 && view.clip.height > 0) $("stage").style.aspectRatio = `${view.clip.width} / ${view.clip.height}`;
   const repaint = (mediaTime) => {
     if (draw.stopped) return;
     drawOverlay(view, draw, mediaTime);
