@@ -138,17 +138,21 @@ def same_origin(request: Request) -> bool:
 
     Absent: not a browser's cross-origin request (browsers send Origin on every cross-origin POST/DELETE and on
     same-origin fetches that are not GET/HEAD; the CSRF header still has to be there). `null` (sandboxed frames,
-    file: pages) is foreign.
+    file: pages) is foreign. Behind a proxy that ends TLS the request arrives as http: the scheme the proxy says
+    it was received with (`X-Forwarded-Proto`) counts too. Another site cannot add that header to a browser's
+    request (a non-simple header needs a CORS preflight, which the gateway never grants).
     """
     origin = request.headers.get("origin")
     if origin is None:
         return True
     parts = urlsplit(origin)
+    if parts.path.strip("/") or not parts.netloc:
+        return False
     host = request.headers.get("host", "")
-    return (
-        parts.scheme == request.url.scheme
-        and _netloc(parts.scheme, parts.netloc) == _netloc(request.url.scheme, host)
-        and not parts.path.strip("/")
+    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    schemes = {request.url.scheme} | ({forwarded} if forwarded in ("http", "https") else set())
+    return any(
+        parts.scheme == scheme and _netloc(parts.scheme, parts.netloc) == _netloc(scheme, host) for scheme in schemes
     )
 
 

@@ -71,7 +71,7 @@ def _body(session: DeskSession, response: Response) -> DeskSessionBody:
 
 
 @router.post("/session", responses={400: {"model": MalformedBody, "description": "The body is not JSON"}})
-async def sign_in(sign_in: SignIn, request: Request, response: Response) -> DeskSessionBody:
+async def sign_in(body: SignIn, request: Request, response: Response) -> DeskSessionBody:
     """Sign a browser in with a reviewer's key: sets the `haic_desk` cookie and answers the CSRF token.
 
     401 `invalid_api_key` for a key that is not valid, 403 `not_a_reviewer` for an API key without the reviewer
@@ -80,7 +80,7 @@ async def sign_in(sign_in: SignIn, request: Request, response: Response) -> Desk
     if not same_origin(request):
         raise ForbiddenError("csrf_failed", "sign in from the gateway's own origin")
     keys: ApiKeys = request.app.state.api_keys
-    caller = keys.identify(sign_in.key)
+    caller = keys.identify(body.key)
     if caller is None:
         raise unauthenticated("invalid_api_key", "the API key is not valid")
     if caller.reviewer is None:

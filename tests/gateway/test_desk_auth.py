@@ -241,6 +241,11 @@ def test_require_caller_by_session_cookie(app: FastAPI) -> None:
     assert _caller(app, "POST", {**cookie, **token}) == signed_in
     assert _caller(app, "POST", {**cookie, **token, "Origin": "http://127.0.0.1:8080"}) == signed_in
     assert _caller(app, "DELETE", {**cookie, **token, "Sec-Fetch-Site": "same-origin"}) == signed_in
+    # behind a proxy that ends TLS: the browser's origin is https, the request reaches the gateway as http
+    behind_tls = {**cookie, **token, "Host": "desk.example", "Origin": "https://desk.example"}
+    assert _caller(app, "POST", {**behind_tls, "X-Forwarded-Proto": "https"}) == signed_in
+    with pytest.raises(ForbiddenError):
+        _caller(app, "POST", behind_tls)
     refusals = [
         ("POST", cookie),  # no token
         ("DELETE", cookie),
