@@ -254,6 +254,9 @@ def test_a_reviewer_reviews_the_sample_clip_end_to_end(
     next_to_end = f'[data-path="subjects[0].actions[{n}].end_s"] + .problem'
     _wait(driver, lambda d: d.find_elements("css selector", next_to_end), "the end's problem next to it")
     assert end.get_attribute("aria-invalid") == "true"
+    described = driver.find_element("id", end.get_attribute("aria-describedby"))  # a screen reader reads it
+    assert described.text.startswith(f"subjects[0].actions[{n}].end_s: ")
+    assert driver.find_element("id", "problem-count").text == "1 problem in the caption"
     assert len(driver.find_elements("css selector", "#timeline .bar")) == n + 1
     driver.find_element("css selector", f'[data-path="subjects[0].actions[{n}]"] button').click()  # remove it
     _wait(driver, lambda d: d.find_element("id", "caption-text").text == text_after, "the action removed")

@@ -23,6 +23,7 @@ const state = {
   renderSeq: 0,
   validateSeq: 0,
   captionProblems: [],
+  problemIds: 0,
   draw: null, // the overlay's drawing state of the open clip
 };
 
@@ -835,6 +836,7 @@ function addInteraction() {
 function placeProblems(root, problems, fallbackList, prefix = "") {
   for (const old of root.querySelectorAll(".problem")) old.remove();
   for (const invalid of root.querySelectorAll('[aria-invalid="true"]')) invalid.removeAttribute("aria-invalid");
+  for (const described of root.querySelectorAll("[aria-describedby]")) described.removeAttribute("aria-describedby");
   if (fallbackList) clear(fallbackList);
   for (const problem of problems) {
     let path = problem.path || "";
@@ -848,9 +850,14 @@ function placeProblems(root, problems, fallbackList, prefix = "") {
     // A warning (e.g. a question form the truth oracle cannot check) is shown but does not block a submit.
     const warning = problem.severity === "warning";
     const text = `${warning ? "warning: " : ""}${problem.path ? `${problem.path}: ` : ""}${problem.message}`;
-    const message = el("span", { class: warning ? "problem warning" : "problem", role: "alert", text });
+    // Not an alert each: they are re-made on every keystroke's render; a field names its problem instead
+    // (aria-describedby), and the count is announced once (#problem-count).
+    state.problemIds += 1;
+    const id = `problem-${state.problemIds}`;
+    const message = el("span", { class: warning ? "problem warning" : "problem", id, text });
     if (target && target.tagName !== "FIELDSET" && !target.classList.contains("list-row") && !target.classList.contains("qa-item")) {
       if (!warning) target.setAttribute("aria-invalid", "true");
+      target.setAttribute("aria-describedby", id);
       target.after(message);
     } else if (target) {
       target.append(message);
@@ -864,6 +871,9 @@ function placeProblems(root, problems, fallbackList, prefix = "") {
 
 function showCaptionProblems() {
   placeProblems($("caption-editor"), state.captionProblems, $("caption-problems"));
+  const errors = state.captionProblems.filter((problem) => problem.severity !== "warning").length;
+  const count = errors ? `${errors} problem${errors === 1 ? "" : "s"} in the caption` : "";
+  if ($("problem-count").textContent !== count) $("problem-count").textContent = count;
 }
 
 const renderCaption = debounce(async () => {
