@@ -360,6 +360,11 @@ def test_markup_stays_text_and_a_cookie_without_the_csrf_header_changes_nothing(
     clip = _served_clip(desk_settings, producer, f"Uploaded as {MARKUP} by someone")
     _in_queue(gateway, clip)
     driver = browser
+    # This browser plays as one without requestVideoFrameCallback: the overlay's timeupdate + rAF path runs.
+    driver.execute_cdp_cmd(
+        "Page.addScriptToEvaluateOnNewDocument",
+        {"source": "delete HTMLVideoElement.prototype.requestVideoFrameCallback;"},
+    )
     _open_desk(driver, gateway)
     _wait(driver, lambda d: d.find_elements("css selector", f'#queue-rows tr[data-item="{clip.clip_id}"]'), "the row")
     row = _row(driver, clip)
@@ -370,6 +375,20 @@ def test_markup_stays_text_and_a_cookie_without_the_csrf_header_changes_nothing(
     assert _pwned(driver) is None
     _no_policy_violations(driver)
     driver.save_screenshot(str(screenshots / "desk-markup-as-text.png"))
+
+    # the overlay follows playback without requestVideoFrameCallback too
+    assert driver.execute_script("return 'requestVideoFrameCallback' in HTMLVideoElement.prototype") is False
+    ready = "return document.getElementById('video').readyState"
+    _wait(driver, lambda d: d.execute_script(ready) >= 2, "the clip's video", timeout_s=VIDEO_WAIT_S)
+    digests = []
+    for until in (1.5, 3.0):
+        driver.execute_script("document.getElementById('video').play();")
+        _wait(driver, lambda d, until=until: _current_time(d) > until, f"playback past {until} s")
+        driver.execute_script("document.getElementById('video').pause();")
+        digest, painted = _canvas(driver)
+        assert painted > 500
+        digests.append(digest)
+    assert digests[0] != digests[1]
 
     # The page's own cookie, a state-changing request without the X-CSRF-Token header: refused, nothing stored.
     refused = driver.execute_async_script(
