@@ -395,6 +395,7 @@ function setupPlayer(view) {
     const samples = [...track.samples].sort((a, b) => a.t_s - b.t_s);
     return { ...track, samples, step: medianStep(samples), color: PALETTE[index % PALETTE.length] };
   });
+  if (state.draw) state.draw.stopped = true; // the previous clip's frame callbacks end with it
   const draw = { tracks, stopped: false, lastT: NaN };
   state.draw = draw;
   video.src = view.video_url;
