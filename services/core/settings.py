@@ -195,6 +195,9 @@ REVIEWER_NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 class ReviewSettings(_HaicSettings):
     """The review desk (issue 15): who may review, and how long a browser stays signed in."""
 
+    # HAIC_REVIEWERS holds keys: an error must not print the value (pydantic's input_value) to a log
+    model_config = SettingsConfigDict(hide_input_in_errors=True)
+
     reviewers: CommaList = Field(
         default_factory=list,
         description="Reviewers as name:key pairs, comma separated (alice:k1,bob:k2); a reviewer key is also an "
@@ -220,8 +223,10 @@ class ReviewSettings(_HaicSettings):
             name, colon, key = pair.partition(":")
             name, key = name.strip(), key.strip()
             # the name is shown on the desk and stored with every review: a plain word, no markup
-            if not colon or not REVIEWER_NAME_PATTERN.fullmatch(name):
-                raise ValueError(f"a reviewer is name:key with a name of 1-64 of A-Z a-z 0-9 _ . - (got {name!r})")
+            if not colon:  # what was given may be a bare key: not echoed
+                raise ValueError(f"reviewer {len(names) + 1} is not name:key")
+            if not REVIEWER_NAME_PATTERN.fullmatch(name):
+                raise ValueError(f"reviewer {len(names) + 1}: a name is 1-64 of A-Z a-z 0-9 _ . - (got {name!r})")
             if not key:
                 raise ValueError(f"reviewer {name} has an empty key")
             if name in names:

@@ -276,3 +276,12 @@ def test_reviewers_setting_is_validated(monkeypatch: pytest.MonkeyPatch) -> None
         monkeypatch.setenv("HAIC_REVIEWERS", bad)
         with pytest.raises(ValueError, match="reviewer"):
             Settings()
+
+
+def test_a_malformed_reviewers_setting_never_prints_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a pair missing its colon may be a bare key; pydantic would print the whole value (input_value)
+    for bad in ("alice:secret-one,secret-two", "alice:secret-one,bob:secret-one", "al ice:secret-one"):
+        monkeypatch.setenv("HAIC_REVIEWERS", bad)
+        with pytest.raises(ValueError) as refused:
+            Settings()
+        assert "secret" not in str(refused.value), str(refused.value)
