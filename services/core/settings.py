@@ -331,6 +331,15 @@ class PoseSettings(_HaicSettings):
         description="A person box with this fraction of its area inside a better-scored person's box is a part of "
         "that person (a torso, a hat in the hand) and is dropped",
     )
+    # Not a model constant: the pose estimator's own suppression, for both families. CenterNet's boxes are 3x3
+    # heatmap maxima, never suppressed by their overlap; RTMDet's graph applies mmdeploy's NMS (its own threshold,
+    # inside the ONNX) before this one. It also merges two boxes that grew into one body (their keypoints' extent).
+    person_nms_iou: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Of two person boxes overlapping more than this (IoU), only the better-scored one is kept (NMS)",
+    )
     min_person_track_iou: float = Field(
         0.5,
         ge=0,

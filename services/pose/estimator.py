@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -36,10 +35,6 @@ from services.pose.contract import (
 )
 from services.pose.tracking import box_containment, box_iou
 
-if TYPE_CHECKING:
-    from services.core.settings import PoseServiceSettings
-
-NMS_IOU = 0.5
 # Keypoints whose mean confidence is a box's body score: six, so that a head-and-shoulders close-up
 # (five face points, two shoulders) has a body, and a post or a poster with a few chance keypoints has not.
 BODY_KEYPOINTS = 6
@@ -67,19 +62,37 @@ class Detection:
 
 @dataclass(frozen=True)
 class PersonEvidence:
-    """When a detected box counts as a person (see the module docstring). The defaults are the
-    detector's word alone: every box at ``min_score`` counts, nothing else does."""
+    """When a detected box counts as a person (see the module docstring), from the pose settings
+    (``from_settings``). The off values below leave a rule out: with all of them, every box at
+    ``min_score`` counts on the detector's word and nothing else does."""
 
-    min_score: float = 0.3
-    min_score_with_body: float | None = None  # None: no box below min_score counts
-    min_evidence: float = 0.75  # detector score + body score
-    max_containment: float = 1.0  # 1.0: no box is dropped as a part of another
-    multipose_min_score: float = 0.0  # 0: MoveNet multipose is not asked
+    min_score: float
+    min_score_with_body: float | None  # None: no box below min_score counts
+    min_evidence: float  # detector score + body score
+    max_containment: float  # 1.0: no box is dropped as a part of another
+    multipose_min_score: float  # 0: MoveNet multipose is not asked
     # a box in doubt without a body still counts where a person of the previous or next frame overlaps it
     # this much (ByteTrack's second association, on the sampled frames); 0: never
-    track_iou: float = 0.0
+    track_iou: float
     # a person's box grows to the multipose keypoints of that person from this confidence; None: never
-    extent_keypoint_score: float | None = None
+    extent_keypoint_score: float | None
+
+    @classmethod
+    def from_settings(cls, settings: PoseServiceSettings) -> PersonEvidence:
+        """HAIC_MIN_PERSON_SCORE, _SCORE_WITH_BODY, _EVIDENCE, HAIC_MAX_PERSON_CONTAINMENT, HAIC_MULTIPOSE_MIN_SCORE,
+        HAIC_MIN_PERSON_TRACK_IOU and HAIC_MIN_KEYPOINT_SCORE (a body's extent)."""
+        return cls(
+            min_score=settings.min_person_score,
+            min_score_with_body=settings.min_person_score_with_body,
+            min_evidence=settings.min_person_evidence,
+            max_containment=settings.max_person_containment,
+            # only the embedded default's repository holds multipose
+            multipose_min_score=settings.multipose_min_score
+            if settings.pose_model_family == PoseModelFamily.movenet
+            else 0.0,
+            track_iou=settings.min_person_track_iou,
+            extent_keypoint_score=settings.min_keypoint_score,
+        )
 
     @property
     def floor(self) -> float:
@@ -103,8 +116,9 @@ class Person:
     keypoints: np.ndarray  # float32 [17, 3] x, y in frame pixels, confidence; COCO order
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = NMS_IOU) -> list[int]:
-    """Greedy non-maximum suppression: indices kept, best score first."""
+def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
+    """Greedy non-maximum suppression: indices kept, best score first; a box overlapping a kept one by more
+    than ``iou`` is dropped."""
     order = list(np.argsort(-np.asarray(scores), kind="stable"))
     if not order:
         return []
@@ -141,47 +155,39 @@ class PoseEstimator:
     """Detects people and estimates their poses on an InferenceBackend (Triton or onnxruntime).
 
     Every backend call carries at most ``max_batch_size`` images (Triton's max_batch_size for the models).
+    Its tunables come from the pose settings (``from_settings``); a caller that builds one itself gives them all.
     """
 
     def __init__(
         self,
         backend: InferenceBackend,
-        min_person_score: float = 0.3,
-        pose_crop_padding: float = 1.25,
-        max_batch_size: int = 8,
-        nms_iou: float = NMS_IOU,
-        evidence: PersonEvidence | None = None,
+        *,
+        evidence: PersonEvidence,
+        pose_crop_padding: float,
+        max_batch_size: int,
+        nms_iou: float,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
         if pose_crop_padding <= 0:
             raise ValueError(f"pose_crop_padding must be > 0, got {pose_crop_padding}")
         self.backend = backend
-        self.evidence = evidence or PersonEvidence(min_score=min_person_score)
-        self.min_person_score = self.evidence.min_score
+        self.evidence = evidence
+        self.min_person_score = evidence.min_score
         self.pose_crop_padding = pose_crop_padding
         self.max_batch_size = max_batch_size
         self.nms_iou = nms_iou
 
     @classmethod
     def from_settings(cls, backend: InferenceBackend, settings: PoseServiceSettings) -> PoseEstimator:
-        """The person evidence thresholds, pose_crop_padding and triton_max_batch_size from the settings."""
+        """The person evidence (PersonEvidence.from_settings), HAIC_POSE_CROP_PADDING, HAIC_TRITON_MAX_BATCH_SIZE
+        and HAIC_PERSON_NMS_IOU."""
         return cls(
             backend,
+            evidence=PersonEvidence.from_settings(settings),
             pose_crop_padding=settings.pose_crop_padding,
             max_batch_size=settings.triton_max_batch_size,
-            evidence=PersonEvidence(
-                min_score=settings.min_person_score,
-                min_score_with_body=settings.min_person_score_with_body,
-                min_evidence=settings.min_person_evidence,
-                max_containment=settings.max_person_containment,
-                # only the embedded default's repository holds multipose
-                multipose_min_score=settings.multipose_min_score
-                if settings.pose_model_family == PoseModelFamily.movenet
-                else 0.0,
-                track_iou=settings.min_person_track_iou,
-                extent_keypoint_score=settings.min_keypoint_score,
-            ),
+            nms_iou=settings.person_nms_iou,
         )
 
     def _input_size(self, model: str) -> tuple[int, int]:

@@ -21,9 +21,10 @@ from onnx import TensorProto, helper, numpy_helper
 from haic_tools.models import openmmlab as om
 from services.core.settings import Settings
 from services.pose import contract, geometry
-from services.pose.estimator import Detection, PoseEstimator, PoseModelOutputError, nms
+from services.pose.estimator import Detection, PersonEvidence, PoseEstimator, PoseModelOutputError, nms
 from services.pose.onnx_backend import OnnxRuntimeInference
 from services.pose.repository import Batching, write_model
+from tests.pose import detector_only, pose_estimator
 from tests.pose.test_openmmlab import fake_rtmdet, fake_rtmpose
 
 DET_S = 320
@@ -189,7 +190,7 @@ def test_known_models_give_back_the_box_and_the_dots(
     known_repo: Path, h: int, w: int, box: tuple[int, int, int, int], dots: list[tuple[int, int]]
 ) -> None:
     backend = RecordingBackend(known_repo)
-    estimator = PoseEstimator(backend, min_person_score=0.5, pose_crop_padding=1.25, max_batch_size=4)
+    estimator = pose_estimator(backend, detector_only(0.5), pose_crop_padding=1.25, max_batch_size=4)
     frame = _scene(h, w, box, dots)
     (people,) = estimator.analyze([frame])
     assert len(people) == 1
@@ -218,7 +219,7 @@ def test_keypoints_come_back_through_the_inverse_affine_when_the_crop_downsample
         blob = 255 * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * 6.0**2))
         frame[..., channel] = np.maximum(frame[..., channel], blob.astype(np.uint8))
     backend = RecordingBackend(known_repo)
-    (people,) = PoseEstimator(backend, min_person_score=0.5).analyze([frame])
+    (people,) = pose_estimator(backend, detector_only(0.5), pose_crop_padding=1.25).analyze([frame])
     (person,) = people
     _, scale = geometry.box_to_center_scale(person.box, 1.25, POSE_W / POSE_H)
     frame_px_per_crop_px = scale[0, 0] / POSE_W  # 843.75 / 192, about 4.4
@@ -230,10 +231,10 @@ def test_keypoints_come_back_through_the_inverse_affine_when_the_crop_downsample
 
 def test_an_empty_frame_has_nobody_and_skips_the_pose_model(known_repo: Path) -> None:
     backend = RecordingBackend(known_repo)
-    result = PoseEstimator(backend, min_person_score=0.5).analyze([np.zeros((480, 640, 3), np.uint8)] * 3)
+    result = pose_estimator(backend, detector_only(0.5)).analyze([np.zeros((480, 640, 3), np.uint8)] * 3)
     assert result == [[], [], []]
     assert backend.batches(contract.PERSON_DETECTOR) == [3] and backend.batches(contract.POSE_ESTIMATOR) == []
-    assert PoseEstimator(backend).analyze([]) == []
+    assert pose_estimator(backend, detector_only(0.5)).analyze([]) == []
 
 
 # --- the production path: wrapped RTMDet / RTMPose fakes
@@ -270,7 +271,7 @@ def rtm_repo(tmp_path: Path) -> Path:
 
 def test_rtm_models_detect_persons_in_frame_pixels(rtm_repo: Path) -> None:
     backend = RecordingBackend(rtm_repo)
-    estimator = PoseEstimator(backend, min_person_score=0.3, max_batch_size=3)
+    estimator = pose_estimator(backend, detector_only(0.3), max_batch_size=3, nms_iou=0.5)
     frames = [np.random.default_rng(i).integers(0, 256, (720, 1280, 3), dtype=np.uint8) for i in range(7)]
     detections = estimator.detect(frames)
     # A, B, E, F in score order, each box doubled (letterbox scale 0.5); F clipped at the frame bottom
@@ -283,7 +284,7 @@ def test_rtm_models_detect_persons_in_frame_pixels(rtm_repo: Path) -> None:
 
 def test_rtm_models_batch_persons_across_frames(rtm_repo: Path) -> None:
     backend = RecordingBackend(rtm_repo)
-    estimator = PoseEstimator(backend, min_person_score=0.3, pose_crop_padding=1.25, max_batch_size=5)
+    estimator = pose_estimator(backend, detector_only(0.3), pose_crop_padding=1.25, max_batch_size=5, nms_iou=0.5)
     frames = [np.random.default_rng(10 + i).integers(0, 256, (720, 1280, 3), dtype=np.uint8) for i in range(3)]
     people = estimator.analyze(frames)
     assert [len(p) for p in people] == [4, 4, 4]
@@ -307,7 +308,7 @@ def test_rtm_models_batch_persons_across_frames(rtm_repo: Path) -> None:
 def test_crops_equal_rtmlib_top_down_affine(rtm_repo: Path) -> None:
     pre = pytest.importorskip("rtmlib.tools.pose_estimation.pre_processings")
     backend = RecordingBackend(rtm_repo)
-    estimator = PoseEstimator(backend, min_person_score=0.3)
+    estimator = pose_estimator(backend, detector_only(0.3), pose_crop_padding=1.25)
     frame = np.random.default_rng(4).integers(0, 256, (720, 1280, 3), dtype=np.uint8)
     seen: list[np.ndarray] = []
     original = backend.infer
@@ -330,27 +331,28 @@ def test_crops_equal_rtmlib_top_down_affine(rtm_repo: Path) -> None:
 
 def test_nms_keeps_the_best_of_overlapping_boxes() -> None:
     boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [0, 0, 10, 10.5]], np.float32)
-    assert nms(boxes, np.array([0.5, 0.9, 0.4, 0.3])) == [1, 2]
+    assert nms(boxes, np.array([0.5, 0.9, 0.4, 0.3]), iou=0.5) == [1, 2]
     # 0 and 1 overlap at IoU 0.68, 0 and 3 at 0.95
     assert nms(boxes, np.array([0.5, 0.9, 0.4, 0.3]), iou=0.9) == [1, 0, 2]
     assert nms(boxes, np.array([0.5, 0.9, 0.4, 0.3]), iou=0.96) == [1, 0, 2, 3]
-    assert nms(np.zeros((0, 4)), np.zeros(0)) == []
+    assert nms(np.zeros((0, 4)), np.zeros(0), iou=0.5) == []
 
 
 def test_from_settings_takes_the_pose_fields(known_repo: Path) -> None:
-    settings = Settings(min_person_score=0.6, pose_crop_padding=1.5, triton_max_batch_size=2)
+    settings = Settings(min_person_score=0.6, pose_crop_padding=1.5, triton_max_batch_size=2, person_nms_iou=0.7)
     estimator = PoseEstimator.from_settings(OnnxRuntimeInference(known_repo), settings)
     assert (estimator.min_person_score, estimator.pose_crop_padding, estimator.max_batch_size) == (0.6, 1.5, 2)
+    assert estimator.nms_iou == 0.7 and estimator.evidence == PersonEvidence.from_settings(settings)
 
 
 def test_input_errors(known_repo: Path) -> None:
-    estimator = PoseEstimator(OnnxRuntimeInference(known_repo))
+    estimator = pose_estimator(OnnxRuntimeInference(known_repo), detector_only(0.3))
     with pytest.raises(geometry.GeometryError, match="uint8"):
         estimator.detect([np.zeros((10, 10, 3), np.float32)])
     with pytest.raises(ValueError, match="2 frames but detections for 1"):
         estimator.estimate([np.zeros((10, 10, 3), np.uint8)] * 2, [[]])
     with pytest.raises(ValueError, match="max_batch_size"):
-        PoseEstimator(OnnxRuntimeInference(known_repo), max_batch_size=0)
+        pose_estimator(OnnxRuntimeInference(known_repo), detector_only(0.3), max_batch_size=0)
 
 
 def test_a_pose_model_off_the_contract_is_reported(tmp_path: Path) -> None:
@@ -361,7 +363,7 @@ def test_a_pose_model_off_the_contract_is_reported(tmp_path: Path) -> None:
         input_size=OnnxRuntimeInference(repo).input_size,
         infer=OnnxRuntimeInference(repo).infer,
     )
-    estimator = PoseEstimator(backend)
+    estimator = pose_estimator(backend, detector_only(0.3))
     detection = Detection(np.array([10, 10, 50, 90], np.float32), 0.9)
     with pytest.raises(PoseModelOutputError, match=r"keypoints has shape \(1, 5, 3\), expected \[1, 17, 3\]"):
         estimator.estimate([np.zeros((100, 100, 3), np.uint8)], [[detection]])

@@ -18,9 +18,10 @@ from haic_tools.models.build import BuildReport
 from services.core.settings import Settings
 from services.core.video import VideoReader
 from services.pose import contract
-from services.pose.estimator import Detection, PersonEvidence, PoseEstimator, body_score
+from services.pose.estimator import Detection, PoseEstimator, body_score
 from services.pose.onnx_backend import OnnxRuntimeInference
 from services.pose.tracking import box_containment
+from tests.pose import detector_only, pose_estimator
 
 pytestmark = pytest.mark.models
 
@@ -56,7 +57,7 @@ def calibrated(backend: CountingBackend) -> PoseEstimator:
 
 @pytest.fixture(scope="module")
 def detector_alone(backend: CountingBackend) -> PoseEstimator:
-    return PoseEstimator(backend, min_person_score=0.3)
+    return pose_estimator(backend, detector_only(0.3))
 
 
 def frame_at(shared_videos: Path, name: str, t: float) -> np.ndarray:
@@ -113,7 +114,7 @@ def test_multipose_finds_the_man_the_detector_boxed_as_a_part(
     # man_gestures_dark_stage at 4.07 s: the detector's only box near him covers his hands and the music
     # stand (no body); MoveNet multipose boxes the whole man, and its keypoints show a body.
     frame = frame_at(shared_videos, "corpus/man_gestures_dark_stage.mp4", 4.070733)
-    without = PoseEstimator(backend, evidence=replace(calibrated.evidence, multipose_min_score=0))
+    without = pose_estimator(backend, replace(calibrated.evidence, multipose_min_score=0))
     assert without.detect([frame]) == [[]]
     before = backend.images.get(contract.MULTIPERSON_POSE, 0)
     [man] = calibrated.detect([frame])[0]
@@ -137,7 +138,7 @@ def test_a_person_turned_away_counts_where_he_was_a_sample_ago(
     [man] = turned
     assert Settings().min_person_score_with_body <= man.score < Settings().min_person_score
     assert len(before) == len(after) == 1
-    no_neighbours = PoseEstimator(backend, evidence=replace(calibrated.evidence, track_iou=0.0))
+    no_neighbours = pose_estimator(backend, replace(calibrated.evidence, track_iou=0.0))
     assert no_neighbours.detect(frames)[1] == []
 
 
@@ -148,9 +149,9 @@ def test_a_kicking_leg_is_inside_the_persons_box(
     # sideways; grown to his confident keypoints, the box covers the leg, and the frame's coverage passes
     # the paper's 10% (the detector's box alone: 8%).
     frame = frame_at(shared_videos, "corpus/man_dances_kitchen_drawings.mp4", 2.125)
-    [detector_box] = PoseEstimator(backend, evidence=replace(calibrated.evidence, extent_keypoint_score=None)).detect(
-        [frame]
-    )[0]
+    [detector_box] = pose_estimator(backend, replace(calibrated.evidence, extent_keypoint_score=None)).detect([frame])[
+        0
+    ]
     [man] = calibrated.detect([frame])[0]
     area = frame.shape[0] * frame.shape[1]
     assert (detector_box.box[2] - detector_box.box[0]) * (detector_box.box[3] - detector_box.box[1]) < 0.1 * area
@@ -167,8 +168,8 @@ def test_a_box_inside_a_persons_box_is_a_part_of_that_person(
     # Boxes as detected (not grown to keypoints, where the part would also merge into its person).
     frame = frame_at(shared_videos, "corpus/hug_two_men_lab.mp4", 1.53287)
     detected = replace(calibrated.evidence, extent_keypoint_score=None)
-    with_parts = PoseEstimator(backend, evidence=replace(detected, max_containment=1.0)).detect([frame])[0]
-    people = PoseEstimator(backend, evidence=detected).detect([frame])[0]
+    with_parts = pose_estimator(backend, replace(detected, max_containment=1.0)).detect([frame])[0]
+    people = pose_estimator(backend, detected).detect([frame])[0]
     assert len(with_parts) == 3 and len(people) == 2
     assert len(calibrated.detect([frame])[0]) == 2
     [part] = [d for d in with_parts if not any(np.array_equal(d.box, p.box) for p in people)]
@@ -177,9 +178,9 @@ def test_a_box_inside_a_persons_box_is_a_part_of_that_person(
 
 
 def test_the_floor_is_the_lower_threshold_and_given_keypoints_are_kept(backend: CountingBackend) -> None:
-    estimator = PoseEstimator(backend, evidence=PersonEvidence(min_score=0.4, min_score_with_body=0.2))
+    estimator = pose_estimator(backend, replace(detector_only(0.4), min_score_with_body=0.2))
     assert estimator.evidence.floor == 0.2
-    assert PersonEvidence(min_score=0.4).floor == 0.4
+    assert detector_only(0.4).floor == 0.4
     # a detection handed in by a caller keeps its keypoints through estimate()
     keypoints = np.zeros((contract.NUM_KEYPOINTS, 3), np.float32)
     detection = Detection(np.array([0, 0, 10, 10], np.float32), 0.5, keypoints)
