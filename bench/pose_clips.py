@@ -76,7 +76,12 @@ def main() -> None:
         videos = sorted(store.iterdir())
         with EmbeddedTriton(report.repository, find_python(settings.triton_python), TritonPorts.free()) as triton:
             print(f"Triton ready in {triton.ready_s:.1f} s serving {', '.join(triton.models)}")
-            with TritonInference(triton.url, settings.triton_timeout_s, settings.triton_retries, 8) as backend:
+            with TritonInference(
+                triton.url,
+                timeout_s=settings.triton_timeout_s,
+                retries=settings.triton_retries,
+                max_batch_size=settings.triton_max_batch_size,
+            ) as backend:
                 analyzer = ClipAnalyzer(settings, storage, PoseEstimator.from_settings(backend, settings))
                 print(ROW.format("clip", "verdict", "decoded", "of clip", "ratio", "wall s"))
                 total_s, clips, decoded, frames = 0.0, 0, 0, 0

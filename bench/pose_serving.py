@@ -132,13 +132,17 @@ def main() -> None:
                 if batch > max(config.max_batch_size, 1):
                     continue
                 images = np.random.default_rng(batch).integers(0, 256, (batch, height, width, 3), dtype=np.uint8)
-                clients = [TritonInference(server.url, timeout_s=60, max_batch_size=batch)]
+                clients = [
+                    TritonInference(server.url, timeout_s=60, retries=settings.triton_retries, max_batch_size=batch)
+                ]
                 sides: dict[str, Callable[[], object]] = {
                     "in-process": lambda: local.infer(name, images),  # noqa: B023
                     "triton": lambda c=clients[0]: c.infer(name, images),  # noqa: B023
                 }
                 if batch > 1:
-                    clients.append(TritonInference(server.url, timeout_s=60, max_batch_size=1))
+                    clients.append(
+                        TritonInference(server.url, timeout_s=60, retries=settings.triton_retries, max_batch_size=1)
+                    )
                     sides[f"triton {batch}x1"] = lambda c=clients[1]: c.infer(name, images)  # noqa: B023
                 trees = {side: [] if side == "in-process" else server.tree for side in sides}
                 measured = compare(sides, trees, batch, args.seconds)

@@ -97,15 +97,17 @@ class PersonAttributes:
 
 @dataclass(frozen=True)
 class FaceSettings:
-    samples_per_track: int = 8
-    min_keypoint_score: float = 0.3
-    min_detector_score: float = 0.5
-    min_size_px: float = 32.0
-    min_faces: int = 2
-    male_boundary: float = 0.6
-    gender_margin: float = 0.15
-    age_min_confidence: float = 0.5
-    max_batch_size: int = 8
+    """The face reading's tunables, read from the pose settings (HAIC_FACE_*, HAIC_TRITON_MAX_BATCH_SIZE)."""
+
+    samples_per_track: int
+    min_keypoint_score: float
+    min_detector_score: float
+    min_size_px: float
+    min_faces: int
+    male_boundary: float
+    gender_margin: float
+    age_min_confidence: float
+    max_batch_size: int
 
     @classmethod
     def from_settings(cls, settings: PoseServiceSettings) -> FaceSettings:
@@ -188,7 +190,7 @@ def pool(faces: Sequence[FaceObservation], samples_tried: int, settings: FaceSet
 class FaceAttributeEstimator:
     """Runs the two face models on an InferenceBackend (Triton or onnxruntime) for person tracks."""
 
-    def __init__(self, backend: InferenceBackend, settings: FaceSettings = FaceSettings()) -> None:
+    def __init__(self, backend: InferenceBackend, settings: FaceSettings) -> None:
         self.backend = backend
         self.settings = settings
 

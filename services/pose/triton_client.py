@@ -81,11 +81,15 @@ class TritonInference:
     def __init__(
         self,
         url: str,
-        timeout_s: float = 30.0,
-        retries: int = 3,
-        max_batch_size: int = 8,
+        *,
+        timeout_s: float,
+        retries: int,
+        max_batch_size: int,
         backoff_s: float = 0.25,
     ) -> None:
+        """timeout_s, retries and max_batch_size: the service passes HAIC_TRITON_TIMEOUT_S, HAIC_TRITON_RETRIES
+        and HAIC_TRITON_MAX_BATCH_SIZE. backoff_s, the first wait before a retry (doubling each time), is the
+        client's own pacing, not a tunable of the pipeline."""
         if max_batch_size < 1 or retries < 1:
             raise ValueError("max_batch_size and retries must be at least 1")
         self.url = url

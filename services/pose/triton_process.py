@@ -265,7 +265,8 @@ class EmbeddedTriton:
 
     def _wait_ready(self, started: float) -> None:
         assert self.process is not None
-        with TritonInference(self.url, timeout_s=2.0, retries=1) as client:
+        # a readiness probe: short deadline, one attempt, and no images sent (any batch size will do)
+        with TritonInference(self.url, timeout_s=2.0, retries=1, max_batch_size=1) as client:
             while not client.is_ready(tuple(self.models)):
                 self._record_tree()
                 if self.process.poll() is not None:

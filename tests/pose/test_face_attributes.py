@@ -80,7 +80,16 @@ def _face(male: float, age: int) -> FaceObservation:
 
 
 def test_pooling_asserts_only_what_the_faces_clearly_support() -> None:
-    rules = FaceSettings(min_faces=2, male_boundary=0.6, gender_margin=0.2, age_min_confidence=0.5)
+    rules = FaceSettings.from_settings(
+        Settings().model_copy(
+            update={
+                "face_min_faces": 2,
+                "face_male_boundary": 0.6,
+                "face_gender_margin": 0.2,
+                "face_age_min_confidence": 0.5,
+            }
+        )
+    )
     clear = pool([_face(0.95, 27), _face(0.9, 31)], 2, rules)
     assert (clear.gender, clear.age_group, clear.faces_seen) == ("male", "young adult", 2)
     assert clear.age_years == pytest.approx(29.0) and clear.gender_confidence == pytest.approx(0.925)
@@ -198,13 +207,15 @@ def test_face_models_through_triton_give_the_in_process_attributes(
     except TritonEnvironmentError as exc:
         pytest.skip(str(exc))
     frames, track = _one_person_track(local_backend, build.SAMPLE_VIDEO, 6)
-    expected = FaceAttributeEstimator(local_backend).faces(frames, [track])[0][0]
+    expected = FaceAttributeEstimator(local_backend, FaceSettings.from_settings(Settings())).faces(frames, [track])[0][
+        0
+    ]
     with (
         EmbeddedTriton(built_models.repository, python, TritonPorts.free()) as server,
-        TritonInference(server.url, timeout_s=60, max_batch_size=8) as client,
+        TritonInference(server.url, timeout_s=60, retries=Settings().triton_retries, max_batch_size=8) as client,
     ):
         assert {contract.FACE_DETECTOR, contract.FACE_ATTRIBUTES} <= set(server.models)
-        served = FaceAttributeEstimator(client).faces(frames, [track])[0][0]
+        served = FaceAttributeEstimator(client, FaceSettings.from_settings(Settings())).faces(frames, [track])[0][0]
         [attributes] = estimate_attributes(client, frames, [track], Settings()).values()
     assert len(served) == len(expected) >= 3
     for got, want in zip(served, expected, strict=True):

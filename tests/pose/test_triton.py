@@ -251,7 +251,7 @@ def test_a_batch_of_20_goes_in_requests_of_at_most_max_batch_and_comes_back_in_o
 
 def test_the_dynamic_batcher_merges_concurrent_requests(triton_server: EmbeddedTriton) -> None:
     # max_batch_size=1 on the client: eight single-image requests in flight at once.
-    with TritonInference(triton_server.url, timeout_s=10, max_batch_size=1) as single:
+    with TritonInference(triton_server.url, timeout_s=10, retries=3, max_batch_size=1) as single:
         executions_before = triton_metric(triton_server, "nv_inference_exec_count", POSE_ESTIMATOR)
         count_before = triton_metric(triton_server, "nv_inference_count", POSE_ESTIMATOR)
         single.infer(POSE_ESTIMATOR, images(8, POSE_HEIGHT, POSE_WIDTH))
@@ -396,7 +396,7 @@ def test_the_built_models_through_triton_equal_onnxruntime_in_process(
     local = OnnxRuntimeInference(repository, threads=1)
     with (
         EmbeddedTriton(repository, triton_python, TritonPorts.free(), threads=1) as server,
-        TritonInference(server.url, timeout_s=60, max_batch_size=MAX_BATCH) as client,
+        TritonInference(server.url, timeout_s=60, retries=3, max_batch_size=MAX_BATCH) as client,
     ):
         assert sorted(server.models) == sorted(d.name for d in models(repository))
         for name in server.models:
