@@ -144,23 +144,20 @@ TROUSERS_SKIN = 0.2
 TROUSERS_SAME_CLOTH = 0.4
 
 
-_SETTINGS = CaptionerServiceSettings.model_fields
-
-
 class AppearanceError(ValueError):
     """Raised for inputs the appearance reader cannot use (wrong pixel or keypoint shapes)."""
 
 
 @dataclass(frozen=True)
 class ColourThresholds:
-    """The evidence a garment colour needs before it is stated (CaptionerServiceSettings.appearance_* carry them)."""
+    """The evidence a garment colour needs before it is stated, read from the captioner's settings
+    (HAIC_APPEARANCE_*: ``from_settings``)."""
 
-    # Defaults are the settings' defaults (one source for both).
-    min_samples: int = _SETTINGS["appearance_min_samples"].default  # frames the region shows person pixels in
-    min_region_pixels: int = _SETTINGS["appearance_min_region_pixels"].default  # per frame, to count as seen
-    min_share: float = _SETTINGS["appearance_min_colour_share"].default  # of the pooled person pixels
-    min_agreement: float = _SETTINGS["appearance_min_agreement"].default  # of the frames' own dominant colours
-    bare_skin_share: float = _SETTINGS["appearance_bare_skin_share"].default  # torso skin share, pooled and per frame
+    min_samples: int  # frames the region shows person pixels in
+    min_region_pixels: int  # per frame, to count as seen
+    min_share: float  # of the pooled person pixels
+    min_agreement: float  # of the frames' own dominant colours
+    bare_skin_share: float  # torso skin share, pooled and per frame
 
     @classmethod
     def from_settings(cls, settings: CaptionerServiceSettings) -> ColourThresholds:
@@ -560,7 +557,7 @@ def _bare(region: _RegionPixels, thresholds: ColourThresholds) -> bool:
 
 def describe_appearance_with_evidence(
     samples: Sequence[tuple[np.ndarray, events_pb2.PoseSample]],
-    thresholds: ColourThresholds | None = None,
+    thresholds: ColourThresholds,
 ) -> tuple[events_pb2.SubjectAttributes, dict[str, dict[str, float]]]:
     """Garments of one person pooled over several (RGB frame, pose sample) pairs, with evidence.
 
@@ -570,7 +567,6 @@ def describe_appearance_with_evidence(
     "knee_skin_share" and "knee_same_cloth_share" behind the shorts / trousers choice. Footage without
     colour gives {"monochrome": {"frames": n}} and no garment.
     """
-    thresholds = thresholds or ColourThresholds()
     attributes = events_pb2.SubjectAttributes()
     if samples and all(is_monochrome(frame) for frame, _ in samples):
         return attributes, {"monochrome": {"frames": float(len(samples))}}
@@ -629,7 +625,7 @@ def _bottom_item(lower: _RegionPixels, knee: _RegionPixels, centres: np.ndarray)
 
 def describe_appearance(
     samples: Sequence[tuple[np.ndarray, events_pb2.PoseSample]],
-    thresholds: ColourThresholds | None = None,
+    thresholds: ColourThresholds,
 ) -> events_pb2.SubjectAttributes:
     """describe_appearance_with_evidence without the evidence."""
     return describe_appearance_with_evidence(samples, thresholds)[0]

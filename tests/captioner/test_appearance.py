@@ -4,6 +4,7 @@ the juggling sample, and people of the shared labelled videos against their labe
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -31,9 +32,12 @@ from services.captioner.appearance import (
     skin_share,
 )
 from services.core.caption_text import describe_person
+from services.core.settings import CaptionerServiceSettings, load
 from services.core.video import VideoInfo, VideoReader
 from services.pose.contract import COCO_KEYPOINTS
 
+# The colour evidence as the captioner reads it from its settings.
+COLOURS = ColourThresholds.from_settings(load(CaptionerServiceSettings))
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "juggle_one_person.mp4"
 
 # Each vocabulary colour with a typical, a dark and a bright or washed-out variant (RGB).
@@ -221,7 +225,7 @@ def _people(count: int = 3, **drawing: object) -> list[tuple[np.ndarray, events_
 
 
 def test_regions_pick_red_top_and_blue_trousers_on_grass() -> None:
-    attributes, evidence = describe_appearance_with_evidence(_people(3))
+    attributes, evidence = describe_appearance_with_evidence(_people(3), COLOURS)
     assert [(g.item, g.color) for g in attributes.clothing] == [("top", "red"), ("trousers", "blue")]
     assert attributes.gender == "" and attributes.age_group == ""
     assert evidence["upper"]["samples"] == 3 and evidence["upper"]["share"] >= 0.9
@@ -231,21 +235,21 @@ def test_regions_pick_red_top_and_blue_trousers_on_grass() -> None:
 
 
 def test_bare_knees_make_shorts() -> None:
-    attributes, evidence = describe_appearance_with_evidence(_people(2, shorts=True))
+    attributes, evidence = describe_appearance_with_evidence(_people(2, shorts=True), COLOURS)
     assert [(g.item, g.color) for g in attributes.clothing] == [("top", "red"), ("shorts", "blue")]
     assert evidence["lower"]["knee_skin_share"] >= 0.5
 
 
 def test_one_frame_is_not_enough_evidence() -> None:
     # The default asks for two frames: one frame's colour may be a passing shadow or a reflection.
-    attributes, evidence = describe_appearance_with_evidence(_people(1))
+    attributes, evidence = describe_appearance_with_evidence(_people(1), COLOURS)
     assert list(attributes.clothing) == []
     assert evidence["upper"]["stated"] == 0.0 and evidence["upper"]["samples"] == 1
-    assert describe_appearance(_people(1), ColourThresholds(min_samples=1)).clothing[0].color == "red"
+    assert describe_appearance(_people(1), replace(COLOURS, min_samples=1)).clothing[0].color == "red"
 
 
 def test_a_skin_torso_is_a_bare_torso_not_a_colour() -> None:
-    attributes, evidence = describe_appearance_with_evidence(_people(3, top=SKIN))
+    attributes, evidence = describe_appearance_with_evidence(_people(3, top=SKIN), COLOURS)
     assert [(g.item, g.color) for g in attributes.clothing] == [(BARE_TORSO, ""), ("trousers", "blue")]
     assert evidence["upper"]["skin_share"] >= 0.9
     assert label_for(attributes, 0) == "the shirtless person in the blue trousers"
@@ -256,21 +260,21 @@ def test_hands_held_in_front_of_the_chest_do_not_vote() -> None:
     regions = body_regions(samples[0][1], samples[0][0].shape[:2])
     hands = np.all(samples[0][0] == SKIN, axis=2)
     assert hands.sum() > 1000 and not (regions["upper"] & hands).any()
-    attributes, evidence = describe_appearance_with_evidence(samples)
+    attributes, evidence = describe_appearance_with_evidence(samples, COLOURS)
     assert attributes.clothing[0].color == "red" and evidence["upper"]["skin_share"] < 0.02
 
 
 def test_a_top_the_colour_of_the_background_gives_no_evidence() -> None:
     # A green top on grass: the region cannot be told from the surroundings, so no colour is stated
     # for it (rather than naming what is left: seams, shadows, the background itself).
-    attributes, evidence = describe_appearance_with_evidence(_people(3, top=GRASS))
+    attributes, evidence = describe_appearance_with_evidence(_people(3, top=GRASS), COLOURS)
     assert [(g.item, g.color) for g in attributes.clothing] == [("trousers", "blue")]
     assert evidence["lower"]["background_share"] < 0.05
     assert "upper" not in evidence
 
 
 def test_black_and_white_footage_states_no_colour() -> None:
-    attributes, evidence = describe_appearance_with_evidence(_people(3, monochrome=True))
+    attributes, evidence = describe_appearance_with_evidence(_people(3, monochrome=True), COLOURS)
     assert list(attributes.clothing) == []
     assert evidence == {"monochrome": {"frames": 3.0}}
 
@@ -281,7 +285,7 @@ def test_half_body_shot_reads_the_chest() -> None:
     regions = body_regions(samples[0][1], samples[0][0].shape[:2])
     assert set(regions) == {"upper"}
     assert (np.abs(samples[0][0][regions["upper"]].astype(int) - RED).sum(axis=1) < 40).mean() >= 0.95
-    assert [(g.item, g.color) for g in describe_appearance(samples).clothing] == [("top", "red")]
+    assert [(g.item, g.color) for g in describe_appearance(samples, COLOURS).clothing] == [("top", "red")]
 
 
 def test_regions_stay_inside_the_drawn_body() -> None:
@@ -296,9 +300,13 @@ def test_regions_stay_inside_the_drawn_body() -> None:
 
 def test_missing_keypoints_skip_their_region() -> None:
     samples = _people(2)
-    no_knees = describe_appearance([(image, _pose(STICK, missing=("left_knee", "right_knee"))) for image, _ in samples])
+    no_knees = describe_appearance(
+        [(image, _pose(STICK, missing=("left_knee", "right_knee"))) for image, _ in samples], COLOURS
+    )
     assert [g.item for g in no_knees.clothing] == ["top"]
-    no_shoulder = describe_appearance([(image, _pose(STICK, missing=("left_shoulder",))) for image, _ in samples])
+    no_shoulder = describe_appearance(
+        [(image, _pose(STICK, missing=("left_shoulder",))) for image, _ in samples], COLOURS
+    )
     assert [g.item for g in no_shoulder.clothing] == ["trousers"]
 
 
@@ -311,7 +319,7 @@ def test_navy_trousers_whose_folds_read_black_stay_navy() -> None:
         image[legs] = NAVY
         image[folds] = (12, 14, 26)
         samples.append((image, sample))
-    attributes, evidence = describe_appearance_with_evidence(samples)
+    attributes, evidence = describe_appearance_with_evidence(samples, COLOURS)
     assert [(g.item, g.color) for g in attributes.clothing] == [("top", "red"), ("trousers", "navy")]
     assert evidence["lower"]["share"] >= 0.9
 
@@ -411,7 +419,7 @@ def test_juggler_wears_a_gray_top_and_navy_trousers() -> None:
     with VideoReader(SAMPLE) as reader:
         frames = dict(reader.frames_at(sorted(JUGGLER)))
     samples = [(frames[t], _pose(points, t_s=t)) for t, points in JUGGLER.items()]
-    attributes, evidence = describe_appearance_with_evidence(samples)
+    attributes, evidence = describe_appearance_with_evidence(samples, COLOURS)
     assert [(g.item, g.color) for g in attributes.clothing] == [("top", "gray"), ("trousers", "navy")]
     assert evidence["upper"]["samples"] == 3 and evidence["lower"]["samples"] == 3
     assert evidence["upper"]["agreement"] >= 2 / 3 and evidence["lower"]["agreement"] >= 2 / 3
@@ -456,7 +464,7 @@ def test_top_colours_of_labelled_people(video: str, shared_videos: Path) -> None
         frames = dict(reader.frames_at(times))
     for track in clip.dense_tracks:
         subject = label["subjects"][track.track_id]
-        attributes, evidence = describe_appearance_with_evidence([(frames[s.t_s], s) for s in track.samples])
+        attributes, evidence = describe_appearance_with_evidence([(frames[s.t_s], s) for s in track.samples], COLOURS)
         tops = [(g.item, g.color) for g in attributes.clothing if g.item in (TOP_ITEM, BARE_TORSO)]
         expected = _expected_top(subject["top"])
         assert tops == ([expected] if expected else []), (track.track_id, subject, evidence)
