@@ -342,6 +342,9 @@ def test_a_reviewer_reviews_the_sample_clip_end_to_end(
     driver.find_element("id", "approve-rest").click()
     driver.find_element("id", "submit-review").click()
     _wait(driver, lambda d: "now checked" in d.find_element("id", "flash").text, "the check saved")
+    assert "Against the review you checked: caption agrees" in driver.find_element("id", "flash").text
+    agreement = "Agreement of 1 check on 1 clip: captions 100.0%"
+    _wait(driver, lambda d: d.find_element("id", "agreement").text.startswith(agreement), "the agreement report")
     Select(driver.find_element("css selector", '#filters [name="state"]')).select_by_value("all")
     driver.find_element("css selector", '#filters button[type="submit"]').click()
     _wait(driver, lambda d: "checked" in _row(d, clip).text and "alice, bob" in _row(d, clip).text, "checked")

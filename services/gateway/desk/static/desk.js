@@ -266,6 +266,30 @@ async function showQueue() {
   $("queue-page").textContent = page.total ? `page ${Math.floor(state.queue.offset / QUEUE_PAGE) + 1}` : "";
   $("queue-prev").disabled = state.queue.offset === 0;
   $("queue-next").disabled = last >= page.total;
+  showAgreement();
+}
+
+const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+const percent = (share) => (share === null || share === undefined ? "–" : `${(share * 100).toFixed(1)}%`);
+
+// How far second reviewers agree with the first (for the video filtered on, else everything).
+async function showAgreement() {
+  const box = $("agreement");
+  const params = new URLSearchParams();
+  if (state.queue.filters.video_id) params.set("video_id", state.queue.filters.video_id);
+  try {
+    const report = await api("GET", `/v1/review/agreement?${params}`);
+    box.textContent = report.checks
+      ? `Agreement of ${plural(report.checks, "check")} on ${plural(report.checked_clips, "clip")}: ` +
+        `captions ${percent(report.caption_agreement)}, ` +
+        `QA items ${percent(report.item_agreement)} of ${report.items_compared}` +
+        Object.entries(report.by_category || {})
+          .map(([slug, c]) => ` · ${slug} ${percent(c.share)}`)
+          .join("")
+      : "No review has been checked by a second person yet.";
+  } catch {
+    box.textContent = ""; // the queue works without it
+  }
 }
 
 function applyFilters(event) {
@@ -1126,7 +1150,14 @@ async function submitReview() {
     const result = await api("POST", `/v1/review/clips/${encodeURIComponent(clipId)}/reviews`, body);
     state.queue.lastReviewed = clipId;
     goToQueue();
-    flash(`Review ${result.review_id} saved: clip ${clipId} is now ${result.review_state}.`);
+    let agreement = "";
+    if (result.agreement) {
+      const a = result.agreement;
+      agreement =
+        ` Against the review you checked: caption ${a.caption_agrees ? "agrees" : "differs"}, ` +
+        `${a.items_agreed} of ${a.items_compared} items agree.`;
+    }
+    flash(`Review ${result.review_id} saved: clip ${clipId} is now ${result.review_state}.${agreement}`);
   } catch (error) {
     if (error.code === "review_pending") {
       // Published, not yet applied by the catalog: it will be; the queue may show the old state for a while.
