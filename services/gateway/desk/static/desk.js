@@ -858,7 +858,7 @@ function addInteraction() {
 
 // Problems by path: next to the field whose data-path is the path, else its nearest ancestor path that has one
 // (`subjects[0].actions` lands on the subject), else in the list under the rendered text.
-function placeProblems(root, problems, fallbackList, prefix = "") {
+function placeProblems(root, problems, fallbackList) {
   for (const old of root.querySelectorAll(".problem")) old.remove();
   for (const invalid of root.querySelectorAll('[aria-invalid="true"]')) invalid.removeAttribute("aria-invalid");
   for (const described of root.querySelectorAll("[aria-describedby]")) described.removeAttribute("aria-describedby");
@@ -867,7 +867,7 @@ function placeProblems(root, problems, fallbackList, prefix = "") {
     let path = problem.path || "";
     let target = null;
     while (path) {
-      target = root.querySelector(`[data-path="${CSS.escape(prefix + path)}"]`);
+      target = root.querySelector(`[data-path="${CSS.escape(path)}"]`);
       if (target) break;
       const cut = Math.max(path.lastIndexOf("."), path.lastIndexOf("["));
       path = cut > 0 ? path.slice(0, cut) : "";
