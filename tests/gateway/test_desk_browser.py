@@ -210,6 +210,10 @@ def test_a_reviewer_reviews_the_sample_clip_end_to_end(
     assert driver.find_element("id", "playhead-time").text.startswith("t = ")
     bars = driver.find_elements("css selector", "#timeline .bar")
     assert [bar.text for bar in bars] == [a.verb_phrase for a in clip.caption.subjects[0].actions]
+    # the keyboard: l goes one second on (the focus on the page, not in a field)
+    before_key = _current_time(driver)
+    driver.find_element("id", "clip-title").send_keys("l")
+    _wait(driver, lambda d: abs(_current_time(d) - (before_key + 1.0)) < 0.05, "l to go one second on")
     bars[-1].click()  # a bar seeks to its action's start
     start = clip.caption.subjects[0].actions[-1].start_s - clip.verdict.span.start_s
     _wait(driver, lambda d: abs(_current_time(d) - start) < 0.1, "the seek to the action's start")

@@ -1201,6 +1201,28 @@ function showSubmitProblems(problems) {
   for (const problem of rest) list.append(el("li", { text: problem.path ? `${problem.path}: ${problem.message}` : problem.message }));
 }
 
+// The player from the keyboard anywhere on the clip but in a field: k plays or pauses, j / l go 1 s back / on,
+// , / . one frame (the clip's fps).
+function playerKeys(event) {
+  if ($("clip").hidden || !state.view || event.ctrlKey || event.metaKey || event.altKey) return;
+  const target = event.target;
+  if (target instanceof HTMLElement && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName))) return;
+  const video = $("video");
+  const frame = 1 / (state.view.clip.fps || 25);
+  const steps = { j: -1, l: 1, ",": -frame, ".": frame };
+  if (event.key === "k") {
+    if (video.paused) video.play();
+    else video.pause();
+  } else if (event.key in steps) {
+    video.pause();
+    const end = state.view.clip.end_s - state.view.clip.start_s;
+    video.currentTime = Math.min(end, Math.max(0, video.currentTime + steps[event.key]));
+  } else {
+    return;
+  }
+  event.preventDefault();
+}
+
 // ---------------------------------------------------------------- start
 
 function wire() {
@@ -1236,6 +1258,7 @@ function wire() {
   }
   $("submit-review").addEventListener("click", submitReview);
   window.addEventListener("hashchange", route);
+  document.addEventListener("keydown", playerKeys);
 }
 
 async function start() {
