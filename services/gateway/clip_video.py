@@ -26,7 +26,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
-from services.core.clip_cut import RECIPE, ClipCutError, cut_clip
+from services.core.clip_cut import PREVIEW_RECIPE, ClipCutError, cut_clip
 from services.core.settings import StorageSettings
 from services.core.storage import ObjectNotFoundError, Storage, StorageError
 from services.gateway.auth import require_caller
@@ -67,10 +67,10 @@ class ClipVideos:
         self._turns = threading.BoundedSemaphore(MAX_CONCURRENT_CUTS)
         self.root.mkdir(parents=True, exist_ok=True)
         marker = self.root / "RECIPE"
-        if not marker.is_file() or marker.read_text() != RECIPE:
+        if not marker.is_file() or marker.read_text() != PREVIEW_RECIPE.name:
             for old in self.root.glob("*.mp4"):
                 old.unlink(missing_ok=True)
-            marker.write_text(RECIPE)
+            marker.write_text(PREVIEW_RECIPE.name)
 
     @contextlib.contextmanager
     def _clip_lock(self, clip_id: str) -> Iterator[None]:
@@ -103,7 +103,7 @@ class ClipVideos:
         clip_id, video_id = row["clip_id"], row["video_id"]
         try:
             with self.storage.local_path(row["storage_uri"]) as source:
-                frames = cut_clip(source, float(row["start_s"]), float(row["end_s"]), target, clip_id)
+                frames = cut_clip(source, float(row["start_s"]), float(row["end_s"]), target, clip_id, PREVIEW_RECIPE)
         except ObjectNotFoundError as exc:
             raise ClipVideoError(
                 "source_missing",
