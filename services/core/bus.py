@@ -445,6 +445,7 @@ class Worker:
         self.producer = producer or EventProducer(settings, service, transactional_id=transactional_id)
         self.consumer: KafkaConsumer | None = None
         self.assigned = threading.Event()  # set while the group has given this worker its partitions
+        self._lag_reported: set[TopicPartition] = set()  # partitions this worker has a lag gauge for
         self._stop = threading.Event()
         self._signals = 0
 
@@ -626,9 +627,18 @@ class Worker:
 
     def _update_lag(self) -> None:
         assert self.consumer is not None
-        for tp in self.consumer.assignment():
+        assignment = set(self.consumer.assignment())
+        # A partition no longer held is another member's to report. The revocation callback removes its gauge,
+        # but kafka-python does not call it on every path that loses partitions (a launched stack's pose worker
+        # went on reporting all four partitions of its input after a rebalance had given two to its peer).
+        for tp in self._lag_reported - assignment:
+            with contextlib.suppress(KeyError):
+                metrics.CONSUMER_LAG.remove(self.service, tp.topic, str(tp.partition))
+        self._lag_reported &= assignment
+        for tp in assignment:
             highwater = self.consumer.highwater(tp)
             if highwater is None:
                 continue
             lag = max(0, highwater - self.consumer.position(tp))
             metrics.CONSUMER_LAG.labels(self.service, tp.topic, str(tp.partition)).set(lag)
+            self._lag_reported.add(tp)

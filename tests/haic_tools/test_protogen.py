@@ -31,5 +31,6 @@ def test_every_topic_has_a_contract_message() -> None:
         "haic.v1.Caption",
         "haic.v1.QASet",
         "haic.v1.ScoreRecord",
+        "haic.v1.Review",
         "haic.v1.DeadLetter",
     } == names
