@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -127,6 +128,28 @@ def is_running(process: ProcessId) -> bool:
     return stat is not None and stat[2] == process.start and stat[0] not in ("Z", "X")
 
 
+# PyTriton names its shared-memory regions `pytrtion<pid of the server's Python process>-...` and unlinks them
+# on a clean stop; a crashed or SIGKILLed server leaves them in /dev/shm (4 to 12 MB each) for good.
+_PYTRITON_SHM = re.compile(r"^pytrtion(\d+)-")
+SHARED_MEMORY_DIR = Path("/dev/shm")
+
+
+def remove_orphaned_shared_memory(directory: Path = SHARED_MEMORY_DIR) -> list[str]:
+    """Unlinks the PyTriton regions whose process no longer runs; returns their names. Those of a live process
+    (another Triton on this machine) are left alone."""
+    removed = []
+    for entry in directory.glob("pytrtion*"):
+        match = _PYTRITON_SHM.match(entry.name)
+        if match is None or Path(f"/proc/{match.group(1)}").exists():
+            continue
+        with contextlib.suppress(FileNotFoundError):  # its owner's resource tracker may unlink it first
+            entry.unlink()
+            removed.append(entry.name)
+    if removed:
+        log.warning("removed %d shared-memory regions left by stopped Triton servers", len(removed))
+    return removed
+
+
 def find_python(python: Path) -> Path:
     """The .venv-triton interpreter: as given, else relative to the repository root."""
     found = find_interpreter(python)
@@ -209,6 +232,7 @@ class EmbeddedTriton:
         if self.process is not None:
             raise TritonProcessError("already started")
         python = find_python(self.python)
+        remove_orphaned_shared_memory()
         self.models = self._check_repository()
         self._check_ports()
         if self.workspace is None:

@@ -49,6 +49,7 @@ from services.pose.triton_process import (
     TritonStartError,
     find_python,
     is_running,
+    remove_orphaned_shared_memory,
 )
 
 pytestmark = pytest.mark.triton
@@ -408,3 +409,16 @@ def test_the_built_models_through_triton_equal_onnxruntime_in_process(
             for output, value in expected.items():
                 assert served[output].shape == value.shape and served[output].dtype == value.dtype, (name, output)
                 np.testing.assert_allclose(served[output], value, rtol=1e-5, atol=1e-5, err_msg=f"{name}.{output}")
+
+
+def test_shared_memory_of_a_stopped_server_is_removed_and_a_live_ones_kept(tmp_path: Path) -> None:
+    # PyTriton's regions are named after the server's Python process; a crashed server's stay in /dev/shm.
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    orphan = tmp_path / f"pytrtion{dead.pid}-0123abcd-region"
+    live = tmp_path / f"pytrtion{os.getpid()}-0123abcd-region"
+    other = tmp_path / "PostgreSQL.1234"
+    for path in (orphan, live, other):
+        path.write_bytes(b"\0" * 16)
+    assert remove_orphaned_shared_memory(tmp_path) == [orphan.name]
+    assert not orphan.exists() and live.exists() and other.exists()
