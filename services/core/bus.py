@@ -192,8 +192,10 @@ class ConsumerLag:
 
 
 _PARTITIONS_VISIBLE_S = 15.0
-# A worker with no partitions this long after its first join joins its group again, once.
-_FIRST_ASSIGNMENT_S = 30.0
+# A worker that holds no partitions this long (after its first join, or after losing them) joins its group
+# again; the wait doubles with each rejoin that did not bring partitions, up to the maximum.
+_UNASSIGNED_REJOIN_S = 30.0
+_UNASSIGNED_REJOIN_MAX_S = 480.0
 
 
 def _grow_for_pose_workers(admin: KafkaAdminClient, wanted: int) -> None:
@@ -386,12 +388,18 @@ class EventProducer:
         self._producer.close(timeout_s)
 
 
+def _partitions(tps: Iterable[TopicPartition]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(tps)) or "none"
+
+
 class _SeekToStoredOffsets(ConsumerRebalanceListener):
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
 
     def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         self.worker.assigned.clear()
+        if revoked:  # group membership in the service's log: kafka-python's own lines are silenced
+            log.info("%s: partitions revoked: %s", self.worker.service, _partitions(revoked))
         # A partition that moved to another member of the group is that member's to report: a gauge left
         # here would repeat its lag at the time it moved, for as long as this process runs.
         for tp in revoked:
@@ -408,6 +416,7 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):
                     consumer.seek_to_beginning(tp)
                 else:
                     consumer.seek(tp, offset)
+        log.info("%s: partitions assigned: %s", self.worker.service, _partitions(assigned))
         self.worker.assigned.set()
 
 
@@ -485,16 +494,20 @@ class Worker:
         self._await_topic_metadata()
         self.consumer.subscribe(self.input_topics, listener=_SeekToStoredOffsets(self))
         log.info("consuming %s as group %s", self.input_topics, self.group_id)
-        joined_at: float | None = time.monotonic()  # until the first assignment; None once there was one
+        unassigned_since: float | None = time.monotonic()  # None while partitions are held
+        patience_s = _UNASSIGNED_REJOIN_S
         try:
             while not self._stop.is_set():
                 batches = self.consumer.poll(timeout_ms=300)
-                if joined_at is not None:
-                    if self.consumer.assignment():
-                        joined_at = None
-                    elif time.monotonic() - joined_at > _FIRST_ASSIGNMENT_S:
-                        self._join_again()
-                        joined_at = None
+                if self.consumer.assignment():
+                    unassigned_since, patience_s = None, _UNASSIGNED_REJOIN_S
+                elif unassigned_since is None:
+                    unassigned_since = time.monotonic()
+                elif time.monotonic() - unassigned_since > patience_s:
+                    self._join_again(patience_s)
+                    # a member that legitimately holds nothing (more members than partitions) rejoins ever
+                    # more rarely: each rejoin costs the group a rebalance
+                    unassigned_since, patience_s = time.monotonic(), min(2 * patience_s, _UNASSIGNED_REJOIN_MAX_S)
                 self._update_lag()
                 for records in batches.values():
                     for record in records:
@@ -507,15 +520,13 @@ class Worker:
             self.producer.close()
             log.info("worker %s stopped", self.service)
 
-    def _join_again(self) -> None:
-        """Leaves the group and joins it once more. A launched stack's worker once sat for minutes with no
-        partitions after its first join while the clips waited (kafka-python's initial join can miss the
-        assignment); a member that legitimately has none (more members than partitions) only pays one extra
-        rebalance, at its start."""
+    def _join_again(self, waited_s: float) -> None:
+        """Leaves the group and joins it once more. Launched stacks' workers have sat for minutes holding no
+        partitions while messages waited: after their first join (kafka-python's join can miss the
+        assignment), and after a restart next to a killed stack's members (a caption waited 5 minutes for
+        the QA generator)."""
         assert self.consumer is not None
-        log.warning(
-            "%s: no partitions %.0f s after joining %s; joining again", self.service, _FIRST_ASSIGNMENT_S, self.group_id
-        )
+        log.warning("%s: no partitions for %.0f s in group %s; joining again", self.service, waited_s, self.group_id)
         self.consumer.unsubscribe()
         self._await_topic_metadata()
         self.consumer.subscribe(self.input_topics, listener=_SeekToStoredOffsets(self))
